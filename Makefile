@@ -1,0 +1,168 @@
+# zookeeper: a FastCGI job service behind nginx.
+# `make` builds, `make check` tests, `make run` serves https://localhost:8443.
+# User CXXFLAGS/LDFLAGS extend ours; PREFIX and DESTDIR follow GNU conventions.
+
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+SYSCONFDIR ?= /etc
+UNITDIR    ?= /lib/systemd/system
+NGINXDIR   ?= $(SYSCONFDIR)/nginx
+DATADIR    ?= $(PREFIX)/share
+DESTDIR    ?=
+
+CXX        ?= g++
+CXXFLAGS   ?= -O2 -g
+LDFLAGS    ?=
+WARN       := -Wall -Wextra -Werror -Wshadow -Wpedantic -Wnon-virtual-dtor
+DEPFLAGS    = -MMD -MP
+
+# SANITIZER=address|undefined|thread builds into its own folder.
+SANITIZER  ?=
+ifeq ($(SANITIZER),)
+  BUILD    ?= build
+  SANFLAGS :=
+else ifneq ($(filter $(SANITIZER),address undefined thread),)
+  BUILD    ?= build/$(SANITIZER)
+  SANFLAGS := -fsanitize=$(SANITIZER) -fno-omit-frame-pointer
+else
+  $(error SANITIZER must be address, undefined or thread, not '$(SANITIZER)')
+endif
+
+ALL_CXXFLAGS = -std=c++20 $(WARN) $(SANFLAGS) -Isrc -pthread $(DEPFLAGS) $(CXXFLAGS)
+ALL_LDFLAGS  = $(SANFLAGS) -pthread $(LDFLAGS)
+LDLIBS       = -lfcgi -luuid -lsqlite3
+
+CONFIG     ?= zookeeper.conf
+VERSION    := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
+
+SRC        := $(shell find src -name '*.cpp' ! -name main.cpp | sort)
+OBJ        := $(SRC:%.cpp=$(BUILD)/%.o)
+TEST_SRC   := $(shell find tests/unit -name '*.cpp' | sort)
+TEST_OBJ   := $(TEST_SRC:%.cpp=$(BUILD)/%.o)
+BIN        := $(BUILD)/zookeeper-fcgi
+UNIT       := $(BUILD)/unit-tests
+
+.PHONY: all check unit integration run install uninstall clean bench \
+        asan tsan deps systemd-check fuzz
+
+all: $(BIN)
+
+$(BUILD)/%.o: %.cpp
+	@mkdir -p $(@D)
+	$(CXX) $(ALL_CXXFLAGS) -DZK_VERSION='"$(VERSION)"' -c $< -o $@
+
+$(BUILD)/libzookeeper.a: $(OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BIN): $(BUILD)/src/main.o $(BUILD)/libzookeeper.a
+	$(CXX) $(ALL_LDFLAGS) $^ $(LDLIBS) -o $@
+
+$(UNIT): $(TEST_OBJ) $(BUILD)/libzookeeper.a
+	$(CXX) $(ALL_LDFLAGS) $^ $(LDLIBS) -o $@
+
+# Installs missing Debian packages (as root); a no-op when all are present.
+deps:
+	@deploy/install-deps.sh
+
+# Each suite writes "passed failed" to $(BUILD)/results/; the last line sums them.
+check: deps
+	@rm -rf $(BUILD)/results && mkdir -p $(BUILD)/results
+	@$(MAKE) --no-print-directory all $(UNIT)
+	-@$(MAKE) --no-print-directory unit
+	-@$(MAKE) --no-print-directory integration
+	@tests/summary.sh $(BUILD)/results
+
+unit: $(UNIT)
+	@mkdir -p $(BUILD)/results
+	@tests/run-unit.sh $(UNIT) $(BUILD)/results/unit
+
+integration: $(BIN)
+	@mkdir -p $(BUILD)/results
+	@python3 tests/integration/run.py --bin $(BIN) --build $(BUILD) \
+	    --results $(BUILD)/results/integration
+
+run: deps $(BIN)
+	@deploy/run-stack.sh --bin $(BIN) --config $(CONFIG) --prefix $(BUILD)/run
+
+asan:
+	@$(MAKE) --no-print-directory SANITIZER=address unit
+tsan:
+	@$(MAKE) --no-print-directory SANITIZER=thread unit
+
+clean:
+	rm -rf build
+
+-include $(OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BUILD)/src/main.d
+
+# ---------------------------------------------------------------------------
+# Production install (deployment section; see README "Production").
+# `make install` puts the worker, its config, the systemd units and the nginx
+# site in place; `make uninstall` removes exactly those files. Neither starts,
+# enables or reloads anything (deploy/install.sh does that), so both work
+# with DESTDIR for packaging. An existing zookeeper.conf is never overwritten:
+# operators edit it in place; uninstall keeps it too unless it is unchanged.
+# ---------------------------------------------------------------------------
+ZK_CONFDIR   = $(SYSCONFDIR)/zookeeper
+ZK_SNIPDIR   = $(NGINXDIR)/zookeeper
+ZK_DOCDIR    = $(DATADIR)/doc/zookeeper
+ZK_LOGDIR   ?= /var/log/nginx
+# Fixed by RuntimeDirectory=zookeeper in systemd/zookeeper.service.
+ZK_SOCKET    = /run/zookeeper/zookeeper.sock
+ZK_SNIPPETS  = $(sort $(basename $(wildcard nginx/zookeeper-*.conf.in)) \
+                      $(wildcard nginx/zookeeper-*.conf))
+ZK_UNIT      = $(DESTDIR)$(UNITDIR)/zookeeper.service
+ZK_DROPIN    = $(DESTDIR)$(UNITDIR)/nginx.service.d/zookeeper.conf
+ZK_SITE      = $(DESTDIR)$(NGINXDIR)/sites-available/zookeeper
+ZK_SITE_LINK = $(DESTDIR)$(NGINXDIR)/sites-enabled/zookeeper
+
+# One substitution for every installed text file, so paths agree everywhere.
+ZK_RENDER = sed -e 's|@SOCKET@|$(ZK_SOCKET)|g' \
+                -e 's|@SNIPPETS@|$(ZK_SNIPDIR)|g' \
+                -e 's|@CONFDIR@|$(ZK_CONFDIR)|g' \
+                -e 's|@HTPASSWD@|$(ZK_CONFDIR)/operators.htpasswd|g' \
+                -e 's|@LOGDIR@|$(ZK_LOGDIR)|g' \
+                -e 's|/usr/local/bin/zookeeper-fcgi|$(BINDIR)/zookeeper-fcgi|g' \
+                -e 's|/etc/zookeeper|$(ZK_CONFDIR)|g' \
+                -e 's|/usr/local/share/doc/zookeeper|$(ZK_DOCDIR)|g'
+
+install: $(BIN)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(ZK_CONFDIR) $(DESTDIR)$(ZK_DOCDIR) \
+	    $(DESTDIR)$(UNITDIR)/nginx.service.d $(DESTDIR)$(ZK_SNIPDIR) \
+	    $(DESTDIR)$(NGINXDIR)/sites-available $(DESTDIR)$(NGINXDIR)/sites-enabled
+	install -m 0755 $(BIN) $(DESTDIR)$(BINDIR)/zookeeper-fcgi
+	@if [ -e $(DESTDIR)$(ZK_CONFDIR)/zookeeper.conf ]; then \
+	    echo "keeping existing $(DESTDIR)$(ZK_CONFDIR)/zookeeper.conf"; \
+	else \
+	    echo "install -m 0644 zookeeper.conf $(DESTDIR)$(ZK_CONFDIR)/zookeeper.conf"; \
+	    install -m 0644 zookeeper.conf $(DESTDIR)$(ZK_CONFDIR)/zookeeper.conf; \
+	fi
+	install -m 0644 zookeeper.conf $(DESTDIR)$(ZK_DOCDIR)/zookeeper.conf.example
+	$(if $(wildcard README.md),install -m 0644 README.md $(DESTDIR)$(ZK_DOCDIR)/README.md)
+	$(ZK_RENDER) systemd/zookeeper.service > $(ZK_UNIT) && chmod 0644 $(ZK_UNIT)
+	$(ZK_RENDER) systemd/nginx-zookeeper.conf > $(ZK_DROPIN) && chmod 0644 $(ZK_DROPIN)
+	$(foreach f,$(ZK_SNIPPETS),$(ZK_RENDER) $(wildcard $(f) $(f).in) \
+	    > $(DESTDIR)$(ZK_SNIPDIR)/$(notdir $(f)) && chmod 0644 $(DESTDIR)$(ZK_SNIPDIR)/$(notdir $(f));)
+	$(ZK_RENDER) nginx/site.conf.in > $(ZK_SITE) && chmod 0644 $(ZK_SITE)
+	ln -sfn ../sites-available/zookeeper $(ZK_SITE_LINK)
+
+# Directories go only when empty: another package or the operator may share them.
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/zookeeper-fcgi $(ZK_UNIT) $(ZK_DROPIN) \
+	    $(ZK_SITE) $(ZK_SITE_LINK) $(DESTDIR)$(ZK_DOCDIR)/README.md \
+	    $(DESTDIR)$(ZK_DOCDIR)/zookeeper.conf.example \
+	    $(foreach f,$(ZK_SNIPPETS),$(DESTDIR)$(ZK_SNIPDIR)/$(notdir $(f)))
+	@if cmp -s zookeeper.conf $(DESTDIR)$(ZK_CONFDIR)/zookeeper.conf; then \
+	    rm -f $(DESTDIR)$(ZK_CONFDIR)/zookeeper.conf; \
+	elif [ -e $(DESTDIR)$(ZK_CONFDIR)/zookeeper.conf ]; then \
+	    echo "keeping edited $(DESTDIR)$(ZK_CONFDIR)/zookeeper.conf"; \
+	fi
+	@for d in $(DESTDIR)$(ZK_SNIPDIR) $(DESTDIR)$(ZK_DOCDIR) \
+	    $(DESTDIR)$(UNITDIR)/nginx.service.d $(DESTDIR)$(ZK_CONFDIR); do \
+	    if [ -d $$d ]; then rmdir --ignore-fail-on-non-empty $$d; fi; \
+	done
+
+# Boots a Debian 12 container with systemd-nspawn and proves the production
+# install there (minutes; not part of `make check`).
+systemd-check:
+	@tests/systemd/check.sh

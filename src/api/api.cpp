@@ -1,0 +1,222 @@
+// Handlers for /animals, /animals/{animal}, /query/{id} and /jobs/{id}.
+// Each reads as a chain of early returns: validate, act, answer.
+
+#include "api/api.h"
+
+#include <charconv>
+#include <variant>
+
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include "api/json.h"
+#include "http/problem.h"
+#include "util/version.h"
+
+namespace zk::api {
+
+namespace {
+
+using http::problem;
+using http::ProblemKind;
+using http::Response;
+
+Response json(int status, std::string body)
+{
+    Response r;
+    r.status = status;
+    r.body = std::move(body);
+    return r;
+}
+
+Response busy(ProblemKind kind, std::string detail)
+{
+    auto r = problem(kind, detail);
+    r.header("Retry-After", std::to_string(busy_retry_after_seconds));
+    return r;
+}
+
+Response create_failed(CreateError error, const std::string& animal)
+{
+    switch (error) {
+    case CreateError::unknown_animal:
+        return problem(ProblemKind::unknown_animal, "there is no animal " + http::quote_user_text(animal) + "; see /animals");
+    case CreateError::too_many_jobs: return busy(ProblemKind::too_many_jobs, "the survey limit is reached; retry later");
+    case CreateError::queue_full: return busy(ProblemKind::queue_full, "the job queue is full; retry later");
+    case CreateError::stopping: return busy(ProblemKind::shutting_down, "the service is restarting; retry later");
+    case CreateError::store_failed:
+        return busy(ProblemKind::store_failed, "the survey could not be stored durably; retry later");
+    case CreateError::none: break;
+    }
+    return problem(ProblemKind::internal, "unexpected create outcome");
+}
+
+// The job with that id, or the answer explaining why there is none.
+std::variant<Job, Response> lookup(const JobPool& pool, const std::string& id_text)
+{
+    const auto id = JobId::parse(id_text);
+    if (!id) return problem(ProblemKind::bad_job_id, http::quote_user_text(id_text) + " is not a UUID");
+    auto found = pool.find(*id);
+    if (found.status == LookupStatus::expired)
+        return problem(ProblemKind::result_expired, "job " + id->str() + " finished and its result has expired");
+    if (found.status == LookupStatus::unknown) return problem(ProblemKind::unknown_job, "no job " + id->str());
+    return std::move(*found.job);
+}
+
+std::variant<JobFilter, Response> job_filter(const QueryParams& params)
+{
+    JobFilter f;
+    f.limit = default_page_size;
+    for (const auto& [key, value] : params) {
+        if (key == "state") {
+            for (JobState s : {JobState::queued, JobState::running, JobState::done, JobState::cancelled})
+                if (value == to_string(s)) f.state = s;
+            if (!f.state)
+                return problem(ProblemKind::bad_parameter, "state must be queued, running, done or cancelled");
+        } else if (key == "animal") {
+            f.animal = value;
+        } else if (key == "cursor") {
+            f.before = JobId::parse(value);
+            if (!f.before) return problem(ProblemKind::bad_parameter, "cursor must be a job id from a previous page");
+        } else if (key == "limit") {
+            const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), f.limit);
+            if (ec != std::errc{} || end != value.data() + value.size() || f.limit < 1 || f.limit > max_page_size)
+                return problem(ProblemKind::bad_parameter, "limit must be a whole number from 1 to " + std::to_string(max_page_size));
+        } else {
+            return problem(ProblemKind::bad_parameter,
+                           "unknown parameter " + http::quote_user_text(key) + "; expected state, animal, limit, cursor");
+        }
+    }
+    return f;
+}
+
+std::string next_link(const QueryParams& params, const std::string& cursor)
+{
+    std::string link = "/jobs?";
+    for (const auto& [key, value] : params)
+        if (key != "cursor") link.append(key).append("=").append(value).append("&");  // values were validated
+    return link.append("cursor=").append(cursor);
+}
+
+std::string retry_after(Millis remaining_ms)
+{
+    const Millis secs = (remaining_ms + 999) / 1000;
+    return std::to_string(secs < 1 ? 1 : secs);
+}
+
+}  // namespace
+
+Response Api::list_animals() const
+{
+    return json(200, json_array(pool_.rules()->vocabulary->animals()));
+}
+
+// GET keeps the original's 200; POST is the correct form and answers 202.
+Response Api::start_survey(const std::string& animal, bool post)
+{
+    auto created = pool_.create(animal);
+    if (!created.job) return create_failed(created.error, animal);
+    const std::string id = created.job->id.str();
+    auto r = json(post ? 202 : 200, json_string(id));
+    r.header("Location", "/query/" + id);
+    return r;
+}
+
+Response Api::poll(const std::string& id_text) const
+{
+    auto found = lookup(pool_, id_text);
+    if (auto* error = std::get_if<Response>(&found)) return std::move(*error);
+    const Job& job = std::get<Job>(found);
+    switch (job.state) {
+    case JobState::done: return json(200, json_string(job.result));
+    case JobState::cancelled:
+        return problem(ProblemKind::job_cancelled, "job " + job.id.str() + " was cancelled");
+    case JobState::queued:
+    case JobState::running: break;
+    }
+    auto r = json(202, json_string("..."));
+    r.header("Retry-After", retry_after(job.remaining_ms(clock_.now_ms())));
+    return r;
+}
+
+Response Api::cancel(const std::string& id_text)
+{
+    const auto id = JobId::parse(id_text);
+    if (!id) return problem(ProblemKind::bad_job_id, http::quote_user_text(id_text) + " is not a UUID");
+    switch (pool_.cancel(*id)) {
+    case CancelOutcome::cancelled:
+    case CancelOutcome::already_cancelled: return Response{204, "", {}, ""};
+    case CancelOutcome::already_done:
+        return problem(ProblemKind::job_finished, "job " + id->str() + " is done and cannot be cancelled");
+    case CancelOutcome::store_failed:
+        return busy(ProblemKind::store_failed, "the cancellation could not be stored durably; retry");
+    case CancelOutcome::unknown: break;
+    }
+    auto missing = lookup(pool_, id_text);  // tells expired from unknown
+    if (auto* error = std::get_if<Response>(&missing)) return std::move(*error);
+    return problem(ProblemKind::unknown_job, "no job " + id->str());
+}
+
+Response Api::show_job(const std::string& id_text) const
+{
+    auto found = lookup(pool_, id_text);
+    if (auto* error = std::get_if<Response>(&found)) return std::move(*error);
+    return json(200, job_json(std::get<Job>(found), clock_.now_ms()));
+}
+
+
+Response Api::list_jobs(const QueryParams& params) const
+{
+    auto parsed = job_filter(params);
+    if (auto* error = std::get_if<Response>(&parsed)) return std::move(*error);
+    JobFilter filter = std::get<JobFilter>(parsed);
+    ++filter.limit;  // one more than asked tells whether a next page exists
+    auto jobs = pool_.list(filter);
+    const bool more = jobs.size() == filter.limit;
+    if (more) jobs.pop_back();
+    const Millis now = clock_.now_ms();
+    std::string body = "{\"jobs\":[";
+    for (std::size_t i = 0; i < jobs.size(); ++i) body.append(i ? "," : "").append(job_json(jobs[i], now));
+    body.append("],\"next\":");
+    body.append(more ? json_string(next_link(params, jobs.back().id.str())) : "null");
+    body.append("}");
+    return json(200, std::move(body));
+}
+
+Response Api::health() const
+{
+    const PoolStats s = pool_.stats();
+    const Millis now = clock_.now_ms();
+    rapidjson::StringBuffer buf;
+    rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+    w.StartObject();
+    w.Key("status");
+    w.String(s.store_healthy ? "ok" : "unavailable");
+    w.Key("version");
+    w.String(version);
+    w.Key("uptime_seconds");
+    w.Double(static_cast<double>(now - metrics_.start_ms()) / 1000.0);
+    w.Key("jobs");
+    w.StartObject();
+    w.Key("queued");
+    w.Uint64(s.queued);
+    w.Key("running");
+    w.Uint64(s.running);
+    w.Key("held");
+    w.Uint64(s.held);
+    w.EndObject();
+    w.Key("store");
+    w.String(s.store_healthy ? "ok" : "failed");
+    w.EndObject();
+    return json(s.store_healthy ? 200 : 503, std::string(buf.GetString(), buf.GetSize()));
+}
+
+Response Api::metrics() const
+{
+    Response r;
+    r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    r.body = metrics_.render(pool_.stats());
+    return r;
+}
+
+}  // namespace zk::api

@@ -1,0 +1,45 @@
+// The HTTP API's handlers: each turns a routed request into a response value,
+// backed by the job pool. No FastCGI and no routing here: the dispatcher
+// calls these with decoded path parameters, and so do the unit tests.
+#pragma once
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "domain/clock.h"
+#include "api/metrics.h"
+#include "domain/job_pool.h"
+#include "http/message.h"
+
+namespace zk::api {
+
+// Seconds a client is told to wait when the pool is at a limit.
+constexpr int busy_retry_after_seconds = 2;
+// Page sizes of GET /jobs.
+constexpr std::size_t default_page_size = 50;
+constexpr std::size_t max_page_size = 500;
+
+using http::QueryParams;
+
+class Api {
+public:
+    Api(JobPool& pool, const Clock& clock, const Metrics& metrics) : pool_(pool), clock_(clock), metrics_(metrics) {}
+
+    http::Response list_animals() const;
+    http::Response start_survey(const std::string& animal, bool post);
+    http::Response poll(const std::string& id_text) const;
+    http::Response cancel(const std::string& id_text);
+    http::Response show_job(const std::string& id_text) const;
+    // Operator endpoints (nginx restricts who may call them).
+    http::Response list_jobs(const QueryParams& params) const;
+    http::Response health() const;
+    http::Response metrics() const;
+
+private:
+    JobPool& pool_;
+    const Clock& clock_;
+    const Metrics& metrics_;
+};
+
+}  // namespace zk::api

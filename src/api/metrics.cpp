@@ -1,0 +1,88 @@
+// Metric names follow Prometheus conventions: base units, _total counters.
+
+#include "api/metrics.h"
+
+#include "util/prometheus.h"
+
+namespace zk::api {
+
+namespace {
+
+const std::vector<double> request_buckets{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1};
+constexpr const char* endpoint_names[endpoint_count] = {"animals", "animal", "query", "job", "jobs", "healthz", "metrics", "none"};
+
+std::string label(const char* name, const std::string& value) { return std::string(name) + "=\"" + value + "\""; }
+
+void render_jobs(PrometheusText& p, const PoolStats& s)
+{
+    p.family("zookeeper_jobs_created_total", "counter", "Surveys accepted.");
+    p.sample("zookeeper_jobs_created_total", "", s.created_total);
+    p.family("zookeeper_jobs_completed_total", "counter", "Surveys that finished with a sentence.");
+    p.sample("zookeeper_jobs_completed_total", "", s.completed_total);
+    p.family("zookeeper_jobs_cancelled_total", "counter", "Surveys cancelled before they finished.");
+    p.sample("zookeeper_jobs_cancelled_total", "", s.cancelled_total);
+    p.family("zookeeper_jobs_expired_total", "counter", "Finished surveys removed after the result TTL.");
+    p.sample("zookeeper_jobs_expired_total", "", s.expired_total);
+    p.family("zookeeper_jobs", "gauge", "Surveys held, by state.");
+    p.sample("zookeeper_jobs", "state=\"queued\"", static_cast<std::uint64_t>(s.queued));
+    p.sample("zookeeper_jobs", "state=\"running\"", static_cast<std::uint64_t>(s.running));
+    p.sample("zookeeper_jobs", "state=\"finished\"", static_cast<std::uint64_t>(s.held - std::min(s.held, s.queued + s.running)));
+    p.family("zookeeper_survey_duration_seconds", "histogram", "Time from a survey's creation to its completion.");
+    p.histogram("zookeeper_survey_duration_seconds", "", s.survey_seconds);
+    p.family("zookeeper_survey_completion_lag_seconds", "histogram", "How late a survey completed after its deadline.");
+    p.histogram("zookeeper_survey_completion_lag_seconds", "", s.completion_lag_seconds);
+}
+
+void render_pool(PrometheusText& p, const PoolStats& s)
+{
+    p.family("zookeeper_pool_threads", "gauge", "Worker threads of the job pool.");
+    p.sample("zookeeper_pool_threads", "", static_cast<std::uint64_t>(s.pool_threads));
+    p.family("zookeeper_pool_busy_threads", "gauge", "Job pool threads running a task now.");
+    p.sample("zookeeper_pool_busy_threads", "", static_cast<std::uint64_t>(s.pool_busy));
+    p.family("zookeeper_pool_queue_depth", "gauge", "Tasks waiting for a job pool thread.");
+    p.sample("zookeeper_pool_queue_depth", "", static_cast<std::uint64_t>(s.pool_queue_depth));
+    p.family("zookeeper_timers", "gauge", "Pending completion and expiry timers.");
+    p.sample("zookeeper_timers", "", static_cast<std::uint64_t>(s.timers));
+    p.family("zookeeper_store_up", "gauge", "1 while the job store commits, 0 after a failed commit.");
+    p.sample("zookeeper_store_up", "", static_cast<std::uint64_t>(s.store_healthy ? 1 : 0));
+}
+
+}  // namespace
+
+Metrics::Metrics(Millis process_start_ms) : start_ms_(process_start_ms)
+{
+    for (auto& h : durations_) h = std::make_unique<Histogram>(request_buckets);
+}
+
+void Metrics::record_request(Endpoint endpoint, int status, double seconds)
+{
+    const auto e = static_cast<std::size_t>(endpoint);
+    std::size_t slot = statuses.size();
+    for (std::size_t i = 0; i < statuses.size(); ++i)
+        if (statuses[i] == status) slot = i;
+    counts_[e][slot].fetch_add(1, std::memory_order_relaxed);
+    durations_[e]->observe(seconds);
+}
+
+std::string Metrics::render(const PoolStats& pool) const
+{
+    PrometheusText p;
+    p.family("zookeeper_http_requests_total", "counter", "Requests answered by the worker, by route and status.");
+    for (std::size_t e = 0; e < endpoint_count; ++e)
+        for (std::size_t s = 0; s < status_slots; ++s) {
+            const auto n = counts_[e][s].load(std::memory_order_relaxed);
+            if (n == 0) continue;
+            const std::string code = s < statuses.size() ? std::to_string(statuses[s]) : "other";
+            p.sample("zookeeper_http_requests_total", label("route", endpoint_names[e]) + "," + label("status", code), n);
+        }
+    p.family("zookeeper_http_request_duration_seconds", "histogram", "Time the worker spent on a request, by route.");
+    for (std::size_t e = 0; e < endpoint_count; ++e)
+        p.histogram("zookeeper_http_request_duration_seconds", label("route", endpoint_names[e]), durations_[e]->snapshot());
+    render_jobs(p, pool);
+    render_pool(p, pool);
+    p.family("process_start_time_seconds", "gauge", "Start time of the process since the Unix epoch, in seconds.");
+    p.sample("process_start_time_seconds", "", static_cast<double>(start_ms_) / 1000.0);
+    return p.text();
+}
+
+}  // namespace zk::api

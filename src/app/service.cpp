@@ -1,0 +1,122 @@
+// Wiring and the signal loop. Shutdown order matters: acceptors first (so no
+// request can reach a stopped pool), then the pool (which persists its last
+// transitions), then the store (which commits them).
+
+#include "app/service.h"
+
+#include <chrono>
+#include <iostream>
+#include <memory>
+
+#include "api/api.h"
+#include "dispatch/dispatcher.h"
+#include "storage/sqlite_job_store.h"
+#include "transport/fcgi_server.h"
+#include "transport/signals.h"
+#include "util/log.h"
+
+namespace zk::app {
+
+namespace {
+
+constexpr int listen_fd = 0;  // FCGI_LISTENSOCK_FILENO: where spawn-fcgi puts the socket
+constexpr int exit_runtime = 1;
+constexpr int exit_config = 2;
+
+Millis to_ms(double seconds) { return static_cast<Millis>(seconds * 1000.0 + 0.5); }
+
+void apply_log_level(const Config& config, const Options& options)
+{
+    log::set_level(*log::parse_level(options.log_level.value_or(config.service.log_level)));
+}
+
+void reload(JobPool& pool, const Options& options)
+{
+    auto loaded = load_config(options.config_path);
+    if (auto* e = std::get_if<ConfigError>(&loaded)) {
+        log::error("reload_refused").kv("error", e->str());
+        return;
+    }
+    const Config& config = std::get<Config>(loaded);
+    pool.reconfigure(rules_from(config));
+    apply_log_level(config, options);
+    log::info("reloaded").kv("config", options.config_path).kv("animals", static_cast<std::int64_t>(config.animals.size()));
+}
+
+int serve(const Config& config, const Options& options)
+{
+    const std::string dir = options.state_dir.value_or(config.store.dir);
+    std::unique_ptr<storage::JobStore> store;
+    try {
+        store = std::make_unique<storage::SqliteJobStore>(dir, std::chrono::milliseconds(config.store.commit_interval_ms));
+    } catch (const storage::StoreError& e) {
+        std::cerr << "zookeeper-fcgi: " << e.what() << "\n";
+        return exit_config;
+    }
+    SystemClock clock;
+    JobPool pool(clock, store.get(), shape_from(config), rules_from(config));
+    pool.start();
+    api::Metrics metrics(clock.now_ms());
+    api::Api api(pool, clock, metrics);
+    dispatch::Dispatcher dispatcher(api, metrics);
+    transport::FcgiServer server(listen_fd, config.service.acceptor_threads,
+                                 [&](const http::Request& r) { return dispatcher.dispatch(r); });
+    server.on_fatal(transport::request_terminate);
+    server.start();
+    log::info("started").kv("config", options.config_path).kv("state_dir", dir)
+        .kv("acceptors", static_cast<std::int64_t>(config.service.acceptor_threads))
+        .kv("restored", static_cast<std::int64_t>(pool.stats().held));
+    while (transport::wait_for_signal() == transport::SignalEvent::reload) reload(pool, options);
+    log::info("stopping");
+    server.stop();
+    server.join();
+    pool.stop();
+    store->close();
+    log::info("stopped");
+    return store->healthy() ? 0 : exit_runtime;
+}
+
+}  // namespace
+
+Rules rules_from(const Config& c)
+{
+    Rules r;
+    r.vocabulary = std::make_shared<const Vocabulary>(c.animals, c.adjectives, c.verbs, c.adverbs);
+    r.workload = {to_ms(c.workload.min_seconds), to_ms(c.workload.max_seconds)};
+    r.max_jobs = c.service.max_jobs;
+    r.result_ttl_ms = to_ms(c.service.result_ttl);
+    return r;
+}
+
+PoolShape shape_from(const Config& c)
+{
+    PoolShape s;
+    s.threads = c.service.pool_threads;
+    s.queue_capacity = c.service.queue_capacity;
+    return s;
+}
+
+int run_service(const Options& options)
+{
+    auto loaded = load_config(options.config_path);
+    if (auto* e = std::get_if<ConfigError>(&loaded)) {
+        std::cerr << "zookeeper-fcgi: " << e->str() << "\n";
+        return exit_config;
+    }
+    const Config& config = std::get<Config>(loaded);
+    apply_log_level(config, options);
+    if (!transport::is_listening_socket(listen_fd)) {
+        std::cerr << "zookeeper-fcgi: file descriptor 0 is not a listening socket; start me with spawn-fcgi\n";
+        return exit_config;
+    }
+    // Before any thread exists, so every thread inherits the mask.
+    transport::block_signals();
+    try {
+        return serve(config, options);
+    } catch (const std::exception& e) {
+        log::error("fatal").kv("what", e.what());
+        return exit_runtime;
+    }
+}
+
+}  // namespace zk::app

@@ -1,0 +1,54 @@
+// zookeeper.conf: the original's INI word lists ([animals], [verbs],
+// [adjectives], [adverbs]; one key-only line per word) plus [workload],
+// [service] and [store] with `key = value` lines. Defaults live here, in one
+// place; every error names the file, the line and what is wrong.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+namespace zk {
+
+struct WorkloadSettings {
+    double min_seconds = 10;
+    double max_seconds = 20;
+};
+
+struct ServiceSettings {
+    std::size_t acceptor_threads = 8;  // keep above nginx workers x upstream keepalive
+    std::size_t pool_threads = 2;
+    std::size_t queue_capacity = 4096;  // pool tasks waiting; beyond it creation answers 503
+    std::size_t max_jobs = 100'000;     // queued + running surveys; beyond it 503
+    double result_ttl = 3600;           // seconds a finished survey is kept
+    std::string log_level = "info";
+};
+
+struct StoreSettings {
+    std::string dir = "/var/lib/zookeeper";
+    std::size_t commit_interval_ms = 2;  // group-commit gathering window
+};
+
+struct Config {
+    std::string path;
+    std::vector<std::string> animals, verbs, adjectives, adverbs;
+    WorkloadSettings workload;
+    ServiceSettings service;
+    StoreSettings store;
+};
+
+struct ConfigError {
+    std::string file;
+    int line = 0;  // 0: the file as a whole (unreadable)
+    std::string problem;
+    std::string str() const;  // "file:line: problem"
+};
+
+using ConfigResult = std::variant<Config, ConfigError>;
+
+ConfigResult parse_config(std::string_view text, const std::string& file);
+ConfigResult load_config(const std::string& path);
+
+}  // namespace zk

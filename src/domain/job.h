@@ -1,0 +1,38 @@
+// One survey job as the domain sees it: a value, copied out to readers so no
+// reference into the job table ever escapes its lock.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "domain/clock.h"
+#include "domain/job_id.h"
+
+namespace zk {
+
+// Numeric values are persisted (storage::RecordState); do not reorder.
+enum class JobState : std::uint8_t { queued = 0, running = 1, done = 2, cancelled = 3 };
+
+const char* to_string(JobState state);
+
+struct Job {
+    JobId id;
+    std::string animal;
+    JobState state = JobState::queued;
+    std::int32_t duration_ms = 0;  // planned; fixed at creation
+    Millis created_ms = 0;
+    // Fixed at creation (created + duration) and stored with the job, so a
+    // restart finishes the survey when it always would have.
+    Millis deadline_ms = 0;
+    Millis started_ms = 0;   // when a pool thread picked it up; 0 while queued
+    Millis finished_ms = 0;  // 0 until done or cancelled
+    std::string result;      // the sentence, once done
+
+    bool finished() const { return state == JobState::done || state == JobState::cancelled; }
+    // Fraction of the time from creation to deadline passed at `now`, 0..1.
+    double progress(Millis now) const;
+    // Milliseconds until the deadline; 0 once finished.
+    Millis remaining_ms(Millis now) const;
+};
+
+}  // namespace zk

@@ -1,0 +1,344 @@
+// Survey lifecycle: queued → running → done, or → cancelled; finished jobs
+// expire after the result TTL. See job_pool.h for threads and lock order.
+
+#include "domain/job_pool.h"
+
+#include <algorithm>
+#include <chrono>
+
+namespace zk {
+
+namespace {
+
+const std::vector<double> survey_buckets{0.1, 0.25, 0.5, 1, 2.5, 5, 10, 12.5, 15, 17.5, 20, 30, 60, 120};
+const std::vector<double> lag_buckets{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5};
+
+storage::JobRecord to_record(const Job& j)
+{
+    storage::JobRecord r;
+    r.id = j.id.bytes();
+    r.animal = j.animal;
+    r.state = static_cast<storage::RecordState>(j.state);
+    r.created_ms = j.created_ms;
+    r.started_ms = j.started_ms;
+    r.deadline_ms = j.deadline_ms;
+    r.finished_ms = j.finished_ms;
+    r.duration_ms = j.duration_ms;
+    r.result = j.result;
+    return r;
+}
+
+Job from_record(storage::JobRecord&& r)
+{
+    Job j;
+    j.id = JobId(r.id);
+    j.animal = std::move(r.animal);
+    j.state = static_cast<JobState>(r.state);
+    j.created_ms = r.created_ms;
+    j.started_ms = r.started_ms;
+    j.deadline_ms = r.deadline_ms;
+    j.finished_ms = r.finished_ms;
+    j.duration_ms = r.duration_ms;
+    j.result = std::move(r.result);
+    return j;
+}
+
+}  // namespace
+
+JobPool::JobPool(const Clock& clock, storage::JobStore* store, PoolShape shape, Rules rules)
+    : clock_(clock),
+      store_(store),
+      shape_(shape),
+      workers_(shape.threads, shape.queue_capacity),
+      rules_(std::make_shared<const Rules>(std::move(rules))),
+      survey_seconds_(survey_buckets),
+      completion_lag_seconds_(lag_buckets)
+{
+}
+
+JobPool::~JobPool() { stop(); }
+
+void JobPool::start()
+{
+    restore();
+    timer_thread_ = std::thread([this] { run_timers(); });
+}
+
+void JobPool::stop()
+{
+    stopping_ = true;
+    {
+        std::lock_guard lock(timer_mutex_);
+        timers_stopping_ = true;
+    }
+    timer_cv_.notify_all();
+    if (timer_thread_.joinable()) timer_thread_.join();
+    // Queued starts and completions still run; whatever they do not reach is
+    // in the store and resumes at the next start.
+    workers_.stop();
+}
+
+// Loads every stored job. Unfinished ones keep their stored deadline, so a
+// survey whose deadline passed while we were down completes at once.
+void JobPool::restore()
+{
+    if (!store_) return;
+    std::vector<JobId> to_begin;
+    const Millis ttl = rules()->result_ttl_ms;
+    std::lock_guard lock(timer_mutex_);
+    store_->load([&](storage::JobRecord&& r) {
+        Job j = from_record(std::move(r));
+        if (j.state == JobState::queued) {
+            ++queued_;
+            to_begin.push_back(j.id);
+        } else if (j.state == JobState::running) {
+            ++running_;
+            timers_.add({j.deadline_ms, j.id, TimerKind::complete});
+        } else {
+            timers_.add({j.finished_ms + ttl, j.id, TimerKind::expire});
+        }
+        if (!j.finished()) ++in_flight_;
+        table_.put(j);
+    });
+    for (const JobId& id : to_begin) workers_.submit([this, id] { begin(id); });
+}
+
+Created JobPool::create(std::string_view animal)
+{
+    if (stopping_) return {std::nullopt, CreateError::stopping};
+    const auto r = rules();
+    if (!r->vocabulary->has_animal(animal)) return {std::nullopt, CreateError::unknown_animal};
+    if (in_flight_.fetch_add(1) >= r->max_jobs) {
+        --in_flight_;
+        return {std::nullopt, CreateError::too_many_jobs};
+    }
+    Job job;
+    job.created_ms = clock_.now_ms();
+    job.id = JobId::generate(job.created_ms);
+    job.animal = animal;
+    job.duration_ms = static_cast<std::int32_t>(survey_duration(job.id, r->workload));
+    job.deadline_ms = job.created_ms + job.duration_ms;
+    table_.put(job);
+    ++queued_;
+    const auto seq = persist(job);
+    const JobId id = job.id;
+    if (!workers_.try_submit([this, id] { begin(id); })) {
+        table_.erase(id);
+        if (store_) store_->erase(id.bytes());
+        --queued_;
+        --in_flight_;
+        return {std::nullopt, stopping_ ? CreateError::stopping : CreateError::queue_full};
+    }
+    ++created_;
+    if (!durable(seq)) return {std::nullopt, CreateError::store_failed};
+    return {std::move(job), CreateError::none};
+}
+
+Lookup JobPool::find(const JobId& id) const
+{
+    if (auto job = table_.get(id)) return {LookupStatus::found, std::move(job)};
+    // Ids carry their creation time: an id older than the TTL that we no
+    // longer hold most likely finished and expired.
+    const auto born = id.created_ms();
+    if (born && *born + rules()->result_ttl_ms < clock_.now_ms()) return {LookupStatus::expired, std::nullopt};
+    return {LookupStatus::unknown, std::nullopt};
+}
+
+CancelOutcome JobPool::cancel(const JobId& id)
+{
+    const Millis now = clock_.now_ms();
+    CancelOutcome outcome = CancelOutcome::unknown;
+    JobState was = JobState::queued;
+    storage::JobStore::Seq seq = 0;
+    table_.update(id, [&](Job& j) {
+        if (j.state == JobState::done) outcome = CancelOutcome::already_done;
+        else if (j.state == JobState::cancelled) outcome = CancelOutcome::already_cancelled;
+        else {
+            was = j.state;
+            j.state = JobState::cancelled;
+            j.finished_ms = now;
+            seq = persist(j);
+            outcome = CancelOutcome::cancelled;
+        }
+        return outcome == CancelOutcome::cancelled;
+    });
+    if (outcome != CancelOutcome::cancelled) return outcome;
+    --(was == JobState::queued ? queued_ : running_);
+    --in_flight_;
+    ++cancelled_;
+    // The pending completion timer finds the job cancelled and does nothing.
+    arm({now + rules()->result_ttl_ms, id, TimerKind::expire});
+    return durable(seq) ? outcome : CancelOutcome::store_failed;
+}
+
+void JobPool::reconfigure(Rules rules)
+{
+    auto next = std::make_shared<const Rules>(std::move(rules));
+    std::lock_guard lock(rules_mutex_);
+    rules_ = std::move(next);
+}
+
+std::shared_ptr<const Rules> JobPool::rules() const
+{
+    std::lock_guard lock(rules_mutex_);
+    return rules_;
+}
+
+PoolStats JobPool::stats() const
+{
+    PoolStats s;
+    s.queued = queued_;
+    s.running = running_;
+    s.held = table_.size();
+    {
+        std::lock_guard lock(timer_mutex_);
+        s.timers = timers_.size();
+    }
+    s.pool_threads = shape_.threads;
+    s.store_healthy = !store_ || store_->healthy();
+    s.pool_queue_depth = workers_.queue_depth();
+    s.pool_busy = workers_.busy();
+    s.created_total = created_;
+    s.completed_total = completed_;
+    s.cancelled_total = cancelled_;
+    s.expired_total = expired_;
+    s.survey_seconds = survey_seconds_.snapshot();
+    s.completion_lag_seconds = completion_lag_seconds_.snapshot();
+    return s;
+}
+
+std::vector<Job> JobPool::list(const JobFilter& filter) const
+{
+    // A min-heap on id keeps the newest `limit` matches (v7 ids sort by time).
+    auto older = [](const Job& a, const Job& b) { return a.id > b.id; };
+    std::vector<Job> heap;
+    table_.for_each([&](const Job& j) {
+        if (filter.state && j.state != *filter.state) return;
+        if (filter.animal && j.animal != *filter.animal) return;
+        if (filter.before && !(j.id < *filter.before)) return;
+        if (heap.size() == filter.limit && !(heap.front().id < j.id)) return;
+        heap.push_back(j);
+        std::push_heap(heap.begin(), heap.end(), older);
+        if (heap.size() > filter.limit) {
+            std::pop_heap(heap.begin(), heap.end(), older);
+            heap.pop_back();
+        }
+    });
+    std::sort(heap.begin(), heap.end(), [](const Job& a, const Job& b) { return b.id < a.id; });
+    return heap;
+}
+
+void JobPool::wake()
+{
+    timer_cv_.notify_all();
+}
+
+void JobPool::arm(const Timer& timer)
+{
+    bool sooner = false;
+    {
+        std::lock_guard lock(timer_mutex_);
+        sooner = timers_.empty() || timer.at < timers_.next_at();
+        timers_.add(timer);
+    }
+    if (sooner) timer_cv_.notify_one();
+}
+
+void JobPool::run_timers()
+{
+    std::vector<Timer> due;
+    std::unique_lock lock(timer_mutex_);
+    while (!timers_stopping_) {
+        const Millis now = clock_.now_ms();
+        due.clear();
+        timers_.pop_due(now, due);
+        if (due.empty()) {
+            Millis wait = shape_.timer_max_wait_ms;
+            if (!timers_.empty()) wait = std::clamp<Millis>(timers_.next_at() - now, 1, wait);
+            timer_cv_.wait_for(lock, std::chrono::milliseconds(wait));
+            continue;
+        }
+        lock.unlock();
+        // Blocking submit: due work waits for room rather than being dropped.
+        for (const Timer& t : due)
+            if (!workers_.submit([this, t] { on_timer(t); })) break;
+        lock.lock();
+    }
+}
+
+void JobPool::on_timer(const Timer& timer)
+{
+    if (timer.kind == TimerKind::complete) complete(timer.job);
+    else expire(timer.job);
+}
+
+void JobPool::begin(const JobId& id)
+{
+    const Millis now = clock_.now_ms();
+    Millis deadline = 0;
+    const bool begun = table_.update(id, [&](Job& j) {
+        if (j.state != JobState::queued) return false;
+        j.state = JobState::running;
+        j.started_ms = now;
+        deadline = j.deadline_ms;
+        persist(j);
+        return true;
+    });
+    if (!begun) return;
+    --queued_;
+    ++running_;
+    arm({deadline, id, TimerKind::complete});
+}
+
+void JobPool::complete(const JobId& id)
+{
+    const Millis now = clock_.now_ms();
+    const auto r = rules();
+    Millis created = 0, deadline = 0;
+    const bool done = table_.update(id, [&](Job& j) {
+        if (j.state != JobState::running) return false;
+        j.state = JobState::done;
+        j.finished_ms = now;
+        created = j.created_ms;
+        deadline = j.deadline_ms;
+        j.result = survey_sentence(j.id, j.animal, *r->vocabulary);
+        persist(j);
+        return true;
+    });
+    if (!done) return;
+    --running_;
+    --in_flight_;
+    ++completed_;
+    survey_seconds_.observe(static_cast<double>(now - created) / 1000.0);
+    completion_lag_seconds_.observe(static_cast<double>(std::max<Millis>(0, now - deadline)) / 1000.0);
+    arm({now + r->result_ttl_ms, id, TimerKind::expire});
+}
+
+void JobPool::expire(const JobId& id)
+{
+    const Millis now = clock_.now_ms();
+    const Millis ttl = rules()->result_ttl_ms;
+    auto job = table_.get(id);
+    if (!job || !job->finished()) return;
+    if (job->finished_ms + ttl > now) {  // the TTL grew since this timer was set
+        arm({job->finished_ms + ttl, id, TimerKind::expire});
+        return;
+    }
+    if (!table_.erase(id)) return;
+    ++expired_;
+    if (store_) store_->erase(id.bytes());
+}
+
+// Called under the job's shard lock, so the store sees each job's changes in
+// the order they happened (the store's queue mutex is taken inside it).
+storage::JobStore::Seq JobPool::persist(const Job& job)
+{
+    return store_ ? store_->put(to_record(job)) : 0;
+}
+
+bool JobPool::durable(storage::JobStore::Seq seq)
+{
+    return !store_ || store_->wait_durable(seq);
+}
+
+}  // namespace zk

@@ -1,0 +1,144 @@
+// The job pool: creates surveys, answers lookups from memory, cancels, and
+// completes each survey when its deadline comes. No survey owns a thread: one
+// timer thread watches every deadline and hands due work to a small bounded
+// ThreadPool. Every change is written through the JobStore; creations and
+// cancellations are durable before they are acknowledged.
+//
+// Threads: callers (acceptors), the timer thread, the pool's workers.
+// Lock order: a table shard's mutex may be held while the store's queue mutex
+// is taken (persist() keeps each job's writes in order); rules_mutex_,
+// timer_mutex_ and the ThreadPool's mutex are leaves.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstddef>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "domain/clock.h"
+#include "domain/deadline_queue.h"
+#include "domain/job.h"
+#include "domain/job_table.h"
+#include "domain/survey.h"
+#include "domain/thread_pool.h"
+#include "domain/vocabulary.h"
+#include "storage/job_store.h"
+#include "util/histogram.h"
+
+namespace zk {
+
+// What a config reload may change.
+struct Rules {
+    std::shared_ptr<const Vocabulary> vocabulary;
+    Workload workload;
+    std::size_t max_jobs = 100'000;      // queued + running
+    Millis result_ttl_ms = 3'600'000;   // how long finished jobs are kept
+};
+
+// Fixed for the life of the process.
+struct PoolShape {
+    std::size_t threads = 2;
+    std::size_t queue_capacity = 4096;
+    // The timer thread re-reads the clock at least this often, so a wall
+    // clock step is noticed and tests can move a ManualClock.
+    Millis timer_max_wait_ms = 250;
+};
+
+enum class CreateError { none, unknown_animal, too_many_jobs, queue_full, stopping, store_failed };
+struct Created {
+    std::optional<Job> job;
+    CreateError error = CreateError::none;
+};
+
+enum class LookupStatus { found, unknown, expired };
+struct Lookup {
+    LookupStatus status = LookupStatus::unknown;
+    std::optional<Job> job;
+};
+
+enum class CancelOutcome { cancelled, already_cancelled, already_done, unknown, store_failed };
+
+struct PoolStats {
+    std::size_t queued = 0, running = 0, held = 0, timers = 0;
+    std::size_t pool_threads = 0, pool_queue_depth = 0, pool_busy = 0;
+    bool store_healthy = true;
+    std::uint64_t created_total = 0, completed_total = 0, cancelled_total = 0, expired_total = 0;
+    Histogram::Snapshot survey_seconds;  // creation to completion
+    // How late completions ran after their deadline.
+    Histogram::Snapshot completion_lag_seconds;
+};
+
+// Which jobs a listing shows: newest first, older than `before` if given.
+struct JobFilter {
+    std::optional<JobState> state;
+    std::optional<std::string> animal;
+    std::optional<JobId> before;
+    std::size_t limit = 50;
+};
+
+class JobPool {
+public:
+    // `store` may be null (memory only); it must outlive the pool.
+    JobPool(const Clock& clock, storage::JobStore* store, PoolShape shape, Rules rules);
+    ~JobPool();
+    JobPool(const JobPool&) = delete;
+    JobPool& operator=(const JobPool&) = delete;
+
+    // Restores stored jobs, then starts the timer thread.
+    void start();
+    // Refuses new work, runs queued tasks, joins all threads. Idempotent.
+    void stop();
+
+    Created create(std::string_view animal);
+    Lookup find(const JobId& id) const;
+    CancelOutcome cancel(const JobId& id);
+
+    void reconfigure(Rules rules);
+    std::shared_ptr<const Rules> rules() const;
+    PoolStats stats() const;
+    // Up to filter.limit jobs, newest first. Scans every held job: meant for
+    // operators, not for the hot path.
+    std::vector<Job> list(const JobFilter& filter) const;
+    // Makes the timer thread look at the clock now.
+    void wake();
+
+private:
+    void restore();
+    void run_timers();
+    void arm(const Timer& timer);
+    void on_timer(const Timer& timer);
+    void begin(const JobId& id);
+    void complete(const JobId& id);
+    void expire(const JobId& id);
+    storage::JobStore::Seq persist(const Job& job);
+    bool durable(storage::JobStore::Seq seq);
+
+    const Clock& clock_;
+    storage::JobStore* const store_;
+    const PoolShape shape_;
+    JobTable table_;
+    ThreadPool workers_;
+
+    mutable std::mutex rules_mutex_;
+    std::shared_ptr<const Rules> rules_;  // guarded by rules_mutex_
+
+    mutable std::mutex timer_mutex_;
+    std::condition_variable timer_cv_;
+    DeadlineQueue timers_;         // guarded by timer_mutex_
+    bool timers_stopping_ = false;  // guarded by timer_mutex_
+    std::thread timer_thread_;
+
+    std::atomic<bool> stopping_{false};
+    std::atomic<std::size_t> in_flight_{0};  // queued + running, for max_jobs
+    std::atomic<std::size_t> queued_{0}, running_{0};
+    std::atomic<std::uint64_t> created_{0}, completed_{0}, cancelled_{0}, expired_{0};
+    Histogram survey_seconds_;
+    Histogram completion_lag_seconds_;
+};
+
+}  // namespace zk

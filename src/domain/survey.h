@@ -1,0 +1,26 @@
+// What a survey will take and what it will say, derived only from its id:
+// the same id always yields the same duration and sentence, and ids spread
+// evenly over the duration range and the vocabulary.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "domain/clock.h"
+#include "domain/job_id.h"
+#include "domain/vocabulary.h"
+
+namespace zk {
+
+// The configured survey length range, inclusive, in milliseconds.
+struct Workload {
+    Millis min_ms = 10'000;
+    Millis max_ms = 20'000;
+};
+
+Millis survey_duration(const JobId& id, const Workload& workload);
+
+// "<Adjective> <animal> <verb> <adverb>", the adjective capitalised.
+std::string survey_sentence(const JobId& id, std::string_view animal, const Vocabulary& words);
+
+}  // namespace zk

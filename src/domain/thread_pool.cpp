@@ -1,0 +1,88 @@
+// The bounded worker pool behind survey starts and completions.
+
+#include "domain/thread_pool.h"
+
+#include <stdexcept>
+
+namespace zk {
+
+ThreadPool::ThreadPool(std::size_t threads, std::size_t capacity) : capacity_(capacity)
+{
+    if (threads == 0 || capacity == 0) throw std::invalid_argument("thread pool needs threads and capacity");
+    try {
+        for (std::size_t i = 0; i < threads; ++i) threads_.emplace_back([this] { work(); });
+    } catch (...) {
+        stop();  // join the threads that did start
+        throw;
+    }
+}
+
+ThreadPool::~ThreadPool() { stop(); }
+
+bool ThreadPool::try_submit(Task task)
+{
+    {
+        std::lock_guard lock(mutex_);
+        if (stopping_ || queue_.size() >= capacity_) return false;
+        queue_.push_back(std::move(task));
+    }
+    has_task_.notify_one();
+    return true;
+}
+
+bool ThreadPool::submit(Task task)
+{
+    {
+        std::unique_lock lock(mutex_);
+        has_room_.wait(lock, [&] { return stopping_ || queue_.size() < capacity_; });
+        if (stopping_) return false;
+        queue_.push_back(std::move(task));
+    }
+    has_task_.notify_one();
+    return true;
+}
+
+void ThreadPool::stop()
+{
+    {
+        std::lock_guard lock(mutex_);
+        stopping_ = true;
+    }
+    has_task_.notify_all();
+    has_room_.notify_all();
+    for (auto& t : threads_)
+        if (t.joinable()) t.join();
+}
+
+std::size_t ThreadPool::queue_depth() const
+{
+    std::lock_guard lock(mutex_);
+    return queue_.size();
+}
+
+std::size_t ThreadPool::busy() const
+{
+    std::lock_guard lock(mutex_);
+    return busy_;
+}
+
+void ThreadPool::work()
+{
+    for (;;) {
+        Task task;
+        {
+            std::unique_lock lock(mutex_);
+            has_task_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+            if (queue_.empty()) return;  // stopping and drained
+            task = std::move(queue_.front());
+            queue_.pop_front();
+            ++busy_;
+        }
+        has_room_.notify_one();
+        task();  // tasks are noexcept by contract: the job pool catches inside
+        std::lock_guard lock(mutex_);
+        --busy_;
+    }
+}
+
+}  // namespace zk

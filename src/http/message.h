@@ -1,0 +1,44 @@
+// Request and response values: what the transport hands the dispatcher and
+// what every handler returns. No sockets, no FastCGI: handlers are functions
+// from one value to the other and are tested that way.
+#pragma once
+
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace zk::http {
+
+// Decoded query parameters, in the order sent.
+using QueryParams = std::vector<std::pair<std::string, std::string>>;
+
+struct Request {
+    std::string method;      // "GET", as sent
+    std::string uri;         // raw request target, still percent-encoded, with query
+    std::string request_id;  // from nginx's $request_id; echoed as X-Request-Id
+};
+
+struct Response {
+    int status = 200;
+    std::string content_type = "application/json";
+    std::vector<std::pair<std::string, std::string>> headers;
+    std::string body;
+
+    Response& header(std::string name, std::string value)
+    {
+        headers.emplace_back(std::move(name), std::move(value));
+        return *this;
+    }
+    // The first header of that name, or nullptr.
+    const std::string* find_header(const std::string& name) const
+    {
+        for (const auto& [k, v] : headers)
+            if (k == name) return &v;
+        return nullptr;
+    }
+};
+
+// "OK", "Not Found", …; "Unknown" for codes the service never sends.
+const char* reason_phrase(int status);
+
+}  // namespace zk::http

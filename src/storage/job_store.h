@@ -1,0 +1,45 @@
+// The storage interface the job pool writes through. One writer thread per
+// store batches writes into transactions (group commit); callers that need
+// durability wait for their write's sequence number to be committed.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <stdexcept>
+#include <string>
+
+#include "storage/job_record.h"
+
+namespace zk::storage {
+
+// Raised when the store cannot be opened or read (corrupt, unreadable,
+// wrong schema): the worker refuses to start rather than lose jobs.
+struct StoreError : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+class JobStore {
+public:
+    using Seq = std::uint64_t;
+    virtual ~JobStore() = default;
+
+    // Calls visit once per stored job, in id order. Start-up only.
+    virtual void load(const std::function<void(JobRecord&&)>& visit) = 0;
+
+    // Queue an insert-or-replace / a delete; returns the write's sequence
+    // number. Never blocks on disk.
+    virtual Seq put(const JobRecord& record) = 0;
+    virtual Seq erase(const std::array<unsigned char, 16>& id) = 0;
+
+    // Blocks until every write up to seq is committed (or the store failed:
+    // returns false).
+    virtual bool wait_durable(Seq seq) = 0;
+
+    // False once a commit has failed; health reporting reads it.
+    virtual bool healthy() const = 0;
+
+    // Commits what is queued and stops the writer. Idempotent.
+    virtual void close() = 0;
+};
+
+}  // namespace zk::storage
