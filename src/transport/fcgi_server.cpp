@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <stdexcept>
 
 #include "util/log.h"
 
@@ -71,6 +72,11 @@ bool is_listening_socket(int fd)
 FcgiServer::FcgiServer(int listen_fd, std::size_t acceptors, Handler handler)
     : listen_fd_(listen_fd), handler_(std::move(handler))
 {
+    // FCGX_Init is not thread-safe and must precede every FCGX_Accept_r.
+    static std::once_flag initialised;
+    std::call_once(initialised, [] {
+        if (FCGX_Init() != 0) throw std::runtime_error("FCGX_Init failed");
+    });
     for (std::size_t i = 0; i < acceptors; ++i) slots_.push_back(std::make_unique<Slot>());
 }
 
@@ -127,11 +133,14 @@ void FcgiServer::accept_loop(Slot& slot)
         }
         if (rc < 0) {
             if (stopping_) break;
-            log::error("accept_failed").kv("error", std::strerror(-rc > 0 ? -rc : EIO)).kv("in_a_row", ++failures);
+            // libfcgi returns -errno, or its own codes below -9000.
+            const char* why = rc > -9000 ? std::strerror(-rc) : "libfcgi error";
+            if (++failures == 1) log::warn("accept_failed").kv("error", why).kv("code", rc);
             if (failures < max_accept_failures) {
                 std::this_thread::sleep_for(accept_retry_pause);
                 continue;
             }
+            log::error("accept_gave_up").kv("error", why).kv("failures", failures);
             if (on_fatal_) on_fatal_();
             break;
         }

@@ -3,7 +3,7 @@
 #include "util/prometheus.h"
 
 #include <cmath>
-#include <cstdio>
+#include <charconv>
 
 namespace zk {
 
@@ -13,8 +13,8 @@ std::string number(double v)
 {
     if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
     char buf[32];
-    std::snprintf(buf, sizeof buf, "%.17g", v);
-    return buf;
+    const auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);  // shortest form that round-trips
+    return ec == std::errc{} ? std::string(buf, end) : "NaN";
 }
 
 }  // namespace

@@ -1,0 +1,482 @@
+// SqliteJobStore: opening (directory lock, pragmas, schema version, integrity
+// probe), the writer thread's group-commit loop, and the start-up scan.
+// Producers only append to pending_; all SQL after the constructor runs on the
+// writer thread, except load(), which reads through a connection of its own.
+
+#include "storage/sqlite_job_store.h"
+
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <limits>
+#include <numeric>
+#include <system_error>
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include "util/log.h"
+
+namespace zk::storage {
+
+namespace {
+
+constexpr std::int64_t schema_version = 1;
+
+// WITHOUT ROWID: the id is the only key, so the table is one B-tree ordered
+// by id. UUIDv7 ids are time-ordered, so inserts land on its right edge and
+// expiry deletes on its left, and load() reads it in key order with no sort.
+constexpr const char* schema_sql =
+    "CREATE TABLE jobs ("
+    " id BLOB PRIMARY KEY NOT NULL,"
+    " animal TEXT NOT NULL,"
+    " state INTEGER NOT NULL,"
+    " created_ms INTEGER NOT NULL,"
+    " started_ms INTEGER NOT NULL,"
+    " deadline_ms INTEGER NOT NULL,"
+    " finished_ms INTEGER NOT NULL,"
+    " duration_ms INTEGER NOT NULL,"
+    " result TEXT NOT NULL"
+    ") WITHOUT ROWID";
+
+constexpr const char* upsert_sql =
+    "INSERT OR REPLACE INTO jobs (id, animal, state, created_ms, started_ms,"
+    " deadline_ms, finished_ms, duration_ms, result) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+constexpr const char* select_sql =
+    "SELECT id, animal, state, created_ms, started_ms, deadline_ms, finished_ms,"
+    " duration_ms, result FROM jobs ORDER BY id";
+
+// How long an operator's sqlite3 shell (or a checkpointing reader) may hold
+// the write lock before a commit gives up and the store turns unhealthy.
+constexpr int busy_timeout_ms = 5000;
+// Upper bound on the power-loss window; see the header.
+constexpr auto sync_interval = std::chrono::seconds(1);
+// With commit_interval > 0 the writer stops gathering once this many writes
+// are queued: a batch this large already amortises the commit.
+constexpr std::size_t gather_target = 256;
+// Ends every message about a damaged file; the README has the details.
+constexpr const char* recovery_hint =
+    "; to recover, stop the worker and move jobs.db, jobs.db-wal and jobs.db-shm aside"
+    " together (salvage with sqlite3 .recover: see the README)";
+// load() maps the file rather than copying pages through the page cache.
+constexpr const char* load_mmap_sql = "PRAGMA mmap_size = 1073741824";
+
+std::string text_column(sqlite3_stmt* s, int col)
+{
+    const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(s, col));
+    return p ? std::string(p, static_cast<std::size_t>(sqlite3_column_bytes(s, col))) : std::string();
+}
+
+// Fills r from a row of select_sql; false when the row cannot be a job.
+bool read_row(sqlite3_stmt* s, JobRecord& r)
+{
+    const int state = sqlite3_column_int(s, 2);
+    const std::int64_t duration = sqlite3_column_int64(s, 7);
+    if (sqlite3_column_bytes(s, 0) != static_cast<int>(r.id.size())) return false;
+    if (state < 0 || state > static_cast<int>(RecordState::cancelled)) return false;
+    if (duration < std::numeric_limits<std::int32_t>::min() || duration > std::numeric_limits<std::int32_t>::max())
+        return false;
+    std::memcpy(r.id.data(), sqlite3_column_blob(s, 0), r.id.size());
+    r.animal = text_column(s, 1);
+    r.state = static_cast<RecordState>(state);
+    r.created_ms = sqlite3_column_int64(s, 3);
+    r.started_ms = sqlite3_column_int64(s, 4);
+    r.deadline_ms = sqlite3_column_int64(s, 5);
+    r.finished_ms = sqlite3_column_int64(s, 6);
+    r.duration_ms = static_cast<std::int32_t>(duration);
+    r.result = text_column(s, 8);
+    return true;
+}
+
+// Fills order with the batch indices to apply: for each id only its last
+// write (a later put or erase replaces an earlier one), sorted by id so the
+// B-tree is walked once, left to right.
+template <class Batch>
+void coalesce(const Batch& batch, std::vector<std::uint32_t>& order)
+{
+    order.resize(batch.size());
+    std::iota(order.begin(), order.end(), 0u);
+    std::sort(order.begin(), order.end(), [&](std::uint32_t a, std::uint32_t b) {
+        const auto& ia = batch[a].record.id;
+        const auto& ib = batch[b].record.id;
+        return ia != ib ? ia < ib : a < b;
+    });
+    std::size_t kept = 0;
+    for (std::size_t i = 0; i < order.size(); ++i) {
+        if (i + 1 == order.size() || batch[order[i + 1]].record.id != batch[order[i]].record.id)
+            order[kept++] = order[i];
+    }
+    order.resize(kept);
+}
+
+}  // namespace
+
+void SqliteJobStore::DbCloser::operator()(sqlite3* db) const { sqlite3_close_v2(db); }
+void SqliteJobStore::StmtFinalizer::operator()(sqlite3_stmt* stmt) const { sqlite3_finalize(stmt); }
+
+SqliteJobStore::DirLock& SqliteJobStore::DirLock::operator=(DirLock&& o) noexcept
+{
+    if (this != &o) {
+        if (fd >= 0) ::close(fd);
+        fd = o.fd;
+        o.fd = -1;
+    }
+    return *this;
+}
+
+SqliteJobStore::DirLock::~DirLock()
+{
+    if (fd >= 0) ::close(fd);  // releases the flock
+}
+
+// ---------------------------------------------------------------------------
+// Opening
+// ---------------------------------------------------------------------------
+
+SqliteJobStore::SqliteJobStore(const std::string& dir, std::chrono::milliseconds commit_interval)
+    : dir_(dir), path_(dir + "/jobs.db"), commit_interval_(std::max(commit_interval, std::chrono::milliseconds(0)))
+{
+    lock_dir();
+    db_ = open_db(SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+    configure();
+    migrate();
+    check_integrity();
+    upsert_ = prepare(db_.get(), upsert_sql);
+    delete_ = prepare(db_.get(), "DELETE FROM jobs WHERE id = ?1");
+    // IMMEDIATE takes the write lock up front, so a competing writer is met
+    // by the busy timeout instead of failing the upgrade mid-transaction.
+    begin_ = prepare(db_.get(), "BEGIN IMMEDIATE");
+    commit_ = prepare(db_.get(), "COMMIT");
+    rollback_ = prepare(db_.get(), "ROLLBACK");
+    writer_ = std::thread([this] { run(); });
+}
+
+SqliteJobStore::~SqliteJobStore() { close(); }
+
+void SqliteJobStore::fail(const std::string& what) const
+{
+    throw StoreError("job store " + path_ + ": " + what);
+}
+
+void SqliteJobStore::fail_sqlite(const std::string& what, sqlite3* db) const
+{
+    if (!db) fail(what + ": out of memory");
+    const int code = sqlite3_extended_errcode(db) & 0xff;
+    std::string msg = what + ": " + sqlite3_errmsg(db);
+    if (const int err = sqlite3_system_errno(db); err != 0 && code != SQLITE_CORRUPT && code != SQLITE_NOTADB)
+        msg += std::string(" (") + std::strerror(err) + ")";
+    if (code == SQLITE_NOTADB || code == SQLITE_CORRUPT) msg += recovery_hint;
+    fail(msg);
+}
+
+// Creates the directory and takes an exclusive flock on it: a second worker
+// on the same directory is refused instead of interleaving writes with ours.
+void SqliteJobStore::lock_dir()
+{
+    std::error_code ec;
+    std::filesystem::create_directories(dir_, ec);
+    if (ec) fail("cannot create directory " + dir_ + ": " + ec.message());
+    DirLock lock(::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (lock.fd < 0) fail("cannot open directory " + dir_ + ": " + std::strerror(errno));
+    if (::flock(lock.fd, LOCK_EX | LOCK_NB) != 0) {
+        if (errno == EWOULDBLOCK) fail("in use by another process (" + dir_ + " is locked)");
+        fail("cannot lock " + dir_ + ": " + std::strerror(errno));
+    }
+    dir_lock_ = std::move(lock);
+}
+
+SqliteJobStore::Db SqliteJobStore::open_db(int flags) const
+{
+    sqlite3* raw = nullptr;
+    const int rc = sqlite3_open_v2(path_.c_str(), &raw, flags | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE, nullptr);
+    Db db(raw);  // closed on every path, even a failed open
+    if (rc != SQLITE_OK) fail_sqlite("cannot open", db.get());
+    sqlite3_busy_timeout(db.get(), busy_timeout_ms);
+    return db;
+}
+
+void SqliteJobStore::exec(const char* sql)
+{
+    if (sqlite3_exec(db_.get(), sql, nullptr, nullptr, nullptr) != SQLITE_OK)
+        fail_sqlite(std::string("'") + sql + "' failed", db_.get());
+}
+
+std::int64_t SqliteJobStore::query_int(const char* sql)
+{
+    Stmt s = prepare(db_.get(), sql);
+    if (sqlite3_step(s.get()) != SQLITE_ROW) fail_sqlite(std::string("'") + sql + "' failed", db_.get());
+    return sqlite3_column_int64(s.get(), 0);
+}
+
+std::string SqliteJobStore::query_text(const char* sql)
+{
+    Stmt s = prepare(db_.get(), sql);
+    if (sqlite3_step(s.get()) != SQLITE_ROW) fail_sqlite(std::string("'") + sql + "' failed", db_.get());
+    return text_column(s.get(), 0);
+}
+
+SqliteJobStore::Stmt SqliteJobStore::prepare(sqlite3* db, const char* sql) const
+{
+    sqlite3_stmt* raw = nullptr;
+    if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &raw, nullptr) != SQLITE_OK)
+        fail_sqlite(std::string("cannot prepare '") + sql + "'", db);
+    return Stmt(raw);
+}
+
+void SqliteJobStore::configure()
+{
+    // The first read of the file: a non-database or torn header fails here.
+    if (sqlite3_exec(db_.get(), "SELECT count(*) FROM sqlite_master", nullptr, nullptr, nullptr) != SQLITE_OK)
+        fail_sqlite("cannot read", db_.get());
+    if (query_text("PRAGMA journal_mode = WAL") != "wal") fail("cannot switch to WAL journal mode");
+    exec("PRAGMA synchronous = NORMAL");
+    // After a checkpoint the WAL is truncated back to this size rather than
+    // keeping the high-water mark of a burst.
+    exec("PRAGMA journal_size_limit = 16777216");
+}
+
+// user_version 0 with no tables is a file we just created; anything else
+// must carry our version, or a later build's layout could be misread.
+void SqliteJobStore::migrate()
+{
+    const std::int64_t version = query_int("PRAGMA user_version");
+    if (version == schema_version) return;
+    if (version != 0)
+        fail("schema version " + std::to_string(version) + " is unknown (this build reads version " +
+             std::to_string(schema_version) + "); refusing to open it");
+    if (query_int("SELECT count(*) FROM sqlite_master") != 0)
+        fail("has tables but no zookeeper schema version; not a job store");
+    exec("BEGIN IMMEDIATE");
+    exec(schema_sql);
+    exec(("PRAGMA user_version = " + std::to_string(schema_version)).c_str());
+    exec("COMMIT");
+}
+
+// quick_check walks every page (O(size), no index cross-checks): it finds a
+// torn or overwritten page at start-up, when refusing to start is still an
+// option, rather than at the first write that touches it.
+void SqliteJobStore::check_integrity()
+{
+    Stmt s = prepare(db_.get(), "PRAGMA quick_check(5)");
+    std::string problems;
+    int rc;
+    while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) {
+        const std::string line = text_column(s.get(), 0);
+        if (line != "ok") problems += (problems.empty() ? "" : "; ") + line;
+    }
+    if (rc != SQLITE_DONE) fail_sqlite("integrity check failed", db_.get());
+    if (!problems.empty()) fail("integrity check failed: " + problems + recovery_hint);
+}
+
+// ---------------------------------------------------------------------------
+// Callers: queue and wait
+// ---------------------------------------------------------------------------
+
+JobStore::Seq SqliteJobStore::put(const JobRecord& record)
+{
+    return enqueue(Op{record, false, 0});  // the copy is made outside the lock
+}
+
+JobStore::Seq SqliteJobStore::erase(const std::array<unsigned char, 16>& id)
+{
+    Op op;
+    op.record.id = id;
+    op.erase = true;
+    return enqueue(std::move(op));
+}
+
+// After close() or a failed commit the write is not queued; it still gets a
+// fresh sequence number, which no commit will ever reach.
+JobStore::Seq SqliteJobStore::enqueue(Op op)
+{
+    bool wake = false;
+    Seq seq;
+    {
+        std::lock_guard lock(queue_mutex_);
+        seq = ++last_seq_;
+        if (stopping_ || failed_) return seq;
+        op.seq = seq;
+        if (pending_.empty()) first_pending_at_ = Clock::now();
+        pending_.push_back(std::move(op));
+        // The writer waits for the first write, or, while gathering, for a full batch.
+        wake = pending_.size() == 1 || pending_.size() == gather_target;
+    }
+    if (wake) writer_cv_.notify_one();
+    return seq;
+}
+
+bool SqliteJobStore::wait_durable(Seq seq)
+{
+    std::unique_lock lock(durable_mutex_);
+    durable_cv_.wait(lock, [&] { return committed_ >= seq || failed_ || writer_done_; });
+    return committed_ >= seq;
+}
+
+bool SqliteJobStore::healthy() const { return !failed_; }
+
+void SqliteJobStore::close()
+{
+    std::lock_guard closing(close_mutex_);
+    if (!writer_.joinable()) return;
+    {
+        std::lock_guard lock(queue_mutex_);
+        stopping_ = true;
+    }
+    writer_cv_.notify_one();
+    writer_.join();
+    upsert_.reset();
+    delete_.reset();
+    begin_.reset();
+    commit_.reset();
+    rollback_.reset();
+    db_.reset();  // the last connection to close checkpoints and removes the WAL
+    dir_lock_ = DirLock();
+}
+
+// ---------------------------------------------------------------------------
+// The writer thread
+// ---------------------------------------------------------------------------
+
+void SqliteJobStore::run()
+{
+    std::vector<Op> batch;  // swapped with pending_, so both keep their capacity
+    std::vector<std::uint32_t> order;
+    for (;;) {
+        const bool stop = take(batch);
+        if (!batch.empty() && !failed_) {
+            bool ok = false;
+            try {
+                ok = commit(batch, order);
+            } catch (const std::exception& e) {  // only allocation can throw here
+                log::error("store_commit_failed").kv("path", path_).kv("error", e.what());
+            }
+            publish(batch.back().seq, ok);
+        }
+        sync_if_due();
+        batch.clear();
+        if (stop) break;  // stopping_ is set: nothing more can be queued
+    }
+    {
+        std::lock_guard lock(durable_mutex_);
+        writer_done_ = true;
+    }
+    durable_cv_.notify_all();
+}
+
+// Waits for work (or for a due fsync), then, when commit_interval allows,
+// for the batch to fill. Returns whether the store is stopping.
+bool SqliteJobStore::take(std::vector<Op>& batch)
+{
+    std::unique_lock lock(queue_mutex_);
+    const auto ready = [this] { return stopping_ || !pending_.empty(); };
+    if (sync_due_) writer_cv_.wait_until(lock, *sync_due_, ready);
+    else writer_cv_.wait(lock, ready);
+    if (commit_interval_.count() > 0 && !pending_.empty())
+        writer_cv_.wait_until(lock, first_pending_at_ + commit_interval_,
+                              [this] { return stopping_ || pending_.size() >= gather_target; });
+    batch.swap(pending_);
+    return stopping_;
+}
+
+// One transaction for the whole batch, through the prepared statements.
+bool SqliteJobStore::commit(const std::vector<Op>& batch, std::vector<std::uint32_t>& order)
+{
+    coalesce(batch, order);  // allocates, so before BEGIN: a throw leaves no transaction open
+    if (!step_reset(begin_.get())) {
+        log::error("store_commit_failed").kv("path", path_).kv("error", sqlite3_errmsg(db_.get()));
+        return false;
+    }
+    for (const std::uint32_t i : order) {
+        if (!apply(batch[i])) {
+            rollback();
+            return false;
+        }
+    }
+    if (!step_reset(commit_.get())) {
+        rollback();
+        return false;
+    }
+    if (!sync_due_) sync_due_ = Clock::now() + sync_interval;
+    return true;
+}
+
+bool SqliteJobStore::apply(const Op& op)
+{
+    const JobRecord& r = op.record;
+    sqlite3_stmt* s = op.erase ? delete_.get() : upsert_.get();
+    // SQLITE_STATIC: op outlives the step; nothing is copied.
+    sqlite3_bind_blob(s, 1, r.id.data(), static_cast<int>(r.id.size()), SQLITE_STATIC);
+    if (!op.erase) {
+        sqlite3_bind_text(s, 2, r.animal.data(), static_cast<int>(r.animal.size()), SQLITE_STATIC);
+        sqlite3_bind_int(s, 3, static_cast<int>(r.state));
+        sqlite3_bind_int64(s, 4, r.created_ms);
+        sqlite3_bind_int64(s, 5, r.started_ms);
+        sqlite3_bind_int64(s, 6, r.deadline_ms);
+        sqlite3_bind_int64(s, 7, r.finished_ms);
+        sqlite3_bind_int(s, 8, r.duration_ms);
+        sqlite3_bind_text(s, 9, r.result.data(), static_cast<int>(r.result.size()), SQLITE_STATIC);
+    }
+    return step_reset(s);
+}
+
+bool SqliteJobStore::step_reset(sqlite3_stmt* stmt)
+{
+    const int rc = sqlite3_step(stmt);
+    sqlite3_reset(stmt);
+    return rc == SQLITE_DONE;
+}
+
+void SqliteJobStore::rollback()
+{
+    log::error("store_commit_failed").kv("path", path_).kv("error", sqlite3_errmsg(db_.get()));
+    // Some errors (I/O, full disk) already rolled the transaction back.
+    if (!sqlite3_get_autocommit(db_.get())) step_reset(rollback_.get());
+}
+
+// A failure is sticky: a later commit succeeding would leave a hole behind
+// sequence numbers already reported durable-or-failed.
+void SqliteJobStore::publish(Seq last, bool ok)
+{
+    {
+        std::lock_guard lock(durable_mutex_);
+        if (ok) committed_ = last;
+        else failed_ = true;
+    }
+    durable_cv_.notify_all();
+}
+
+// A passive checkpoint fsyncs the WAL before copying it into the database:
+// that fsync is what bounds the power-loss window.
+void SqliteJobStore::sync_if_due()
+{
+    if (!sync_due_ || Clock::now() < *sync_due_) return;
+    const int rc = sqlite3_wal_checkpoint_v2(db_.get(), nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+    if (rc != SQLITE_OK)  // commits still survive a process crash; retried next interval
+        log::warn("store_checkpoint_failed").kv("path", path_).kv("error", sqlite3_errmsg(db_.get()));
+    sync_due_ = rc == SQLITE_OK ? std::nullopt : std::optional(Clock::now() + sync_interval);
+}
+
+// ---------------------------------------------------------------------------
+// Start-up scan
+// ---------------------------------------------------------------------------
+
+void SqliteJobStore::load(const std::function<void(JobRecord&&)>& visit)
+{
+    Db db = open_db(SQLITE_OPEN_READONLY);
+    sqlite3_exec(db.get(), load_mmap_sql, nullptr, nullptr, nullptr);  // a speed-up only
+    Stmt s = prepare(db.get(), select_sql);
+    int rc;
+    while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) {
+        JobRecord r;
+        if (!read_row(s.get(), r))
+            fail(std::string("invalid row in jobs (id length, state or duration out of range)") + recovery_hint);
+        visit(std::move(r));
+    }
+    if (rc != SQLITE_DONE) fail_sqlite("reading jobs failed", db.get());
+}
+
+}  // namespace zk::storage

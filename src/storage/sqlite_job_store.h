@@ -1,0 +1,158 @@
+// The JobStore on SQLite: one table in DIR/jobs.db keyed by the 16-byte job
+// id, written by one writer thread that commits whatever callers queued since
+// its last commit in a single transaction (group commit).
+//
+// Durability (WAL journal, synchronous=NORMAL). wait_durable(seq) returns
+// once seq's transaction has committed: its WAL frames are written with
+// write(2), not yet fsynced.
+//   - Process crash (kill -9, abort, OOM kill): nothing acknowledged is lost.
+//     The frames sit in the kernel's page cache and the next open replays the
+//     WAL. Writes still queued and not waited for are lost; callers that
+//     answer a client wait first.
+//   - Power loss or kernel crash: commits since the last fsync of the WAL may
+//     roll back; the file stays consistent (SQLite drops a torn WAL tail by
+//     checksum). The writer fsyncs, by a passive checkpoint, at most
+//     sync_interval (1 s) after the first unsynced commit, so the window is
+//     about the last second of acknowledged writes plus that fsync's duration.
+//     A clean close() checkpoints and fsyncs everything.
+//   Rejected: synchronous=FULL, an fsync per commit: every create would wait
+//   for the disk's flush latency, and the whole batch stream for its rate.
+//
+// One process per directory: the constructor takes flock(2) on DIR and
+// refuses a second opener, so two workers never write one database.
+//
+// Recovery from a corrupt store (the worker exits 2 and names the file): stop
+// the worker, move jobs.db, jobs.db-wal and jobs.db-shm aside together, then
+// either salvage with `sqlite3 jobs.db.bad .recover | sqlite3 jobs.db` (the
+// schema's user_version must be set back to 1) or start with an empty
+// directory, which loses the stored jobs.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "storage/job_store.h"
+
+struct sqlite3;
+struct sqlite3_stmt;
+
+namespace zk::storage {
+
+class SqliteJobStore final : public JobStore {
+public:
+    // Creates dir and dir/jobs.db if missing. Throws StoreError (naming the
+    // path) when the directory or file cannot be used, is in use by another
+    // process, is not a database, fails its integrity check or has a schema
+    // version this build does not know. commit_interval: how long the writer
+    // may wait to gather a small batch; 0 commits as soon as anything is queued.
+    SqliteJobStore(const std::string& dir, std::chrono::milliseconds commit_interval);
+    ~SqliteJobStore() override;
+    SqliteJobStore(const SqliteJobStore&) = delete;
+    SqliteJobStore& operator=(const SqliteJobStore&) = delete;
+
+    // Reads through its own connection (a snapshot), so it may run while the
+    // writer commits. visit must not call wait_durable. Throws StoreError on
+    // a corrupt page or an invalid row.
+    void load(const std::function<void(JobRecord&&)>& visit) override;
+    Seq put(const JobRecord& record) override;
+    Seq erase(const std::array<unsigned char, 16>& id) override;
+    bool wait_durable(Seq seq) override;
+    bool healthy() const override;
+    void close() override;
+
+    const std::string& path() const { return path_; }
+
+private:
+    using Clock = std::chrono::steady_clock;
+
+    struct Op {
+        JobRecord record;  // only the id for an erase
+        bool erase = false;
+        Seq seq = 0;
+    };
+    struct DbCloser {
+        void operator()(sqlite3* db) const;
+    };
+    struct StmtFinalizer {
+        void operator()(sqlite3_stmt* stmt) const;
+    };
+    using Db = std::unique_ptr<sqlite3, DbCloser>;
+    using Stmt = std::unique_ptr<sqlite3_stmt, StmtFinalizer>;
+    // Owns the directory's file descriptor, whose flock marks the store in use.
+    struct DirLock {
+        int fd = -1;
+        DirLock() = default;
+        explicit DirLock(int f) : fd(f) {}
+        DirLock(DirLock&& o) noexcept : fd(o.fd) { o.fd = -1; }
+        DirLock& operator=(DirLock&& o) noexcept;
+        ~DirLock();
+    };
+
+    [[noreturn]] void fail(const std::string& what) const;
+    [[noreturn]] void fail_sqlite(const std::string& what, sqlite3* db) const;
+    void lock_dir();
+    Db open_db(int flags) const;
+    void exec(const char* sql);
+    std::int64_t query_int(const char* sql);
+    std::string query_text(const char* sql);
+    Stmt prepare(sqlite3* db, const char* sql) const;
+    void configure();
+    void migrate();
+    void check_integrity();
+
+    Seq enqueue(Op op);
+    void run();
+    bool take(std::vector<Op>& batch);
+    bool commit(const std::vector<Op>& batch, std::vector<std::uint32_t>& order);
+    bool apply(const Op& op);
+    bool step_reset(sqlite3_stmt* stmt);
+    void rollback();
+    void publish(Seq last, bool ok);
+    void sync_if_due();
+
+    const std::string dir_;
+    const std::string path_;  // dir_ + "/jobs.db"
+    const std::chrono::milliseconds commit_interval_;
+
+    // Set up by the constructor, then used only by the writer thread until
+    // close() has joined it, then released by close(). No mutex: the thread's
+    // start and join order every access. Declared before the statements so
+    // they are finalized first.
+    DirLock dir_lock_;
+    Db db_;
+    Stmt upsert_, delete_, begin_, commit_, rollback_;
+    std::optional<Clock::time_point> sync_due_;  // set after a commit not yet fsynced
+
+    // queue_mutex_ guards pending_, last_seq_, first_pending_at_ and
+    // stopping_. Callers take it while holding their own locks (JobPool's
+    // shard mutex), so nothing slow happens under it.
+    std::mutex queue_mutex_;
+    std::condition_variable writer_cv_;  // work queued, a batch filled, or stopping
+    std::vector<Op> pending_;
+    Seq last_seq_ = 0;
+    Clock::time_point first_pending_at_;
+    bool stopping_ = false;
+
+    // durable_mutex_ guards committed_ and writer_done_; failed_ is written
+    // under it (for the waiters' predicate) and read without it.
+    std::mutex durable_mutex_;
+    std::condition_variable durable_cv_;  // a commit published, a failure, or the writer exited
+    Seq committed_ = 0;
+    bool writer_done_ = false;
+    std::atomic<bool> failed_{false};
+
+    // Serialises close(). Lock order: close_mutex_, then queue_mutex_ or
+    // durable_mutex_; those two are never held together.
+    std::mutex close_mutex_;
+    std::thread writer_;  // last member: started once everything it uses exists
+};
+
+}  // namespace zk::storage
