@@ -1,0 +1,298 @@
+#!/usr/bin/env bash
+# zookeeper: run the whole stack (spawn-fcgi + worker + nginx over HTTPS) in a private prefix, in the foreground.
+# Ctrl-C/SIGTERM stops both and exits 0; SIGHUP reloads both; if either dies, the other is stopped and the exit is non-zero.
+#
+# Everything it writes stays under --prefix DIR: the rendered nginx config,
+# logs/, tmp/, tls/ (the dev certificate), state/ (the worker's store, unless
+# --state-dir says otherwise), web/ (a copy of the dashboard's files), the
+# FastCGI socket and the pid files.
+# As root, the worker and nginx's workers run as www-data: the socket is
+# www-data:www-data 0660, so only they can use it. Otherwise nobody switches
+# user and the socket is 0600.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(dirname "$HERE")
+readonly HERE REPO
+readonly SERVICE_USER=www-data
+# The worker drains within 2 s by contract; nginx's graceful stop waits for
+# requests in flight, which are short.
+readonly WORKER_GRACE_S=5
+readonly NGINX_GRACE_S=5  # above worker_shutdown_timeout in dev.conf.in
+
+usage() {
+    cat <<EOF
+usage: $0 --bin BIN --config CONF --prefix DIR
+          [--https-port 8443] [--http-port 8080] [--state-dir DIR]
+EOF
+}
+
+die() {
+    echo "run-stack: $*" >&2
+    exit 2
+}
+
+bin='' conf='' prefix='' state_dir='' https_port=8443 http_port=8080
+parse_args() {
+    while (($#)); do
+        case $1 in
+            --bin | --config | --prefix | --state-dir | --https-port | --http-port)
+                [[ $# -ge 2 ]] || die "$1 needs a value"
+                case $1 in
+                    --bin) bin=$2 ;;
+                    --config) conf=$2 ;;
+                    --prefix) prefix=$2 ;;
+                    --state-dir) state_dir=$2 ;;
+                    --https-port) https_port=$2 ;;
+                    --http-port) http_port=$2 ;;
+                esac
+                shift 2
+                ;;
+            -h | --help) usage; exit 0 ;;
+            *) usage >&2; exit 2 ;;
+        esac
+    done
+    [[ -n $bin && -n $conf && -n $prefix ]] || { usage >&2; exit 2; }
+    local port
+    for port in "$https_port" "$http_port"; do
+        if ! [[ $port =~ ^[0-9]+$ ]] || ((port < 1 || port > 65535)); then
+            die "bad port '$port'"
+        fi
+    done
+    [[ -x $bin && -f $bin ]] || die "worker binary '$bin' is not an executable file"
+    [[ -r $conf && -f $conf ]] || die "config '$conf' is not a readable file"
+}
+
+# Absolute paths: the worker re-reads its config on SIGHUP from wherever it
+# runs, and nginx.conf must not depend on the directory nginx starts in.
+resolve_paths() {
+    bin=$(realpath -e "$bin")
+    conf=$(realpath -e "$conf")
+    mkdir -p "$prefix"
+    prefix=$(realpath -e "$prefix")
+    # nginx.conf takes these paths unquoted.
+    [[ $prefix =~ ^[A-Za-z0-9/._+-]+$ ]] \
+        || die "prefix '$prefix' may only contain letters, digits and / . _ + -"
+    state_dir=${state_dir:-$prefix/state}
+    mkdir -p "$state_dir"
+    state_dir=$(realpath -e "$state_dir")
+    socket=$prefix/zookeeper.sock
+    worker_pidfile=$prefix/zookeeper-fcgi.pid
+    cert=$prefix/tls/cert.pem
+    key=$prefix/tls/key.pem
+    # sun_path holds 108 bytes including the terminating NUL.
+    ((${#socket} <= 107)) || die "socket path too long for a unix socket: $socket"
+}
+
+# A pid file left by a run that crashed is removed; one whose process still
+# runs this prefix means a second stack would fight the first for the socket.
+clear_stale() {
+    local pidfile pid
+    for pidfile in "$worker_pidfile" "$prefix/nginx.pid"; do
+        [[ -s $pidfile ]] || { rm -f "$pidfile"; continue; }
+        pid=$(<"$pidfile")
+        if [[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null \
+            && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$prefix"; then
+            die "a stack already runs in $prefix (pid $pid); stop it first"
+        fi
+        rm -f "$pidfile"
+    done
+    rm -f "$socket"
+}
+
+setup_user() {
+    if ((EUID == 0)); then
+        id -u "$SERVICE_USER" >/dev/null 2>&1 || die "user $SERVICE_USER does not exist"
+        user_directive="user $SERVICE_USER;"
+        spawn_opts=(-u "$SERVICE_USER" -g "$SERVICE_USER" -U "$SERVICE_USER" -G "$SERVICE_USER" -M 0660)
+        chown "$SERVICE_USER:$SERVICE_USER" "$state_dir"
+        chmod 0750 "$state_dir"
+        # Fail here with a clear message rather than later with EACCES in a log.
+        runuser -u "$SERVICE_USER" -- test -x "$prefix" \
+            || die "$SERVICE_USER cannot reach $prefix (a parent directory lacks o+x)"
+        runuser -u "$SERVICE_USER" -- test -r "$conf" \
+            || die "$SERVICE_USER cannot read $conf"
+        runuser -u "$SERVICE_USER" -- test -x "$bin" \
+            || die "$SERVICE_USER cannot execute $bin"
+    else
+        user_directive="# not root: nginx workers keep the invoking user"
+        spawn_opts=(-M 0600)
+    fi
+}
+
+sed_escape() {
+    printf '%s' "$1" | sed -e 's/[\\&|]/\\&/g'
+}
+
+render() {
+    sed -e "s|@PREFIX@|$(sed_escape "$prefix")|g" \
+        -e "s|@SOCKET@|$(sed_escape "$socket")|g" \
+        -e "s|@HTTPS_PORT@|$https_port|g" \
+        -e "s|@HTTP_PORT@|$http_port|g" \
+        -e "s|@CERT@|$(sed_escape "$cert")|g" \
+        -e "s|@KEY@|$(sed_escape "$key")|g" \
+        -e "s|@USER_DIRECTIVE@|$(sed_escape "$user_directive")|g" \
+        -e "s|@HTPASSWD@|/dev/null|g" \
+        -e "s|@WEBROOT@|$(sed_escape "$prefix/web")|g" \
+        "$1" >"$2.tmp"
+    mv -f "$2.tmp" "$2"
+}
+
+render_nginx() {
+    mkdir -p "$prefix/logs" "$prefix/tmp"
+    render "$REPO/nginx/zookeeper-http.conf.in" "$prefix/zookeeper-http.conf"
+    render "$REPO/nginx/zookeeper-locations.conf" "$prefix/zookeeper-locations.conf"
+    # Operators' endpoints as in production; the dev stack only listens on
+    # loopback, which they let in without credentials, so none are made.
+    render "$REPO/nginx/zookeeper-operator.conf.in" "$prefix/zookeeper-operator.conf"
+    # The dashboard (/, /app.js, /style.css) and /openapi.json. Copied, so
+    # nginx's workers (www-data) need no access to the work tree; restart the
+    # stack to serve edited files.
+    mkdir -p "$prefix/web"
+    install -m 0644 "$REPO"/web/index.html "$REPO"/web/app.js "$REPO"/web/style.css \
+        "$REPO"/docs/openapi.json "$prefix/web/"
+    render "$REPO/nginx/zookeeper-dashboard.conf.in" "$prefix/zookeeper-dashboard.conf"
+    render "$REPO/nginx/dev.conf.in" "$prefix/nginx.conf"
+    # Configuration errors reach the terminal now, not a log file later.
+    nginx -t -q -p "$prefix/" -c "$prefix/nginx.conf" -e stderr \
+        || die "nginx rejected $prefix/nginx.conf"
+}
+
+worker_pid='' nginx_pid='' stop_requested=''
+
+start_worker() {
+    # -n: spawn-fcgi binds the socket as fd 0 and execs the worker in place, so
+    # $! is the worker itself, which this script supervises.
+    spawn-fcgi -n -s "$socket" "${spawn_opts[@]}" -- \
+        "$bin" --config "$conf" --state-dir "$state_dir" &
+    worker_pid=$!
+    echo "$worker_pid" >"$worker_pidfile"
+    local i
+    for ((i = 0; i < 50; i++)); do
+        [[ -S $socket ]] && return 0
+        kill -0 "$worker_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    [[ -S $socket ]] || die "spawn-fcgi did not create $socket"
+}
+
+start_nginx() {
+    nginx -p "$prefix/" -c "$prefix/nginx.conf" -e stderr &
+    nginx_pid=$!
+}
+
+# Polls instead of blocking in wait, so a stuck child is killed after grace.
+stop_child() {
+    local pid=$1 sig=$2 grace_s=$3 name=$4 i
+    [[ -n $pid ]] || return 0
+    kill "-$sig" "$pid" 2>/dev/null || true
+    for ((i = 0; i < grace_s * 10; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        echo "run-stack: $name ignored SIG$sig for ${grace_s}s; killing it" >&2
+        # Its children first (nginx's workers): killed alone, the master
+        # would leave them running, orphaned, with the ports still bound.
+        pkill -KILL -P "$pid" 2>/dev/null || true
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+    wait "$pid" 2>/dev/null || true
+}
+
+stop_all() {
+    trap '' INT TERM HUP
+    # SIGQUIT: nginx finishes the requests it has, then exits; the worker then
+    # drains what nginx already handed it.
+    stop_child "$nginx_pid" QUIT "$NGINX_GRACE_S" nginx
+    nginx_pid=''
+    stop_child "$worker_pid" TERM "$WORKER_GRACE_S" zookeeper-fcgi
+    worker_pid=''
+    rm -f "$socket" "$worker_pidfile"
+}
+
+reload_all() {
+    echo "run-stack: SIGHUP: reloading the worker's config and nginx" >&2
+    kill -HUP "$worker_pid" 2>/dev/null || true
+    kill -HUP "$nginx_pid" 2>/dev/null || true
+}
+
+wait_ready() {
+    local i code
+    for ((i = 0; i < 100; i++)); do
+        [[ -z $stop_requested ]] || return 0
+        if ! kill -0 "$worker_pid" 2>/dev/null || ! kill -0 "$nginx_pid" 2>/dev/null; then
+            return 0
+        fi
+        code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 \
+            --cacert "$cert" "https://localhost:$https_port/animals" 2>/dev/null) || true
+        if [[ $code == 200 ]]; then
+            echo "run-stack: ready (pids: worker $worker_pid, nginx $nginx_pid)" >&2
+            return 0
+        fi
+        sleep 0.1
+    done
+    echo "run-stack: not ready after 10 s (last answer: ${code:-none}); still running" >&2
+}
+
+# Polls rather than `wait -n`: a child that dies while this script is busy
+# elsewhere (say, in wait_ready) is reported by bash and dropped from its job
+# table, and `wait -n` then blocks on the other child forever. Plain
+# `wait PID` still returns the dead child's status. Sleeping in a waited-for
+# background job keeps Ctrl-C and SIGTERM prompt.
+supervise() {
+    local done_pid status
+    while :; do
+        if [[ -n $stop_requested ]]; then
+            stop_all
+            echo "run-stack: stopped" >&2
+            exit 0
+        fi
+        done_pid=''
+        if ! kill -0 "$worker_pid" 2>/dev/null; then
+            done_pid=$worker_pid
+        elif ! kill -0 "$nginx_pid" 2>/dev/null; then
+            done_pid=$nginx_pid
+        else
+            sleep 0.2 &
+            wait $! 2>/dev/null || true
+            continue
+        fi
+        status=0
+        wait "$done_pid" 2>/dev/null || status=$?
+        if [[ $done_pid == "$worker_pid" ]]; then
+            worker_pid=''
+            echo "run-stack: zookeeper-fcgi exited with status $status; stopping nginx" >&2
+        else
+            nginx_pid=''
+            echo "run-stack: nginx exited with status $status (see $prefix/logs/error.log); stopping the worker" >&2
+        fi
+        stop_all
+        exit $((status == 0 ? 1 : status))
+    done
+}
+
+main() {
+    parse_args "$@"
+    resolve_paths
+    clear_stale
+    setup_user
+    "$HERE/dev-cert.sh" "$prefix/tls" >/dev/null
+    render_nginx
+
+    # Until supervise() runs, an error or signal must not leave children behind.
+    trap 'stop_all' EXIT
+    trap 'stop_requested=1' INT TERM
+    trap 'reload_all' HUP
+
+    echo "zookeeper: https://localhost:$https_port/animals (http://localhost:$http_port redirects)"
+    echo "zookeeper: CA certificate $cert"
+    echo "zookeeper:   curl --cacert $cert https://localhost:$https_port/animals"
+    echo "zookeeper: logs in $prefix/logs, worker log on stderr; Ctrl-C stops"
+    start_worker
+    start_nginx
+    wait_ready
+    supervise
+}
+
+main "$@"
