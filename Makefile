@@ -106,8 +106,12 @@ clean:
 ZK_CONFDIR   = $(SYSCONFDIR)/zookeeper
 ZK_SNIPDIR   = $(NGINXDIR)/zookeeper
 ZK_DOCDIR    = $(DATADIR)/doc/zookeeper
+# The dashboard's static files, served by nginx itself (zookeeper-dashboard.conf).
+ZK_WEBDIR    = $(DATADIR)/zookeeper/web
+ZK_WEB_FILES = $(wildcard web/index.html web/app.js web/style.css docs/openapi.json)
 ZK_LOGDIR   ?= /var/log/nginx
-# Fixed by RuntimeDirectory=zookeeper in systemd/zookeeper.service.
+# Fixed by RuntimeDirectory=zookeeper in systemd/zookeeper.service (the
+# security tests point it elsewhere on the command line).
 ZK_SOCKET    = /run/zookeeper/zookeeper.sock
 ZK_SNIPPETS  = $(sort $(basename $(wildcard nginx/zookeeper-*.conf.in)) \
                       $(wildcard nginx/zookeeper-*.conf))
@@ -117,17 +121,21 @@ ZK_SITE      = $(DESTDIR)$(NGINXDIR)/sites-available/zookeeper
 ZK_SITE_LINK = $(DESTDIR)$(NGINXDIR)/sites-enabled/zookeeper
 
 # One substitution for every installed text file, so paths agree everywhere.
-ZK_RENDER = sed -e 's|@SOCKET@|$(ZK_SOCKET)|g' \
+# The literal paths (in the unit, which stays analyzable as written) go first
+# and only where a path starts, so they never rewrite a substituted path.
+ZK_PATH_START = \(^\|[ =:-]\)
+ZK_RENDER = sed -e 's\#$(ZK_PATH_START)/usr/local/bin/zookeeper-fcgi\#\1$(BINDIR)/zookeeper-fcgi\#g' \
+                -e 's\#$(ZK_PATH_START)/etc/zookeeper\#\1$(ZK_CONFDIR)\#g' \
+                -e 's\#$(ZK_PATH_START)/usr/local/share/doc/zookeeper\#\1$(ZK_DOCDIR)\#g' \
+                -e 's|@SOCKET@|$(ZK_SOCKET)|g' \
                 -e 's|@SNIPPETS@|$(ZK_SNIPDIR)|g' \
                 -e 's|@CONFDIR@|$(ZK_CONFDIR)|g' \
                 -e 's|@HTPASSWD@|$(ZK_CONFDIR)/operators.htpasswd|g' \
                 -e 's|@LOGDIR@|$(ZK_LOGDIR)|g' \
-                -e 's|/usr/local/bin/zookeeper-fcgi|$(BINDIR)/zookeeper-fcgi|g' \
-                -e 's|/etc/zookeeper|$(ZK_CONFDIR)|g' \
-                -e 's|/usr/local/share/doc/zookeeper|$(ZK_DOCDIR)|g'
+                -e 's|@WEBROOT@|$(ZK_WEBDIR)|g'
 
 install: $(BIN)
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(ZK_CONFDIR) $(DESTDIR)$(ZK_DOCDIR) \
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(ZK_CONFDIR) $(DESTDIR)$(ZK_DOCDIR) $(DESTDIR)$(ZK_WEBDIR) \
 	    $(DESTDIR)$(UNITDIR)/nginx.service.d $(DESTDIR)$(ZK_SNIPDIR) \
 	    $(DESTDIR)$(NGINXDIR)/sites-available $(DESTDIR)$(NGINXDIR)/sites-enabled
 	install -m 0755 $(BIN) $(DESTDIR)$(BINDIR)/zookeeper-fcgi
@@ -139,11 +147,14 @@ install: $(BIN)
 	fi
 	install -m 0644 zookeeper.conf $(DESTDIR)$(ZK_DOCDIR)/zookeeper.conf.example
 	$(if $(wildcard README.md),install -m 0644 README.md $(DESTDIR)$(ZK_DOCDIR)/README.md)
-	$(ZK_RENDER) systemd/zookeeper.service > $(ZK_UNIT) && chmod 0644 $(ZK_UNIT)
-	$(ZK_RENDER) systemd/nginx-zookeeper.conf > $(ZK_DROPIN) && chmod 0644 $(ZK_DROPIN)
-	$(foreach f,$(ZK_SNIPPETS),$(ZK_RENDER) $(wildcard $(f) $(f).in) \
-	    > $(DESTDIR)$(ZK_SNIPDIR)/$(notdir $(f)) && chmod 0644 $(DESTDIR)$(ZK_SNIPDIR)/$(notdir $(f));)
-	$(ZK_RENDER) nginx/site.conf.in > $(ZK_SITE) && chmod 0644 $(ZK_SITE)
+	$(if $(ZK_WEB_FILES),install -m 0644 $(ZK_WEB_FILES) $(DESTDIR)$(ZK_WEBDIR)/)
+	@# Rendered to a temporary name and renamed: a reload never reads half a file.
+	@set -e; render() { echo "render $$1 -> $$2"; $(ZK_RENDER) "$$1" > "$$2.tmp"; \
+	    chmod 0644 "$$2.tmp"; mv -f "$$2.tmp" "$$2"; }; \
+	render systemd/zookeeper.service $(ZK_UNIT); \
+	render systemd/nginx-zookeeper.conf $(ZK_DROPIN); \
+	$(foreach f,$(ZK_SNIPPETS),render $(wildcard $(f) $(f).in) $(DESTDIR)$(ZK_SNIPDIR)/$(notdir $(f));) \
+	render nginx/site.conf.in $(ZK_SITE)
 	ln -sfn ../sites-available/zookeeper $(ZK_SITE_LINK)
 
 # Directories go only when empty: another package or the operator may share them.
@@ -151,6 +162,7 @@ uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/zookeeper-fcgi $(ZK_UNIT) $(ZK_DROPIN) \
 	    $(ZK_SITE) $(ZK_SITE_LINK) $(DESTDIR)$(ZK_DOCDIR)/README.md \
 	    $(DESTDIR)$(ZK_DOCDIR)/zookeeper.conf.example \
+	    $(addprefix $(DESTDIR)$(ZK_WEBDIR)/,$(notdir $(ZK_WEB_FILES))) \
 	    $(foreach f,$(ZK_SNIPPETS),$(DESTDIR)$(ZK_SNIPDIR)/$(notdir $(f)))
 	@if cmp -s zookeeper.conf $(DESTDIR)$(ZK_CONFDIR)/zookeeper.conf; then \
 	    rm -f $(DESTDIR)$(ZK_CONFDIR)/zookeeper.conf; \
@@ -158,11 +170,13 @@ uninstall:
 	    echo "keeping edited $(DESTDIR)$(ZK_CONFDIR)/zookeeper.conf"; \
 	fi
 	@for d in $(DESTDIR)$(ZK_SNIPDIR) $(DESTDIR)$(ZK_DOCDIR) \
+	    $(DESTDIR)$(ZK_WEBDIR) $(DESTDIR)$(DATADIR)/zookeeper \
 	    $(DESTDIR)$(UNITDIR)/nginx.service.d $(DESTDIR)$(ZK_CONFDIR); do \
 	    if [ -d $$d ]; then rmdir --ignore-fail-on-non-empty $$d; fi; \
 	done
 
 # Boots a Debian 12 container with systemd-nspawn and proves the production
-# install there (minutes; not part of `make check`).
+# install there. Root; about 2 min on a cold cache (debootstrap + packages
+# into build/systemd/base), about 20 s after; not part of `make check`.
 systemd-check:
 	@tests/systemd/check.sh

@@ -1,0 +1,480 @@
+#!/usr/bin/env bash
+# tests/systemd/check.sh (`make systemd-check`): the production install, proven
+# under a real systemd in a throw-away Debian 12 container (systemd-nspawn).
+#
+# How it works:
+#   1. A Debian 12 root filesystem is debootstrapped once into build/systemd/base
+#      and the project's packages are installed into it (cached; redone only
+#      when deploy/install-deps.sh or the package list below changes).
+#   2. Each run copies base to build/systemd/run (a second or so), copies the
+#      working tree in, seeds a short-workload config, and boots the copy with
+#      `systemd-nspawn --boot --private-network` (its own loopback only).
+#   3. Inside, through nsenter: deploy/install.sh (twice: the second run must
+#      change nothing), then HTTPS, a survey, socket ownership, the worker's
+#      sandbox, reload, restart-on-crash, a clean stop, the security score and
+#      `make uninstall`.
+#   4. The container is always powered off (trap), and every step has a timeout.
+# Never boot systemd on the host's own root: its boot-time cleanup empties /tmp.
+set -euo pipefail
+
+REPO=$(cd "$(dirname "$0")/../.." && pwd)
+WORK=${SYSTEMD_CHECK_DIR:-$REPO/build/systemd}
+BASE=$WORK/base
+RUN=$WORK/run
+LOG=$WORK/log
+SRC_IN_CT=/usr/src/zookeeper
+MAX_SECONDS=${SYSTEMD_CHECK_TIMEOUT:-1200}
+# What this check itself runs inside, whether or not deploy/install-deps.sh
+# (which provides everything the service needs) happens to list it too.
+EXTRA_PKGS="curl openssl procps"
+CT_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+CERT=/etc/zookeeper/tls/zookeeper.crt
+
+PASSED=0
+FAILED=0
+NSPAWN_PID=
+CT_PID=
+
+pass() { PASSED=$((PASSED + 1)); printf 'PASS  %s\n' "$*"; }
+fail() { FAILED=$((FAILED + 1)); printf 'FAIL  %s\n' "$*"; }
+note() { printf '      %s\n' "$*"; }
+step() { printf '\n== %s (%ds)\n' "$*" "$SECONDS"; }
+die()  { printf 'systemd-check: %s\n' "$*" >&2; exit 1; }
+# expect NAME CMD...: one PASS/FAIL line per claim.
+expect() { local name=$1; shift; if "$@"; then pass "$name"; else fail "$name"; fi; }
+
+# Runs a command inside the booted container with a clean environment (the
+# host's PATH with pyenv shims means nothing in there), bounded by T seconds.
+in_ct() {
+    timeout "${T:-60}" nsenter -t "$CT_PID" -a env -i PATH="$CT_PATH" HOME=/root \
+        LANG=C.UTF-8 TERM=dumb "$@"
+}
+
+# ---- host prerequisites -----------------------------------------------------
+
+host_prerequisites() {
+    [ "$(id -u)" -eq 0 ] || die "must run as root (debootstrap, nspawn)"
+    local missing=()
+    command -v debootstrap >/dev/null || missing+=(debootstrap)
+    command -v systemd-nspawn >/dev/null || missing+=(systemd-container)
+    if [ ${#missing[@]} -gt 0 ]; then
+        apt-get update -q
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
+    fi
+}
+
+# The mirror apt already uses here: the container must come from the same one.
+debian_mirror() {
+    if [ -n "${MIRROR:-}" ]; then echo "$MIRROR"; return; fi
+    local uri
+    uri=$(grep -hs '^URIs:' /etc/apt/sources.list.d/*.sources |
+          awk '{print $2}' | grep -m1 '/debian/*$' || true)
+    [ -n "$uri" ] || uri=$(grep -hs '^deb ' /etc/apt/sources.list |
+          awk '{print $2}' | grep -m1 '/debian/*$' || true)
+    echo "${uri:-http://deb.debian.org/debian}"
+}
+
+# ---- cached base root filesystem --------------------------------------------
+
+base_stamp() {
+    { cat "$REPO/deploy/install-deps.sh"; echo "$EXTRA_PKGS"; debian_mirror; } |
+        sha256sum | cut -c1-16
+}
+
+debootstrap_base() {
+    [ -x "$BASE/usr/bin/systemctl" ] && return
+    step "debootstrap Debian 12 into $BASE (cold cache, about a minute)"
+    rm -rf "$BASE.tmp"
+    timeout 600 debootstrap --variant=minbase --include=systemd,systemd-sysv,dbus \
+        bookworm "$BASE.tmp" "$(debian_mirror)" > "$WORK/debootstrap.log" 2>&1 ||
+        { tail -20 "$WORK/debootstrap.log"; die "debootstrap failed"; }
+    mv "$BASE.tmp" "$BASE"
+}
+
+# Packages go in with nspawn in plain (non-boot) mode, sharing the host's
+# network for the mirror. policy-rc.d stops maintainer scripts from starting
+# nginx there: it would bind the host's port 80.
+install_base_packages() {
+    local want; want=$(base_stamp)
+    [ "$(cat "$BASE/.zk-stamp" 2>/dev/null)" = "$want" ] && return
+    step "installing packages into the base root filesystem"
+    if [ -f /etc/apt/sources.list.d/debian.sources ]; then
+        cp /etc/apt/sources.list.d/debian.sources "$BASE/etc/apt/sources.list.d/"
+        : > "$BASE/etc/apt/sources.list"
+    fi
+    printf '#!/bin/sh\nexit 101\n' > "$BASE/usr/sbin/policy-rc.d"
+    chmod 0755 "$BASE/usr/sbin/policy-rc.d"
+    install -D -m 0755 "$REPO/deploy/install-deps.sh" "$BASE/root/install-deps.sh"
+    timeout 900 systemd-nspawn -q -D "$BASE" --register=no --keep-unit --as-pid2 \
+        --resolv-conf=replace-host -E DEBIAN_FRONTEND=noninteractive \
+        sh -c "apt-get update -q && /root/install-deps.sh &&
+               apt-get install -y -q --no-install-recommends $EXTRA_PKGS &&
+               apt-get clean" > "$WORK/packages.log" 2>&1 ||
+        { tail -30 "$WORK/packages.log"; die "package install failed"; }
+    rm -f "$BASE/usr/sbin/policy-rc.d" "$BASE/root/install-deps.sh"
+    echo "$want" > "$BASE/.zk-stamp"
+}
+
+# ---- this run's container ---------------------------------------------------
+
+# Short surveys keep the check fast; install.sh must keep this edited config.
+seed_config() {
+    install -d "$RUN/etc/zookeeper"
+    sed -e 's/^\([[:space:]]*min_seconds[[:space:]]*=\).*/\1 0.2/' \
+        -e 's/^\([[:space:]]*max_seconds[[:space:]]*=\).*/\1 0.5/' \
+        "$REPO/zookeeper.conf" > "$RUN/etc/zookeeper/zookeeper.conf"
+}
+
+# The working tree plus the host's build outputs (timestamps kept), so `make`
+# inside is a no-op when the host build is current.
+prepare_run() {
+    step "fresh container tree $RUN"
+    rm -rf "$RUN"
+    cp -a "$BASE" "$RUN"
+    install -d "$RUN$SRC_IN_CT"
+    tar -C "$REPO" --exclude=./build --exclude=./.git --exclude=__pycache__ \
+        --exclude=./node_modules -cf - . | tar -C "$RUN$SRC_IN_CT" -xf -
+    tar -C "$REPO" -cf - build/zookeeper-fcgi build/libzookeeper.a build/src |
+        tar -C "$RUN$SRC_IN_CT" -xf -
+    seed_config
+}
+
+boot() {
+    step "booting the container"
+    systemd-nspawn -D "$RUN" --boot --console=passive --register=no --keep-unit \
+        --private-network --machine=zookeeper-check > "$LOG" 2>&1 &
+    NSPAWN_PID=$!
+    local i pid
+    for i in $(seq 100); do
+        for pid in $(pgrep -P "$NSPAWN_PID" || true); do
+            # The container's init is nspawn's child whose own-namespace pid is 1.
+            if awk '/^NSpid:/ { exit !($NF == 1) }' "/proc/$pid/status" 2>/dev/null; then
+                CT_PID=$pid
+            fi
+        done
+        [ -n "$CT_PID" ] && break
+        sleep 0.1
+    done
+    [ -n "$CT_PID" ] || { cat "$LOG"; die "container did not start"; }
+    # Its bus is not up the instant init exists: ask again until it answers.
+    local state=
+    for i in $(seq 90); do
+        state=$(timeout 30 nsenter -t "$CT_PID" -a systemctl is-system-running --wait 2>/dev/null || true)
+        case $state in running|degraded|maintenance|stopping) break ;; esac
+        sleep 1
+    done
+    if [ "$state" = running ] || [ "$state" = degraded ]; then
+        pass "container booted under systemd ($state)"
+    else
+        fail "container booted under systemd ($state)"
+    fi
+    [ "$state" = degraded ] && in_ct systemctl --failed --no-legend --plain | sed 's/^/      /'
+    return 0
+}
+
+poweroff() {
+    [ -n "$NSPAWN_PID" ] || return 0
+    if kill -0 "$NSPAWN_PID" 2>/dev/null; then
+        [ -n "$CT_PID" ] && in_ct systemctl poweroff --no-block >/dev/null 2>&1 || true
+        local i
+        for i in $(seq 300); do kill -0 "$NSPAWN_PID" 2>/dev/null || break; sleep 0.1; done
+        # nspawn turns SIGTERM into a container shutdown; SIGKILL is the last resort.
+        kill -0 "$NSPAWN_PID" 2>/dev/null && kill -TERM "$NSPAWN_PID" && sleep 5
+        kill -0 "$NSPAWN_PID" 2>/dev/null && kill -KILL "$NSPAWN_PID"
+    fi
+    wait "$NSPAWN_PID" 2>/dev/null || true
+    NSPAWN_PID=
+    printf '\ncontainer powered off (%ds)\n' "$SECONDS"
+}
+
+# ---- checks inside ----------------------------------------------------------
+
+# Everything install.sh and make install own, hashed: a second run of the
+# script must leave it identical, and the worker running (same pid).
+# Contents, modes, owners and link targets count; mtimes do not (`install`
+# rewrites identical files).
+install_snapshot() {
+    in_ct sh -c 'paths="/etc/zookeeper /etc/nginx /usr/local /etc/systemd/system
+            /lib/systemd/system/zookeeper.service /lib/systemd/system/nginx.service.d"
+        { find $paths -xdev -printf "%p %m %u %g %l\n" 2>/dev/null | sort
+          find $paths -xdev -type f -exec sha256sum {} + 2>/dev/null | sort; } | sha256sum
+        systemctl show -p MainPID --value zookeeper.service'
+}
+
+check_install() {
+    step "deploy/install.sh inside the container"
+    if T=600 in_ct sh -c "cd $SRC_IN_CT && deploy/install.sh" > "$WORK/install.log" 2>&1; then
+        pass "deploy/install.sh"
+        sed 's/^/      | /' "$WORK/install.log" | tail -25
+    else
+        fail "deploy/install.sh (log: $WORK/install.log)"
+        sed 's/^/      | /' "$WORK/install.log" | tail -25
+        return 1  # nothing after this can pass
+    fi
+    local first second
+    first=$(install_snapshot)
+    if T=600 in_ct sh -c "cd $SRC_IN_CT && deploy/install.sh" > "$WORK/install2.log" 2>&1; then
+        second=$(install_snapshot)
+        expect "second deploy/install.sh changed nothing (files, worker pid)" [ "$first" = "$second" ]
+    else
+        fail "deploy/install.sh, second run (log: $WORK/install2.log)"
+    fi
+    expect "install kept the operator's edited zookeeper.conf" \
+        in_ct grep -qE '^[[:space:]]*max_seconds[[:space:]]*=[[:space:]]*0\.5' /etc/zookeeper/zookeeper.conf
+}
+
+check_units() {
+    step "systemctl start zookeeper nginx"
+    in_ct systemctl start zookeeper.service nginx.service || true
+    expect "zookeeper.service active" in_ct systemctl is-active --quiet zookeeper.service
+    expect "nginx.service active" in_ct systemctl is-active --quiet nginx.service
+    in_ct systemctl status --no-pager --lines=3 zookeeper.service | sed 's/^/      | /' || true
+    local verify
+    verify=$(in_ct systemd-analyze verify zookeeper.service 2>&1) && [ -z "$verify" ] &&
+        pass "systemd-analyze verify zookeeper.service: clean" ||
+        fail "systemd-analyze verify zookeeper.service: $verify"
+    local order
+    order=$(in_ct systemctl show -p After -p Wants --value nginx.service | tr '\n' ' ')
+    expect "nginx.service wants and is ordered after zookeeper.service (drop-in)" \
+        [ "$(grep -o 'zookeeper.service' <<<"$order" | wc -l)" -ge 2 ]
+    local sock uid
+    sock=$(in_ct stat -c '%u:%G %a' /run/zookeeper/zookeeper.sock /run/zookeeper 2>&1 | paste -sd ' ')
+    uid=$(in_ct stat -c %u "/proc/$(worker_pid)" 2>/dev/null || echo none)
+    note "socket, directory: $sock (worker uid $uid)"
+    expect "socket is <worker uid>:www-data 0660 in a 0750 directory" \
+        [ "$sock" = "$uid:www-data 660 $uid:www-data 750" ]
+}
+
+curl_ct() { in_ct curl -sS --max-time 5 --cacert "$CERT" "$@"; }
+
+check_https() {
+    step "HTTPS through nginx"
+    local out
+    out=$(curl_ct -w ' %{http_code}' https://localhost/animals 2>&1 || true)
+    note "GET /animals -> $out"
+    expect "curl --cacert $CERT https://localhost/animals answers 200 with a JSON list" \
+        grep -qE '^\[.*\] 200$' <<<"$out"
+    out=$(in_ct curl -sS -o /dev/null -w '%{http_code} %{redirect_url}' http://localhost/animals || true)
+    note "plain HTTP -> $out"
+    expect "plain HTTP redirects to HTTPS" grep -qE '^30[18] https://localhost/animals$' <<<"$out"
+    out=$(curl_ct -o /dev/null -w '%{http_code} %{content_type}' https://localhost/ 2>&1 || true)
+    note "GET / -> $out"
+    expect "dashboard page served from the installed web root" grep -q '^200 text/html' <<<"$out"
+    check_survey
+}
+
+check_survey() {
+    local animal id body code i
+    animal=$(curl_ct https://localhost/animals 2>&1 | sed -E 's/^\["([^"]+)".*/\1/' || true)
+    id=$(curl_ct -X POST "https://localhost/animals/$animal" 2>&1 | tr -d '"' || true)
+    note "POST /animals/$animal -> $id"
+    code=
+    for i in $(seq 100); do
+        body=$(curl_ct -w ' %{http_code}' "https://localhost/query/$id" 2>&1 || true)
+        code=${body##* }
+        [ "$code" = 200 ] && break
+        sleep 0.3
+    done
+    note "GET /query/$id -> $body"
+    expect "survey completed (200 with a sentence)" [ "$code" = 200 ]
+}
+
+worker_pid() { in_ct systemctl show -p MainPID --value zookeeper.service; }
+
+# The running worker itself, seen from outside its sandbox.
+check_sandbox() {
+    step "the running worker's sandbox"
+    local pid status
+    pid=$(worker_pid)
+    status=$(in_ct cat "/proc/$pid/status" 2>/dev/null || true)
+    if [ "${pid:-0}" = 0 ] || [ -z "$status" ]; then
+        fail "no running worker to inspect (MainPID=${pid:-none})"
+        return 0
+    fi
+    note "$(grep -E '^(Name|Uid|Gid|Groups|CapEff|CapBnd|NoNewPrivs|Seccomp):' <<<"$status" | tr '\t' ' ' | paste -sd ';')"
+    expect "MainPID is the worker itself (spawn-fcgi -n exec'd it)" \
+        grep -qE '^Name:[[:space:]]+zookeeper-fcgi' <<<"$status"
+    expect "worker is not root (real, effective, saved, fs uid)" \
+        awk '/^Uid:/ { ok = $2 && $3 && $4 && $5 } END { exit !ok }' <<<"$status"
+    expect "worker has no capabilities (effective, bounding)" \
+        awk '/^Cap(Eff|Bnd):/ { n++; if ($2 != "0000000000000000") bad = 1 }
+             END { exit !(n == 2 && !bad) }' <<<"$status"
+    expect "worker has no_new_privs and a seccomp filter" \
+        awk '/^NoNewPrivs:/ { n = $2 } /^Seccomp:/ { s = $2 } END { exit !(n == 1 && s == 2) }' <<<"$status"
+    # Root inside the worker's mount namespace still cannot write /usr:
+    # ProtectSystem=strict made it a read-only mount, not just unwritable for a uid.
+    local out
+    out=$(in_ct nsenter -t "$pid" -m touch /usr/zookeeper-probe 2>&1 || true)
+    note "touch /usr in the worker's mount namespace: $out"
+    expect "worker cannot write /usr (read-only file system)" grep -q 'Read-only file system' <<<"$out"
+    expect "worker has its own network namespace (PrivateNetwork=)" \
+        [ "$(in_ct readlink "/proc/$pid/ns/net")" != "$(in_ct readlink /proc/1/ns/net)" ]
+    check_probe_unit
+}
+
+# seccomp and RestrictAddressFamilies= cannot be entered with nsenter, so a
+# live probe runs under the installed unit's own [Service] settings: a copy of
+# the unit with only its commands and directories replaced by the probe's.
+check_probe_unit() {
+    in_ct sh -c 'cp /lib/systemd/system/zookeeper.service /run/systemd/system/zookeeper-probe.service
+        mkdir -p /run/systemd/system/zookeeper-probe.service.d
+        cat > /run/zookeeper-probe.sh <<"EOF"
+echo "uid=$(id -u) gid=$(id -g)"
+(exec 3<>/dev/tcp/127.0.0.1/443) 2>&1 | sed "s/^/inet: /"
+(exec 3<>/dev/tcp/::1/443) 2>&1 | sed "s/^/inet6: /"
+touch /usr/probe 2>&1 | sed "s/^/usr: /"
+touch /var/lib/zookeeper/probe && echo "state=writable" && rm /var/lib/zookeeper/probe
+EOF
+        cat > /run/systemd/system/zookeeper-probe.service.d/probe.conf <<"EOF"
+[Service]
+Type=oneshot
+Restart=no
+User=zookeeper
+ExecStartPre=
+ExecReload=
+ExecStart=
+ExecStart=/bin/bash /run/zookeeper-probe.sh
+RuntimeDirectory=
+StateDirectory=zookeeper
+StandardOutput=truncate:/run/zookeeper-probe.out
+StandardError=inherit
+EOF
+        systemctl daemon-reload && systemctl start zookeeper-probe.service'
+    local out; out=$(in_ct cat /run/zookeeper-probe.out 2>&1 || true)
+    sed 's/^/      | /' <<<"$out"
+    expect "same sandbox, live: not root" grep -qE '^uid=[1-9][0-9]* ' <<<"$out"
+    # "Connection refused" would mean the socket was made: only EAFNOSUPPORT counts.
+    expect "same sandbox, live: AF_INET socket refused" \
+        grep -qE '^inet: .*Address family not supported' <<<"$out"
+    expect "same sandbox, live: AF_INET6 socket refused" \
+        grep -qE '^inet6: .*Address family not supported' <<<"$out"
+    expect "same sandbox, live: /usr read-only" grep -qE '^usr: .*Read-only file system' <<<"$out"
+    expect "same sandbox, live: state directory writable" grep -qx 'state=writable' <<<"$out"
+    in_ct sh -c 'rm -rf /run/systemd/system/zookeeper-probe.service*; systemctl daemon-reload'
+}
+
+check_lifecycle() {
+    step "reload, crash, stop"
+    local pid; pid=$(worker_pid)
+    in_ct systemctl reload zookeeper.service || true
+    sleep 0.5
+    local ok=false
+    [ "$(worker_pid)" = "$pid" ] && in_ct systemctl is-active --quiet zookeeper.service && ok=true
+    expect "systemctl reload zookeeper: same worker, still active" $ok
+    expect "systemctl reload nginx" in_ct systemctl reload nginx.service
+    # Restart=on-failure: a crashed worker comes back by itself.
+    in_ct kill -KILL "$pid"
+    local i new=0
+    for i in $(seq 50); do
+        sleep 0.2
+        new=$(worker_pid)
+        [ "$new" != 0 ] && [ "$new" != "$pid" ] && in_ct systemctl is-active --quiet zookeeper.service && break
+    done
+    ok=false
+    [ "$new" != 0 ] && [ "$new" != "$pid" ] && ok=true
+    expect "killed worker restarted by systemd (pid $pid -> $new)" $ok
+    sleep 1.5 # let the new worker get to its accept loop
+    local t0 t1 props
+    t0=$(date +%s%N)
+    in_ct systemctl stop zookeeper.service || true
+    t1=$(date +%s%N)
+    props=$(in_ct systemctl show -p Result -p ExecMainCode -p ExecMainStatus zookeeper.service | paste -sd ' ')
+    note "stop took $(( (t1 - t0) / 1000000 )) ms; $props"
+    # Result=success alone would also accept death by SIGTERM; code 1 is
+    # CLD_EXITED, i.e. the worker drained and returned 0 by itself.
+    ok=false
+    grep -qw 'Result=success' <<<"$props" && grep -qw 'ExecMainCode=1' <<<"$props" &&
+        grep -qw 'ExecMainStatus=0' <<<"$props" && ok=true
+    expect "systemctl stop zookeeper: the worker exited 0 by itself" $ok
+    expect "stop within TimeoutStopSec, no SIGKILL" \
+        [ $(( (t1 - t0) / 1000000 )) -lt 5000 ]
+    expect "runtime directory and socket removed on stop" in_ct test ! -e /run/zookeeper
+    local out
+    out=$(curl_ct -w ' %{http_code} %{content_type}' https://localhost/animals 2>&1 || true)
+    note "worker stopped: GET /animals -> $out"
+    expect "nginx answers 502 problem+json while the worker is down" \
+        grep -qE ' 502 application/problem\+json' <<<"$out"
+}
+
+check_security_score() {
+    step "systemd-analyze security zookeeper.service (inside, online)"
+    local line
+    line=$(in_ct systemd-analyze security zookeeper.service 2>&1 | grep 'Overall exposure' || true)
+    note "$line"
+    expect "exposure below 1.0" awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^[0-9.]+$/) v = $i }
+        END { exit !(v != "" && v < 1.0) }' <<<"$line"
+}
+
+check_uninstall() {
+    step "make uninstall inside the container"
+    in_ct systemctl disable --now --quiet zookeeper.service || true
+    in_ct sh -c "cd $SRC_IN_CT && make -s uninstall" 2>&1 | sed 's/^/      | /' || true
+    local left
+    left=$(in_ct sh -c 'ls -d /usr/local/bin/zookeeper-fcgi /lib/systemd/system/zookeeper.service \
+        /lib/systemd/system/nginx.service.d/zookeeper.conf /etc/nginx/sites-enabled/zookeeper \
+        /etc/nginx/sites-available/zookeeper /etc/nginx/zookeeper /usr/local/share/doc/zookeeper \
+        /usr/local/share/zookeeper 2>/dev/null' || true)
+    expect "make uninstall removed every installed file${left:+ (left: $left)}" [ -z "$left" ]
+    expect "make uninstall kept the edited zookeeper.conf" in_ct test -f /etc/zookeeper/zookeeper.conf
+    expect "nginx config still valid after uninstall" in_ct nginx -t -q
+    # The rest of docs/production.md's uninstall sequence.
+    in_ct systemctl daemon-reload || true
+    expect "systemctl reload nginx after uninstall" in_ct systemctl reload nginx.service
+}
+
+# On the host, fast: install into a DESTDIR and uninstall leaves no file behind.
+check_destdir_roundtrip() {
+    step "make install/uninstall DESTDIR round trip (host)"
+    local dest=$WORK/destdir left
+    rm -rf "$dest"
+    make -s -C "$REPO" install DESTDIR="$dest" > "$WORK/destdir.log" 2>&1 ||
+        { fail "make install DESTDIR="; tail "$WORK/destdir.log"; return; }
+    note "installed: $(cd "$dest" && find . \( -type f -o -type l \) | sort | paste -sd ' ')"
+    make -s -C "$REPO" uninstall DESTDIR="$dest" >> "$WORK/destdir.log" 2>&1 || true
+    left=$(cd "$dest" && find . \( -type f -o -type l \) | paste -sd ' ')
+    expect "make uninstall DESTDIR= leaves no file${left:+ (left: $left)}" [ -z "$left" ]
+    rm -rf "$dest"
+}
+
+# ---- main -------------------------------------------------------------------
+
+finish() {
+    local rc=$?
+    poweroff
+    printf '\nsystemd-check: %d passed, %d failed (%ds)\n' "$PASSED" "$FAILED" "$SECONDS"
+    [ "$rc" -eq 0 ] && [ "$FAILED" -eq 0 ] && [ "$PASSED" -gt 0 ] || exit 1
+}
+
+main() {
+    mkdir -p "$WORK"
+    # One run per cache: a second would copy over the first one's container.
+    exec 9> "$WORK/lock"
+    flock -n 9 || die "another systemd-check is running in $WORK"
+    trap finish EXIT
+    trap 'exit 1' INT TERM
+    host_prerequisites
+    make -s -C "$REPO" all
+    step "systemd-analyze security --offline=true systemd/zookeeper.service (host)"
+    note "$(systemd-analyze security --offline=true "$REPO/systemd/zookeeper.service" | tail -1)"
+    check_destdir_roundtrip
+    debootstrap_base
+    install_base_packages
+    prepare_run
+    boot
+    # A check that trips over an unexpected error counts as one failure and
+    # the rest still run (errexit does not apply inside a `||` list).
+    local c
+    check_install || return 0
+    for c in check_units check_https check_sandbox check_lifecycle \
+             check_security_score check_uninstall; do
+        "$c" || fail "$c stopped on an unexpected error"
+    done
+}
+
+# Bounded as a whole, even if a step hangs past its own timeout: timeout(1)
+# sends SIGTERM to this script's process group (nspawn turns it into a
+# container shutdown, the trap powers off), then SIGKILL a minute later.
+if [ -z "${ZK_SYSTEMD_CHECK_BOUNDED:-}" ]; then
+    ZK_SYSTEMD_CHECK_BOUNDED=1 exec timeout -k 60 "$MAX_SECONDS" "$0" "$@"
+fi
+main "$@"
