@@ -113,6 +113,9 @@ int run_service(const Options& options)
     transport::block_signals();
     try {
         return serve(config, options);
+    } catch (const storage::StoreError& e) {  // e.g. a damaged row found while restoring
+        std::cerr << "zookeeper-fcgi: " << e.what() << "\n";
+        return exit_config;
     } catch (const std::exception& e) {
         log::error("fatal").kv("what", e.what());
         return exit_runtime;

@@ -28,7 +28,7 @@ struct ServiceSettings {
 
 struct StoreSettings {
     std::string dir = "/var/lib/zookeeper";
-    std::size_t commit_interval_ms = 2;  // group-commit gathering window
+    std::size_t commit_interval_ms = 0;  // extra wait to gather a batch; 0: batches form while a commit runs
 };
 
 struct Config {

@@ -14,6 +14,13 @@ class Vocabulary {
 public:
     Vocabulary(std::vector<std::string> animals, std::vector<std::string> adjectives,
                std::vector<std::string> verbs, std::vector<std::string> adverbs);
+    // The index views the strings in place: a copy would view the source's
+    // strings (and dangle once it is gone), so copying is refused. A move
+    // hands over the vectors' buffers, and the strings stay where they are.
+    Vocabulary(const Vocabulary&) = delete;
+    Vocabulary& operator=(const Vocabulary&) = delete;
+    Vocabulary(Vocabulary&&) noexcept = default;
+    Vocabulary& operator=(Vocabulary&&) noexcept = default;
 
     const std::vector<std::string>& animals() const { return animals_; }
     const std::vector<std::string>& adjectives() const { return adjectives_; }
