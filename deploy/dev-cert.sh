@@ -16,10 +16,11 @@ key=$dir/key.pem
 # its user) and still the pair of the key beside it (a run interrupted between
 # the two moves below leaves a mismatch).
 usable() {
+    local cert_pub
     [[ -s $cert && -s $key ]] || return 1
-    openssl x509 -in "$cert" -noout -checkend 86400 >/dev/null 2>&1 || return 1
-    [[ "$(openssl x509 -in "$cert" -noout -pubkey 2>/dev/null)" \
-        == "$(openssl pkey -in "$key" -pubout 2>/dev/null)" ]]
+    # One call for both: the public key, then the -checkend verdict line.
+    cert_pub=$(openssl x509 -in "$cert" -noout -pubkey -checkend 86400 2>/dev/null) || return 1
+    [[ ${cert_pub%%$'\n'Certificate*} == "$(openssl pkey -in "$key" -pubout 2>/dev/null)" ]]
 }
 if usable; then
     echo "$cert"

@@ -247,10 +247,14 @@ ConfigResult load_config(const std::string& path)
 {
     std::ifstream in(path, std::ios::binary);
     if (!in) return ConfigError{path, 0, "cannot read the file"};
-    std::ostringstream buf;
-    buf << in.rdbuf();
+    // read() turns a failing read (EISDIR: opening a directory succeeds) into
+    // badbit on `in`; `buf << in.rdbuf()` reported it on `buf` only, and a
+    // directory then parsed as an empty file ("missing section [animals]").
+    std::string text;
+    char chunk[8192];
+    while (in.read(chunk, sizeof chunk) || in.gcount() > 0) text.append(chunk, static_cast<std::size_t>(in.gcount()));
     if (in.bad()) return ConfigError{path, 0, "cannot read the file"};
-    return parse_config(buf.str(), path);
+    return parse_config(text, path);
 }
 
 }  // namespace zk

@@ -79,28 +79,31 @@ void JobPool::stop()
 }
 
 // Loads every stored job. Unfinished ones keep their stored deadline, so a
-// survey whose deadline passed while we were down completes at once.
+// survey whose deadline passed while we were down completes at once. Queued
+// ones are begun here, before any thread runs: submitting them to the pool
+// would block on its bounded queue with nobody yet draining it.
 void JobPool::restore()
 {
     if (!store_) return;
-    std::vector<JobId> to_begin;
+    const Millis now = clock_.now_ms();
     const Millis ttl = rules()->result_ttl_ms;
     std::lock_guard lock(timer_mutex_);
     store_->load([&](storage::JobRecord&& r) {
         Job j = from_record(std::move(r));
         if (j.state == JobState::queued) {
-            ++queued_;
-            to_begin.push_back(j.id);
-        } else if (j.state == JobState::running) {
+            j.state = JobState::running;
+            j.started_ms = now;
+            persist(j);
+        }
+        if (j.state == JobState::running) {
             ++running_;
+            ++in_flight_;
             timers_.add({j.deadline_ms, j.id, TimerKind::complete});
         } else {
             timers_.add({j.finished_ms + ttl, j.id, TimerKind::expire});
         }
-        if (!j.finished()) ++in_flight_;
         table_.put(j);
     });
-    for (const JobId& id : to_begin) workers_.submit([this, id] { begin(id); });
 }
 
 Created JobPool::create(std::string_view animal)
@@ -210,6 +213,7 @@ PoolStats JobPool::stats() const
 std::vector<Job> JobPool::list(const JobFilter& filter) const
 {
     // A min-heap on id keeps the newest `limit` matches (v7 ids sort by time).
+    if (filter.limit == 0) return {};  // the heap test below reads front()
     auto older = [](const Job& a, const Job& b) { return a.id > b.id; };
     std::vector<Job> heap;
     table_.for_each([&](const Job& j) {
@@ -230,6 +234,10 @@ std::vector<Job> JobPool::list(const JobFilter& filter) const
 
 void JobPool::wake()
 {
+    // Passing through the mutex puts this call either before the timer
+    // thread's next clock read or after it has started waiting; a bare
+    // notify between those two points would be lost.
+    { std::lock_guard lock(timer_mutex_); }
     timer_cv_.notify_all();
 }
 

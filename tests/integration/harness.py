@@ -313,9 +313,11 @@ class Stack:
     what nginx answers once the worker is gone, and the shim records the real
     worker's exit status and time."""
 
-    def __init__(self, env, name, config=None, shim=False):
+    def __init__(self, env, name, config=None, shim=False, run_args=()):
         self.env = env
         self.name = name
+        # More run-stack.sh options (bench/ passes --nginx-dir).
+        self.run_args = list(run_args)
         self.dir = os.path.join(env.work_dir, name)
         shutil.rmtree(self.dir, ignore_errors=True)
         os.makedirs(self.dir)
@@ -351,7 +353,7 @@ class Stack:
             bin_path = os.path.join(self.env.here, "worker-shim.sh")
         cmd = [os.path.join(self.env.repo, "deploy", "run-stack.sh"),
                "--bin", bin_path, "--config", self.conf, "--prefix", self.dir,
-               "--https-port", str(self.https_port), "--http-port", str(self.http_port)]
+               "--https-port", str(self.https_port), "--http-port", str(self.http_port)] + self.run_args
         if self.log is not None:
             self.log.close()
         self.log = open(self.log_path, "ab")

@@ -34,6 +34,11 @@ def case_errors(r, allowed, allow_methods=None, forbid_method=None):
         errs += problem_errors(r)
     if b"root:x:0:0" in r.body or b"PRIVATE KEY" in r.body:
         errs.append("answer leaks a file")
+    if r.header("Set-Cookie") is not None or r.header("X-Injected") is not None:
+        errs.append("a header came from the request path (CR/LF injection)")
+    # User text is echoed truncated, so a long path makes no long answer.
+    if r.status >= 400 and len(r.body) > 1024:
+        errs.append("error body of %d bytes: user text echoed untruncated?" % len(r.body))
     if r.status in (200, 202) and r.path.startswith("/animals/"):
         body = r.json() if r.body else None
         if not (isinstance(body, str) and UUID_RE.match(body)):
@@ -145,6 +150,9 @@ def errors_percent_encoded_paths(env):
         case("GET", "/query/%30%31%38%39", REFUSED),
         case("GET", "/animals/bisons%20", REFUSED),
         case("GET", "/animals/bi+sons", REFUSED),
+        case("GET", "/animals/x%0d%0aSet-Cookie:%20a=b", REFUSED),
+        case("GET", "/query/x%0aX-Injected:%201", REFUSED),
+        case("GET", "/animals?x=%0d%0aX-Injected:%201", {200, 400}),
     ])
     env.note("; ".join(seen[:2]))
 
@@ -188,6 +196,7 @@ def errors_overlong_paths(env):
         case("GET", "/" + "x" * 7000, {404, 414}),
         case("GET", "/animals/" + "a" * 4000, {400, 404, 414}),
         case("GET", "/animals/" + "b" * 300, {400, 404, 414}),
+        case("GET", "/animals/" + "c" * 2000, {400, 404, 414}),
         case("GET", "/query/" + "0" * 5000, {400, 404, 414}),
         case("GET", "/jobs/" + str(uuidlib.uuid4()) * 100, {400, 404, 414}),
         case("GET", "/animals?" + "q=1&" * 1500, {200, 400, 414}),
