@@ -42,7 +42,7 @@ TEST_OBJ   := $(TEST_SRC:%.cpp=$(BUILD)/%.o)
 BIN        := $(BUILD)/zookeeper-fcgi
 UNIT       := $(BUILD)/unit-tests
 
-.PHONY: all check unit integration run install uninstall clean bench \
+.PHONY: all check unit integration ui-check run install uninstall clean bench \
         asan tsan deps systemd-check fuzz
 
 all: $(BIN)
@@ -71,6 +71,7 @@ check: deps
 	@$(MAKE) --no-print-directory all $(UNIT)
 	-@$(MAKE) --no-print-directory unit
 	-@$(MAKE) --no-print-directory integration
+	-@$(MAKE) --no-print-directory ui-check
 	@tests/summary.sh $(BUILD)/results
 
 unit: $(UNIT)
@@ -81,6 +82,12 @@ integration: $(BIN)
 	@mkdir -p $(BUILD)/results
 	@python3 tests/integration/run.py --bin $(BIN) --build $(BUILD) \
 	    --results $(BUILD)/results/integration
+
+# The dashboard in real headless Chromium (Debian's chromium, playwright-core
+# from npm into $(BUILD)/ui/node); screenshots in $(BUILD)/ui/screenshots.
+ui-check: $(BIN)
+	@mkdir -p $(BUILD)/results
+	@BUILD=$(BUILD) BIN=$(BIN) tests/ui/run.sh $(BUILD)/results/ui
 
 run: deps $(BIN)
 	@deploy/run-stack.sh --bin $(BIN) --config $(CONFIG) --prefix $(BUILD)/run

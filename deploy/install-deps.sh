@@ -22,6 +22,9 @@ PACKAGES=(
     curl
     iproute2
     procps
+    # The dashboard test (tests/ui/run.sh) drives Debian's Chromium.
+    chromium
+    chromium-driver
 )
 
 missing=()

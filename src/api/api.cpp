@@ -3,6 +3,7 @@
 
 #include "api/api.h"
 
+#include <cctype>
 #include <charconv>
 #include <variant>
 
@@ -90,11 +91,28 @@ std::variant<JobFilter, Response> job_filter(const QueryParams& params)
     return f;
 }
 
+// Everything but RFC 3986 unreserved characters is escaped.
+std::string percent_encode(std::string_view s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    std::string out;
+    for (unsigned char c : s) {
+        if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+            out.push_back(static_cast<char>(c));
+        } else {
+            out.push_back('%');
+            out.push_back(hex[c >> 4]);
+            out.push_back(hex[c & 15]);
+        }
+    }
+    return out;
+}
+
 std::string next_link(const QueryParams& params, const std::string& cursor)
 {
     std::string link = "/jobs?";
     for (const auto& [key, value] : params)
-        if (key != "cursor") link.append(key).append("=").append(value).append("&");  // values were validated
+        if (key != "cursor") link.append(percent_encode(key)).append("=").append(percent_encode(value)).append("&");
     return link.append("cursor=").append(cursor);
 }
 

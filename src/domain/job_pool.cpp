@@ -109,6 +109,7 @@ void JobPool::restore()
 Created JobPool::create(std::string_view animal)
 {
     if (stopping_) return {std::nullopt, CreateError::stopping};
+    if (store_ && !store_->healthy()) return {std::nullopt, CreateError::store_failed};
     const auto r = rules();
     if (!r->vocabulary->has_animal(animal)) return {std::nullopt, CreateError::unknown_animal};
     if (in_flight_.fetch_add(1) >= r->max_jobs) {
@@ -123,18 +124,28 @@ Created JobPool::create(std::string_view animal)
     job.deadline_ms = job.created_ms + job.duration_ms;
     table_.put(job);
     ++queued_;
-    const auto seq = persist(job);
+    // Durable before it can run: a survey the client is told failed must
+    // not run on under an id nobody holds.
+    if (!durable(persist(job))) {
+        forget(job.id);
+        return {std::nullopt, CreateError::store_failed};
+    }
     const JobId id = job.id;
     if (!workers_.try_submit([this, id] { begin(id); })) {
-        table_.erase(id);
-        if (store_) store_->erase(id.bytes());
-        --queued_;
-        --in_flight_;
+        forget(id);
         return {std::nullopt, stopping_ ? CreateError::stopping : CreateError::queue_full};
     }
     ++created_;
-    if (!durable(seq)) return {std::nullopt, CreateError::store_failed};
     return {std::move(job), CreateError::none};
+}
+
+// Undoes a creation that was refused after the job was recorded.
+void JobPool::forget(const JobId& id)
+{
+    table_.erase(id);
+    if (store_) store_->erase(id.bytes());
+    --queued_;
+    --in_flight_;
 }
 
 Lookup JobPool::find(const JobId& id) const

@@ -115,6 +115,7 @@ private:
     void begin(const JobId& id);
     void complete(const JobId& id);
     void expire(const JobId& id);
+    void forget(const JobId& id);
     storage::JobStore::Seq persist(const Job& job);
     bool durable(storage::JobStore::Seq seq);
 
