@@ -72,6 +72,7 @@ check: deps
 	-@$(MAKE) --no-print-directory unit
 	-@$(MAKE) --no-print-directory integration
 	-@$(MAKE) --no-print-directory ui-check
+	-@tests/fuzz/run.sh $(CHECK_FUZZ_SECONDS) $(BUILD)/results/fuzz
 	@tests/summary.sh $(BUILD)/results
 
 unit: $(UNIT)
@@ -88,6 +89,13 @@ integration: $(BIN)
 ui-check: $(BIN)
 	@mkdir -p $(BUILD)/results
 	@BUILD=$(BUILD) BIN=$(BIN) tests/ui/run.sh $(BUILD)/results/ui
+
+# libFuzzer targets (clang, ASan + UBSan); make check runs each briefly.
+FUZZ_SECONDS       ?= 60
+CHECK_FUZZ_SECONDS ?= 10
+fuzz:
+	@mkdir -p $(BUILD)/results
+	@tests/fuzz/run.sh $(FUZZ_SECONDS) $(BUILD)/results/fuzz
 
 run: deps $(BIN)
 	@deploy/run-stack.sh --bin $(BIN) --config $(CONFIG) --prefix $(BUILD)/run

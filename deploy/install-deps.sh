@@ -25,9 +25,16 @@ PACKAGES=(
     # The dashboard test (tests/ui/run.sh) drives Debian's Chromium.
     chromium
     chromium-driver
+    # The fuzz targets (tests/fuzz/run.sh): clang with libFuzzer.
+    clang
+    libclang-rt-14-dev
 )
 
 missing=()
+# The UI test installs playwright-core with npm. Node may come from another
+# source than Debian (its npm then comes bundled): ask apt only when absent.
+command -v npm >/dev/null || PACKAGES+=(nodejs npm)
+
 for pkg in "${PACKAGES[@]}"; do
     # "ii" = wanted and installed; anything else (absent, removed with its
     # config left, half-configured) needs apt.

@@ -1,22 +1,24 @@
-// The FastCGI transport: N acceptor threads, each running FCGX_Accept_r on
-// the listening socket spawn-fcgi passed us, turning each request into an
-// http::Request value and writing the handler's http::Response back in one
-// write.
+// The FastCGI transport: N acceptor threads serve the listening socket that
+// spawn-fcgi passed us. Each thread accepts its own connections, checks each
+// request's head (fcgi_guard) before libfcgi parses it, lets libfcgi read the
+// request, turns it into an http::Request value and writes the handler's
+// http::Response back in one write.
 //
-// Shutdown: libfcgi offers no way to interrupt FCGX_Accept_r. stop() shuts
-// down the listening socket, which fails every accept() blocked on it, and
-// shuts down the read side of each connection an idle acceptor holds open
-// for nginx's keep-alive (fastcgi_keep_conn), so every blocked read ends.
-// Busy acceptors finish their request first; join() waits for all of them.
-// Each kept connection pins its acceptor: keep nginx's keepalive below
-// the acceptor count.
+// Why accept ourselves: libfcgi's FCGX_Accept_r blocks in accept() or read()
+// where nothing can interrupt it, and trusts lengths it should not (see
+// fcgi_guard.h). Here every wait is a poll() that also watches a wake-up
+// eventfd, so stop() ends idle waits at once; busy acceptors finish their
+// request first, and join() waits for all of them. libfcgi gets a connection
+// through FCGX_Request's public ipcFd field and never sees the listening
+// socket (its requests are initialised with -1 there).
+//
+// Each connection nginx keeps open (fastcgi_keep_conn) is served by one
+// acceptor for its life: keep nginx's keepalive below the acceptor count.
 #pragma once
 
 #include <atomic>
 #include <cstddef>
 #include <functional>
-#include <memory>
-#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -44,19 +46,17 @@ public:
     void on_fatal(std::function<void()> callback) { on_fatal_ = std::move(callback); }
 
 private:
-    // What an acceptor is doing, so stop() knows which fd to shut down.
-    struct Slot {
-        std::mutex mutex;
-        bool waiting = false;  // inside FCGX_Accept_r; guarded by mutex
-        int kept_fd = -1;      // connection kept open for keep-alive; guarded by mutex
-    };
-    void accept_loop(Slot& slot);
+    void serve();
+    int accept_connection();
+    bool await_request(int fd);
+    bool wait_readable(int fd, int timeout_ms) const;
 
     const int listen_fd_;
+    const std::size_t acceptors_;
     const Handler handler_;
+    int wake_fd_ = -1;  // eventfd, readable once stop() has run
     std::function<void()> on_fatal_;
     std::atomic<bool> stopping_{false};
-    std::vector<std::unique_ptr<Slot>> slots_;
     std::vector<std::thread> threads_;
 };
 

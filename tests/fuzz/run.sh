@@ -28,9 +28,10 @@ declare -A SOURCES=(
     [router_fuzz]="src/dispatch/router.cpp src/http/problem.cpp src/http/message.cpp"
     [config_fuzz]="src/config/config.cpp"
     [job_id_fuzz]="src/domain/job_id.cpp"
+    [fcgi_guard_fuzz]="src/transport/fcgi_guard.cpp"
 )
 declare -A LIBS=([job_id_fuzz]="-luuid")
-targets=${FUZZ_TARGETS:-router_fuzz config_fuzz job_id_fuzz}
+targets=${FUZZ_TARGETS:-router_fuzz config_fuzz job_id_fuzz fcgi_guard_fuzz}
 
 # shellcheck disable=SC2054  # the commas belong to -fsanitize=
 CXXFLAGS_FUZZ=(-std=c++20 -g -O1 -fno-omit-frame-pointer -I"$REPO/src"

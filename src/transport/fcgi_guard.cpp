@@ -1,0 +1,103 @@
+// FastCGI record walking (FastCGI 1.0 spec, sections 3.3, 3.4, 5.1).
+
+#include "transport/fcgi_guard.h"
+
+#include <cstdint>
+#include <vector>
+
+namespace zk::transport {
+
+namespace {
+
+constexpr std::size_t header_size = 8;
+constexpr unsigned char fcgi_version = 1;
+constexpr unsigned char type_begin_request = 1;
+constexpr unsigned char type_params = 4;
+constexpr std::size_t begin_body_size = 8;
+constexpr unsigned role_responder = 1;
+
+struct Header {
+    unsigned char version, type;
+    unsigned request_id, content_length, padding_length;
+};
+
+unsigned u16(const unsigned char* p) { return static_cast<unsigned>(p[0]) << 8 | p[1]; }
+
+Header read_header(const unsigned char* p)
+{
+    return {p[0], p[1], u16(p + 2), u16(p + 4), p[6]};
+}
+
+Verdict bad(std::string& why, const char* what)
+{
+    why = what;
+    return Verdict::bad;
+}
+
+// One name or value length: 1 byte below 128, else 4 bytes with the top bit set.
+bool read_length(const std::vector<unsigned char>& s, std::size_t& at, std::size_t& out)
+{
+    if (at >= s.size()) return false;
+    if (s[at] < 0x80) {
+        out = s[at++];
+        return true;
+    }
+    if (at + 4 > s.size()) return false;
+    out = (static_cast<std::size_t>(s[at] & 0x7f) << 24) | (static_cast<std::size_t>(s[at + 1]) << 16) |
+          (static_cast<std::size_t>(s[at + 2]) << 8) | s[at + 3];
+    at += 4;
+    return true;
+}
+
+// Walks the name/value pairs received so far. With the whole stream
+// (`ended`), every pair must fit inside it; before that, a declared length
+// no request head could hold is already enough to refuse.
+Verdict check_params(const std::vector<unsigned char>& stream, bool ended, std::string& why)
+{
+    std::size_t at = 0;
+    while (at < stream.size()) {
+        std::size_t name = 0, value = 0;
+        if (!read_length(stream, at, name) || !read_length(stream, at, value))
+            return ended ? bad(why, "truncated param length") : Verdict::need_more;
+        if (name > max_request_head || value > max_request_head) return bad(why, "param length over the limit");
+        if (name + value > stream.size() - at)
+            return ended ? bad(why, "param length past the end of the params") : Verdict::need_more;
+        at += name + value;
+    }
+    return ended ? Verdict::complete : Verdict::need_more;
+}
+
+}  // namespace
+
+Verdict inspect_request_head(const unsigned char* data, std::size_t size, std::string& why)
+{
+    std::vector<unsigned char> params;
+    std::size_t at = 0;
+    unsigned request_id = 0;
+    for (bool first = true;; first = false) {
+        if (size - at < header_size) return at + header_size > max_request_head ? bad(why, "request head too large") : Verdict::need_more;
+        const Header h = read_header(data + at);
+        if (h.version != fcgi_version) return bad(why, "unknown FastCGI version");
+        const std::size_t record = header_size + h.content_length + h.padding_length;
+        if (at + record > max_request_head) return bad(why, "request head too large");
+        if (first) {
+            if (h.type != type_begin_request || h.content_length != begin_body_size || h.request_id == 0)
+                return bad(why, "first record is not BEGIN_REQUEST");
+            request_id = h.request_id;
+        } else if (h.type != type_params || h.request_id != request_id) {
+            return bad(why, "expected PARAMS of the same request");
+        }
+        if (size - at < record) return Verdict::need_more;
+        const unsigned char* body = data + at + header_size;
+        if (first && u16(body) != role_responder) return bad(why, "role is not RESPONDER");
+        if (!first) {
+            const bool ended = h.content_length == 0;
+            params.insert(params.end(), body, body + h.content_length);
+            const Verdict v = check_params(params, ended, why);
+            if (v != Verdict::need_more || ended) return v;
+        }
+        at += record;
+    }
+}
+
+}  // namespace zk::transport
