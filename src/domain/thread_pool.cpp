@@ -4,6 +4,8 @@
 
 #include <stdexcept>
 
+#include "util/log.h"
+
 namespace zk {
 
 ThreadPool::ThreadPool(std::size_t threads, std::size_t capacity) : capacity_(capacity)
@@ -66,6 +68,19 @@ std::size_t ThreadPool::busy() const
     return busy_;
 }
 
+// A task that throws (a store write failing with bad_alloc, say) is our bug,
+// but it must not end the thread or, through std::terminate, the process.
+void ThreadPool::run(Task& task) noexcept
+{
+    try {
+        task();
+    } catch (const std::exception& e) {
+        log::error("task_failed").kv("what", e.what());
+    } catch (...) {
+        log::error("task_failed").kv("what", "unknown exception");
+    }
+}
+
 void ThreadPool::work()
 {
     for (;;) {
@@ -79,7 +94,7 @@ void ThreadPool::work()
             ++busy_;
         }
         has_room_.notify_one();
-        task();  // tasks are noexcept by contract: the job pool catches inside
+        run(task);
         std::lock_guard lock(mutex_);
         --busy_;
     }

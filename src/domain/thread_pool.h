@@ -33,6 +33,7 @@ public:
 
 private:
     void work();
+    static void run(Task& task) noexcept;
 
     const std::size_t capacity_;
     mutable std::mutex mutex_;
