@@ -43,7 +43,7 @@ BIN        := $(BUILD)/zookeeper-fcgi
 UNIT       := $(BUILD)/unit-tests
 
 .PHONY: all check unit integration ui-check run install uninstall clean bench \
-        asan tsan deps systemd-check fuzz
+        asan tsan deps systemd-check fuzz bench-profile
 
 all: $(BIN)
 
@@ -57,6 +57,8 @@ $(BUILD)/libzookeeper.a: $(OBJ)
 
 $(BIN): $(BUILD)/src/main.o $(BUILD)/libzookeeper.a
 	$(CXX) $(ALL_LDFLAGS) $^ $(LDLIBS) -o $@
+
+$(TEST_OBJ): ALL_CXXFLAGS += -Itests/unit
 
 $(UNIT): $(TEST_OBJ) $(BUILD)/libzookeeper.a
 	$(CXX) $(ALL_LDFLAGS) $^ $(LDLIBS) -o $@
@@ -99,6 +101,15 @@ fuzz:
 
 run: deps $(BIN)
 	@deploy/run-stack.sh --bin $(BIN) --config $(CONFIG) --prefix $(BUILD)/run
+
+# wrk against the real stack, each figure as a ratio to nginx's own ceiling
+# in the same run (about 16 min; DURATION=2 REPEATS=1 for a smoke run).
+bench: $(BIN)
+	@bench/run.sh --bin $(BIN) --build $(BUILD)
+
+# perf/callgrind per-request costs of the worker (see bench/profile.sh).
+bench-profile: $(BIN)
+	@bench/profile.sh --bin $(BIN) --build $(BUILD)
 
 asan:
 	@$(MAKE) --no-print-directory SANITIZER=address unit

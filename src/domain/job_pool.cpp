@@ -126,7 +126,14 @@ Created JobPool::create(std::string_view animal)
     ++queued_;
     // Durable before it can run: a survey the client is told failed must
     // not run on under an id nobody holds.
-    if (!durable(persist(job))) {
+    bool stored = false;
+    try {
+        stored = durable(persist(job));
+    } catch (...) {  // the write could not even be queued (bad_alloc): nothing may stay behind
+        forget(job.id);
+        throw;
+    }
+    if (!stored) {
         forget(job.id);
         return {std::nullopt, CreateError::store_failed};
     }
@@ -162,22 +169,24 @@ CancelOutcome JobPool::cancel(const JobId& id)
 {
     const Millis now = clock_.now_ms();
     CancelOutcome outcome = CancelOutcome::unknown;
-    JobState was = JobState::queued;
     storage::JobStore::Seq seq = 0;
     table_.update(id, [&](Job& j) {
         if (j.state == JobState::done) outcome = CancelOutcome::already_done;
         else if (j.state == JobState::cancelled) outcome = CancelOutcome::already_cancelled;
         else {
-            was = j.state;
-            j.state = JobState::cancelled;
-            j.finished_ms = now;
-            seq = persist(j);
+            Job next = j;  // persisted first: a store that throws leaves memory as it was
+            next.state = JobState::cancelled;
+            next.finished_ms = now;
+            seq = persist(next);
+            // Counted under the shard lock, as begin() does: a cancel racing
+            // a begin must not take running_ below zero for a moment.
+            --(j.state == JobState::queued ? queued_ : running_);
+            j = std::move(next);
             outcome = CancelOutcome::cancelled;
         }
         return outcome == CancelOutcome::cancelled;
     });
     if (outcome != CancelOutcome::cancelled) return outcome;
-    --(was == JobState::queued ? queued_ : running_);
     --in_flight_;
     ++cancelled_;
     // The pending completion timer finds the job cancelled and does nothing.
@@ -297,15 +306,17 @@ void JobPool::begin(const JobId& id)
     Millis deadline = 0;
     const bool begun = table_.update(id, [&](Job& j) {
         if (j.state != JobState::queued) return false;
-        j.state = JobState::running;
-        j.started_ms = now;
-        deadline = j.deadline_ms;
-        persist(j);
+        Job next = j;  // see cancel()
+        next.state = JobState::running;
+        next.started_ms = now;
+        persist(next);
+        deadline = next.deadline_ms;
+        j = std::move(next);
+        --queued_;  // under the shard lock: see cancel()
+        ++running_;
         return true;
     });
     if (!begun) return;
-    --queued_;
-    ++running_;
     arm({deadline, id, TimerKind::complete});
 }
 
@@ -316,12 +327,14 @@ void JobPool::complete(const JobId& id)
     Millis created = 0, deadline = 0;
     const bool done = table_.update(id, [&](Job& j) {
         if (j.state != JobState::running) return false;
-        j.state = JobState::done;
-        j.finished_ms = now;
-        created = j.created_ms;
-        deadline = j.deadline_ms;
-        j.result = survey_sentence(j.id, j.animal, *r->vocabulary);
-        persist(j);
+        Job next = j;  // see cancel()
+        next.state = JobState::done;
+        next.finished_ms = now;
+        next.result = survey_sentence(next.id, next.animal, *r->vocabulary);
+        persist(next);
+        created = next.created_ms;
+        deadline = next.deadline_ms;
+        j = std::move(next);
         return true;
     });
     if (!done) return;

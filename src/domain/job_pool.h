@@ -5,9 +5,10 @@
 // cancellations are durable before they are acknowledged.
 //
 // Threads: callers (acceptors), the timer thread, the pool's workers.
-// Lock order: a table shard's mutex may be held while the store's queue mutex
-// is taken (persist() keeps each job's writes in order); rules_mutex_,
-// timer_mutex_ and the ThreadPool's mutex are leaves.
+// Lock order: timer_mutex_ → a table shard's mutex → the store's queue mutex.
+// Only restore() holds timer_mutex_ while taking the others (before any other
+// thread runs); persist() is called under a shard lock so each job's writes
+// reach the store in order. rules_mutex_ and the ThreadPool's mutex are leaves.
 #pragma once
 
 #include <atomic>

@@ -303,6 +303,7 @@ TEST_CASE("sqlite_job_store: writes waited for survive a crash without close")
 {
     TempDir tmp;
     const std::string dir = tmp.str();
+    std::fflush(nullptr);  // the child must not print our buffered output again
     const pid_t child = ::fork();
     REQUIRE(child >= 0);
     if (child == 0) {  // no doctest in here: just an exit status
@@ -414,6 +415,7 @@ TEST_CASE("sqlite_job_store: an unusable directory is refused")
             return;
         }
         // root ignores permissions: try as nobody in a child.
+        std::fflush(nullptr);
         const pid_t child = ::fork();
         REQUIRE(child >= 0);
         if (child == 0) {

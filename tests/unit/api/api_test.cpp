@@ -1,0 +1,433 @@
+// The API handlers, called directly with a JobPool on a ManualClock: status
+// codes, headers (Location, Retry-After, Allow), content types and bodies.
+
+#include "api/api.h"
+
+#include <doctest/doctest.h>
+#include <rapidjson/document.h>
+
+#include <algorithm>
+#include <cctype>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "../support/gate_clock.h"
+#include "../support/memory_job_store.h"
+#include "../support/pool_fixture.h"
+#include "../support/wait.h"
+
+using namespace zk;
+using http::Response;
+using test::t0;
+using test::wait_until;
+
+namespace {
+
+rapidjson::Document parse(const std::string& body)
+{
+    rapidjson::Document d;
+    d.Parse(body.c_str(), body.size());
+    REQUIRE_FALSE(d.HasParseError());
+    return d;
+}
+
+std::string header(const Response& r, const std::string& name)
+{
+    const std::string* v = r.find_header(name);
+    return v ? *v : "<none>";
+}
+
+// A JSON answer: status, content type, and the parsed body.
+rapidjson::Document json(const Response& r, int status)
+{
+    CAPTURE(r.body);
+    CHECK(r.status == status);
+    CHECK(r.content_type == "application/json");
+    return parse(r.body);
+}
+
+// A problem answer with the given status and type slug; returns the detail.
+std::string problem(const Response& r, int status, const std::string& slug)
+{
+    CAPTURE(r.body);
+    CHECK(r.status == status);
+    CHECK(r.content_type == "application/problem+json");
+    const auto d = parse(r.body);
+    CHECK(std::string(d["type"].GetString()) == "/problems/" + slug);
+    CHECK(d["status"].GetInt() == status);
+    CHECK(d.HasMember("title"));
+    return d["detail"].GetString();
+}
+
+struct Fixture {
+    explicit Fixture(Rules rules = test::test_rules(), storage::JobStore* store = nullptr)
+        : pool(clock, store, test::test_shape(), std::move(rules)), metrics(t0), api(pool, clock, metrics)
+    {
+        pool.start();
+    }
+
+    // Starts a survey and waits until a worker has begun it.
+    std::string started(const char* animal = "bisons")
+    {
+        const Response r = api.start_survey(animal, true);
+        REQUIRE(r.status == 202);
+        const std::string id = parse(r.body).GetString();
+        REQUIRE(wait_until([&] { return pool.find(*JobId::parse(id)).job->state == JobState::running; }));
+        REQUIRE(idle());
+        return id;
+    }
+    // No pool task queued or running: counters caught up with the table.
+    bool idle()
+    {
+        return wait_until([&] {
+            const PoolStats s = pool.stats();
+            return s.pool_busy == 0 && s.pool_queue_depth == 0;
+        });
+    }
+    Job job(const std::string& id) { return *pool.find(*JobId::parse(id)).job; }
+    void finish(const std::string& id)
+    {
+        clock.advance(std::max<Millis>(0, job(id).deadline_ms - clock.now_ms()));
+        pool.wake();
+        REQUIRE(wait_until([&] { return job(id).state == JobState::done; }));
+        REQUIRE(idle());
+    }
+
+    ManualClock clock{t0};
+    JobPool pool;
+    api::Metrics metrics;
+    api::Api api;
+};
+
+}  // namespace
+
+TEST_CASE("GET /animals: the configured animals in config order")
+{
+    Fixture f;
+    const auto d = json(f.api.list_animals(), 200);
+    REQUIRE(d.IsArray());
+    REQUIRE(d.Size() == 3);
+    CHECK(std::string(d[0].GetString()) == "bisons");
+    CHECK(std::string(d[1].GetString()) == "elks");
+    CHECK(std::string(d[2].GetString()) == "koalas");
+}
+
+TEST_CASE("GET /animals follows a reconfiguration")
+{
+    Fixture f;
+    Rules next = test::test_rules();
+    next.vocabulary = std::make_shared<const Vocabulary>(std::vector<std::string>{"owls"}, std::vector<std::string>{"grey"},
+                                                         std::vector<std::string>{"hoot"}, std::vector<std::string>{"softly"});
+    f.pool.reconfigure(next);
+    CHECK(f.api.list_animals().body == "[\"owls\"]");
+}
+
+TEST_CASE("start_survey: GET answers 200, POST 202, both with the id and Location")
+{
+    Fixture f;
+    for (bool post : {false, true}) {
+        const Response r = f.api.start_survey("bisons", post);
+        const auto d = json(r, post ? 202 : 200);
+        REQUIRE(d.IsString());
+        const auto id = JobId::parse(d.GetString());
+        REQUIRE(id);
+        CHECK(id->created_ms() == t0);
+        CHECK(header(r, "Location") == "/query/" + id->str());
+        CHECK(f.pool.find(*id).status == LookupStatus::found);
+    }
+    CHECK(f.pool.stats().created_total == 2);
+}
+
+TEST_CASE("start_survey: an unknown animal is 404 with the name quoted")
+{
+    Fixture f;
+    const std::string detail = problem(f.api.start_survey("Bisons", true), 404, "unknown-animal");
+    CHECK(detail == "there is no animal 'Bisons'; see /animals");
+    const std::string odd = problem(f.api.start_survey("x\r\ny" + std::string(100, 'z'), false), 404, "unknown-animal");
+    CHECK(odd.find("'x??y") != std::string::npos);
+    CHECK(odd.find('\n') == std::string::npos);
+    CHECK(odd.find("...'") != std::string::npos);
+    CHECK(f.pool.stats().created_total == 0);
+}
+
+TEST_CASE("start_survey: limits answer 503 with Retry-After")
+{
+    Fixture f(test::test_rules(10'000, 20'000, 1));
+    REQUIRE(f.api.start_survey("bisons", true).status == 202);
+    const Response r = f.api.start_survey("bisons", true);
+    problem(r, 503, "too-many-jobs");
+    CHECK(header(r, "Retry-After") == std::to_string(api::busy_retry_after_seconds));
+    CHECK(std::stoi(header(r, "Retry-After")) >= 1);
+    CHECK(r.find_header("Location") == nullptr);
+
+    f.pool.stop();
+    const Response s = f.api.start_survey("bisons", true);
+    problem(s, 503, "shutting-down");
+    CHECK(header(s, "Retry-After") == "2");
+}
+
+TEST_CASE("start_survey: a full worker queue is 503 queue-full")
+{
+    test::GateClock clock(t0);
+    JobPool pool(clock, nullptr, test::test_shape(1, 1), test::test_rules());  // not started
+    api::Metrics metrics(t0);
+    api::Api api(pool, clock, metrics);
+    clock.close();  // the worker parks in the first job's begin()
+    REQUIRE(api.start_survey("bisons", true).status == 202);
+    REQUIRE(wait_until([&] { return clock.blocked() == 1; }));
+    REQUIRE(api.start_survey("bisons", true).status == 202);  // takes the one queue slot
+    const Response r = api.start_survey("bisons", true);
+    problem(r, 503, "queue-full");
+    CHECK(header(r, "Retry-After") == "2");
+    clock.open();
+}
+
+TEST_CASE("start_survey and cancel: a store that cannot commit is 503 store-failed")
+{
+    test::MemoryJobStore store;
+    Fixture f(test::test_rules(), &store);
+    const std::string id = f.started();
+    store.set_durable(false);
+    const Response created = f.api.start_survey("bisons", true);
+    problem(created, 503, "store-failed");
+    CHECK(header(created, "Retry-After") == "2");
+    const Response cancelled = f.api.cancel(id);
+    problem(cancelled, 503, "store-failed");
+    CHECK(header(cancelled, "Retry-After") == "2");
+}
+
+TEST_CASE("poll: 202 \"...\" with Retry-After in whole seconds left, at least 1")
+{
+    Fixture f;
+    const std::string id = f.started();
+    const Job j = f.job(id);
+    Response r = f.api.poll(id);
+    CHECK(std::string(json(r, 202).GetString()) == "...");
+    CHECK(header(r, "Retry-After") == std::to_string((j.duration_ms + 999) / 1000));
+
+    f.clock.advance(j.duration_ms - 1001);  // 1001 ms left → 2 s
+    CHECK(header(f.api.poll(id), "Retry-After") == "2");
+    f.clock.advance(1);  // exactly 1000 ms left → 1 s
+    CHECK(header(f.api.poll(id), "Retry-After") == "1");
+    f.clock.advance(999);  // 1 ms left → still 1 s
+    r = f.api.poll(id);
+    CHECK(r.status == 202);
+    CHECK(header(r, "Retry-After") == "1");
+}
+
+TEST_CASE("poll: an overdue job not yet completed still says Retry-After: 1")
+{
+    Fixture f;
+    const std::string id = f.started();
+    f.pool.stop();  // no timer thread: the job stays running past its deadline
+    f.clock.advance(60'000);
+    const Response r = f.api.poll(id);
+    CHECK(std::string(json(r, 202).GetString()) == "...");
+    CHECK(header(r, "Retry-After") == "1");
+}
+
+TEST_CASE("poll: a queued job is answered like a running one")
+{
+    test::GateClock clock(t0);
+    JobPool pool(clock, nullptr, test::test_shape(1, 4), test::test_rules());
+    api::Metrics metrics(t0);
+    api::Api api(pool, clock, metrics);
+    clock.close();
+    const Response created = api.start_survey("bisons", true);
+    REQUIRE(wait_until([&] { return clock.blocked() == 1; }));
+    const std::string id = parse(created.body).GetString();
+    REQUIRE(pool.find(*JobId::parse(id)).job->state == JobState::queued);
+    const Response r = api.poll(id);
+    CHECK(std::string(json(r, 202).GetString()) == "...");
+    CHECK(std::stoi(header(r, "Retry-After")) >= 10);
+    clock.open();
+}
+
+TEST_CASE("poll: 200 with the sentence once done; 410 once cancelled")
+{
+    Fixture f;
+    const std::string done = f.started("koalas");
+    const std::string cancelled = f.started("elks");
+    REQUIRE(f.api.cancel(cancelled).status == 204);
+    f.finish(done);
+    const Response r = f.api.poll(done);
+    const auto d = json(r, 200);
+    CHECK(std::string(d.GetString()) == survey_sentence(*JobId::parse(done), "koalas", *test::small_vocabulary()));
+    CHECK(r.find_header("Retry-After") == nullptr);
+    const std::string detail = problem(f.api.poll(cancelled), 410, "job-cancelled");
+    CHECK(detail == "job " + cancelled + " was cancelled");
+}
+
+TEST_CASE("poll, show_job, cancel: malformed 400, unknown 404, expired 404")
+{
+    Fixture f(test::test_rules(10'000, 20'000, 100, 5'000));
+    const std::string unknown = JobId::generate(t0).str();
+    const std::string old = JobId::generate(t0 - 5'001).str();
+    using Handler = Response (*)(Fixture&, const std::string&);
+    const Handler handlers[] = {
+        [](Fixture& x, const std::string& id) { return x.api.poll(id); },
+        [](Fixture& x, const std::string& id) { return x.api.show_job(id); },
+        [](Fixture& x, const std::string& id) { return x.api.cancel(id); },
+    };
+    for (Handler h : handlers) {
+        CHECK(problem(h(f, "not-a-uuid"), 400, "bad-job-id") == "'not-a-uuid' is not a UUID");
+        problem(h(f, "{" + unknown + "}"), 400, "bad-job-id");
+        problem(h(f, unknown + "\n"), 400, "bad-job-id");
+        CHECK(problem(h(f, unknown), 404, "unknown-job") == "no job " + unknown);
+        // Upper case is accepted and answered in the canonical form.
+        std::string upper = unknown;
+        for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+        CHECK(problem(h(f, upper), 404, "unknown-job") == "no job " + unknown);
+        CHECK(problem(h(f, old), 404, "result-expired").find("expired") != std::string::npos);
+    }
+}
+
+TEST_CASE("a finished job expires after the TTL and then answers 404 result-expired")
+{
+    Fixture f(test::test_rules(10'000, 20'000, 100, 5'000));
+    const std::string id = f.started();
+    f.finish(id);
+    REQUIRE(f.api.poll(id).status == 200);
+    f.clock.advance(5'000);
+    f.pool.wake();
+    REQUIRE(wait_until([&] { return f.pool.find(*JobId::parse(id)).status == LookupStatus::expired; }));
+    REQUIRE(f.idle());
+    problem(f.api.poll(id), 404, "result-expired");
+    problem(f.api.show_job(id), 404, "result-expired");
+    problem(f.api.cancel(id), 404, "result-expired");
+}
+
+TEST_CASE("cancel: 204 for running and already cancelled, 409 once done")
+{
+    Fixture f;
+    const std::string running = f.started();
+    Response r = f.api.cancel(running);
+    CHECK(r.status == 204);
+    CHECK(r.body.empty());
+    CHECK(r.headers.empty());
+    CHECK(f.job(running).state == JobState::cancelled);
+    CHECK(f.api.cancel(running).status == 204);  // idempotent
+
+    const std::string done = f.started();
+    f.finish(done);
+    CHECK(problem(f.api.cancel(done), 409, "job-finished") == "job " + done + " is done and cannot be cancelled");
+    CHECK(f.job(done).state == JobState::done);
+}
+
+TEST_CASE("show_job: the whole job as an object, through its life")
+{
+    Fixture f;
+    const std::string id = f.started("elks");
+    f.clock.advance(1000);
+    auto d = json(f.api.show_job(id), 200);
+    CHECK(std::string(d["id"].GetString()) == id);
+    CHECK(std::string(d["animal"].GetString()) == "elks");
+    CHECK(std::string(d["state"].GetString()) == "running");
+    CHECK(std::string(d["created"].GetString()) == "2023-11-14T22:13:20.000Z");
+    CHECK(std::string(d["started"].GetString()) == "2023-11-14T22:13:20.000Z");
+    CHECK(d["finished"].IsNull());
+    CHECK(d["result"].IsNull());
+    const Job j = f.job(id);
+    CHECK(d["seconds_left"].GetDouble() == doctest::Approx((j.duration_ms - 1000) / 1000.0));
+    CHECK(d["progress"].GetDouble() > 0.0);
+    CHECK(d["progress"].GetDouble() < 0.11);
+    CHECK(std::string(d["links"]["self"]["href"].GetString()) == "/jobs/" + id);
+    CHECK(std::string(d["links"]["query"]["href"].GetString()) == "/query/" + id);
+    CHECK(std::string(d["links"]["cancel"]["method"].GetString()) == "DELETE");
+
+    f.finish(id);
+    d = json(f.api.show_job(id), 200);
+    CHECK(std::string(d["state"].GetString()) == "done");
+    CHECK(std::string(d["result"].GetString()) == f.job(id).result);
+    CHECK(d["progress"].GetDouble() == 1.0);
+    CHECK(d["seconds_left"].GetDouble() == 0.0);
+    CHECK_FALSE(d["links"].HasMember("cancel"));
+}
+
+TEST_CASE("list_jobs: newest first, paged by cursor, filtered")
+{
+    Fixture f;
+    std::vector<std::string> ids;
+    for (int i = 0; i < 5; ++i) {
+        ids.push_back(f.started(i == 2 ? "koalas" : "bisons"));
+        f.clock.advance(1);
+    }
+    REQUIRE(f.api.cancel(ids[1]).status == 204);
+
+    auto d = json(f.api.list_jobs({}), 200);
+    REQUIRE(d["jobs"].Size() == 5);
+    CHECK(std::string(d["jobs"][0]["id"].GetString()) == ids[4]);
+    CHECK(d["next"].IsNull());
+
+    d = json(f.api.list_jobs({{"limit", "2"}, {"animal", "bisons"}}), 200);
+    REQUIRE(d["jobs"].Size() == 2);
+    CHECK(std::string(d["jobs"][0]["id"].GetString()) == ids[4]);
+    CHECK(std::string(d["jobs"][1]["id"].GetString()) == ids[3]);
+    const std::string next = d["next"].GetString();
+    CHECK(next == "/jobs?limit=2&animal=bisons&cursor=" + ids[3]);
+
+    d = json(f.api.list_jobs({{"limit", "2"}, {"animal", "bisons"}, {"cursor", ids[3]}}), 200);
+    REQUIRE(d["jobs"].Size() == 2);
+    CHECK(std::string(d["jobs"][0]["id"].GetString()) == ids[1]);
+    CHECK(std::string(d["jobs"][1]["id"].GetString()) == ids[0]);
+    CHECK(d["next"].IsNull());  // exactly used up: no empty last page
+
+    d = json(f.api.list_jobs({{"state", "cancelled"}}), 200);
+    REQUIRE(d["jobs"].Size() == 1);
+    CHECK(std::string(d["jobs"][0]["id"].GetString()) == ids[1]);
+    d = json(f.api.list_jobs({{"animal", "koalas"}, {"state", "running"}}), 200);
+    REQUIRE(d["jobs"].Size() == 1);
+    CHECK(std::string(d["jobs"][0]["animal"].GetString()) == "koalas");
+    CHECK(json(f.api.list_jobs({{"state", "done"}}), 200)["jobs"].Size() == 0);
+}
+
+TEST_CASE("list_jobs: bad parameters are 400 bad-parameter")
+{
+    Fixture f;
+    const std::vector<http::QueryParams> bad = {
+        {{"state", "finished"}}, {{"state", ""}},          {{"limit", "0"}},       {{"limit", "501"}},
+        {{"limit", "-1"}},       {{"limit", "5x"}},        {{"limit", ""}},        {{"cursor", "nope"}},
+        {{"cursor", ""}},        {{"sort", "asc"}},        {{"limit", "99999999999999999999999"}},
+    };
+    for (const auto& params : bad) {
+        CAPTURE(params[0].first);
+        CAPTURE(params[0].second);
+        problem(f.api.list_jobs(params), 400, "bad-parameter");
+    }
+    CHECK(json(f.api.list_jobs({{"limit", "500"}}), 200)["jobs"].IsArray());
+    CHECK(json(f.api.list_jobs({{"limit", "1"}}), 200)["jobs"].IsArray());
+}
+
+TEST_CASE("health: 200 ok with job counts; 503 when the store has failed")
+{
+    test::MemoryJobStore store;
+    Fixture f(test::test_rules(), &store);
+    f.started();
+    f.clock.advance(2'500);
+    auto d = json(f.api.health(), 200);
+    CHECK(std::string(d["status"].GetString()) == "ok");
+    CHECK(std::string(d["store"].GetString()) == "ok");
+    CHECK(d["jobs"]["running"].GetUint64() == 1);
+    CHECK(d["jobs"]["queued"].GetUint64() == 0);
+    CHECK(d["jobs"]["held"].GetUint64() == 1);
+    CHECK(d["uptime_seconds"].GetDouble() == doctest::Approx(2.5));
+    CHECK(d["version"].IsString());
+    store.set_healthy(false);
+    const Response r = f.api.health();
+    d = json(r, 503);
+    CHECK(std::string(d["status"].GetString()) == "unavailable");
+    CHECK(std::string(d["store"].GetString()) == "failed");
+}
+
+TEST_CASE("metrics: Prometheus text with the job counters")
+{
+    Fixture f;
+    f.started();
+    const Response r = f.api.metrics();
+    CHECK(r.status == 200);
+    CHECK(r.content_type == "text/plain; version=0.0.4; charset=utf-8");
+    CHECK(r.body.find("# TYPE zookeeper_jobs_created_total counter\n") != std::string::npos);
+    CHECK(r.body.find("\nzookeeper_jobs_created_total 1\n") != std::string::npos);
+    CHECK(r.body.find("\nzookeeper_jobs{state=\"running\"} 1\n") != std::string::npos);
+}

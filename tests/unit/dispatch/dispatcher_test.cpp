@@ -1,0 +1,177 @@
+// The dispatcher: requests routed to the right handler with the right method,
+// router errors passed through, the one exception boundary (500 problem+json
+// and a log line), the request log line, and request metrics.
+
+#include "dispatch/dispatcher.h"
+
+#include <doctest/doctest.h>
+#include <rapidjson/document.h>
+
+#include <algorithm>
+#include <string>
+
+#include "../support/capture_stderr.h"
+#include "../support/memory_job_store.h"
+#include "../support/pool_fixture.h"
+#include "../support/wait.h"
+#include "util/log.h"
+
+using namespace zk;
+using http::Request;
+using http::Response;
+using test::CaptureStderr;
+using test::t0;
+
+namespace {
+
+rapidjson::Document parse(const std::string& body)
+{
+    rapidjson::Document d;
+    d.Parse(body.c_str(), body.size());
+    REQUIRE_FALSE(d.HasParseError());
+    return d;
+}
+
+struct Fixture {
+    explicit Fixture(storage::JobStore* store = nullptr)
+        : pool(clock, store, test::test_shape(), test::test_rules()), metrics(t0), api(pool, clock, metrics),
+          dispatcher(api, metrics)
+    {
+        pool.start();
+    }
+    ~Fixture() { log::set_level(log::Level::info); }
+
+    // Dispatches with the request log captured (and kept out of the test output).
+    Response call(const std::string& method, const std::string& uri, const std::string& request_id = "req-1")
+    {
+        CaptureStderr capture;
+        Response r = dispatcher.dispatch(Request{method, uri, request_id});
+        log_text = capture.text();
+        return r;
+    }
+
+    ManualClock clock{t0};
+    JobPool pool;
+    api::Metrics metrics;
+    api::Api api;
+    dispatch::Dispatcher dispatcher;
+    std::string log_text;
+};
+
+std::string type_of(const Response& r)
+{
+    CHECK(r.content_type == "application/problem+json");
+    return parse(r.body)["type"].GetString();
+}
+
+}  // namespace
+
+TEST_CASE("each route reaches its handler")
+{
+    Fixture f;
+    CHECK(f.call("GET", "/animals").body == "[\"bisons\",\"elks\",\"koalas\"]");
+    CHECK(f.call("HEAD", "/animals").status == 200);
+
+    const Response get = f.call("GET", "/animals/bisons");
+    CHECK(get.status == 200);
+    const Response post = f.call("POST", "/animals/elks?ignored=1");
+    CHECK(post.status == 202);
+    const std::string id = parse(post.body).GetString();
+    CHECK(*post.find_header("Location") == "/query/" + id);
+
+    CHECK(f.call("GET", "/query/" + id).status == 202);
+    CHECK(f.call("HEAD", "/query/" + id).status == 202);
+    const Response job = f.call("GET", "/jobs/" + id);
+    CHECK(job.status == 200);
+    CHECK(std::string(parse(job.body)["animal"].GetString()) == "elks");
+    CHECK(parse(f.call("GET", "/jobs?animal=elks").body)["jobs"].Size() == 1);
+    CHECK(f.call("GET", "/healthz").status == 200);
+    CHECK(f.call("GET", "/metrics").content_type.rfind("text/plain", 0) == 0);
+
+    // DELETE on /query/{id} cancels; GET on it polls.
+    CHECK(f.call("DELETE", "/query/" + id).status == 204);
+    CHECK(f.call("GET", "/query/" + id).status == 410);
+    CHECK(f.pool.stats().created_total == 2);
+}
+
+TEST_CASE("path parameters arrive decoded")
+{
+    Fixture f;
+    CHECK(f.call("POST", "/animals/bi%73ons").status == 202);
+    CHECK(type_of(f.call("POST", "/animals/Bisons")) == "/problems/unknown-animal");
+    const std::string id = parse(f.call("POST", "/animals/koalas").body).GetString();
+    std::string encoded = id;
+    encoded.replace(8, 1, "%2d");  // the first '-'
+    CHECK(f.call("GET", "/query/" + encoded).status == 202);
+}
+
+TEST_CASE("router errors pass through untouched")
+{
+    Fixture f;
+    const Response r405 = f.call("PUT", "/animals");
+    CHECK(r405.status == 405);
+    CHECK(*r405.find_header("Allow") == "GET, HEAD");
+    CHECK(type_of(r405) == "/problems/method-not-allowed");
+    CHECK(f.call("GET", "/nowhere").status == 404);
+    CHECK(f.call("GET", "/animals/%2F").status == 400);
+    CHECK(f.call("GET", "/" + std::string(3000, 'a')).status == 414);
+    CHECK(type_of(f.call("GET", "/query/nope")) == "/problems/bad-job-id");
+    CHECK(f.pool.stats().created_total == 0);
+}
+
+TEST_CASE("a handler that throws becomes a 500 problem naming the request id, and is logged")
+{
+    test::MemoryJobStore store;
+    Fixture f(&store);
+    store.set_throw_on_put(true);  // JobPool::create writes through put()
+    const Response r = f.call("POST", "/animals/bisons", "abc123");
+    CHECK(r.status == 500);
+    CHECK(type_of(r) == "/problems/internal");
+    const auto d = parse(r.body);
+    CHECK(d["status"].GetInt() == 500);
+    CHECK(std::string(d["detail"].GetString()) == "the request failed; it is logged as abc123");
+    CHECK(std::string(d["detail"].GetString()).find("put refused") == std::string::npos);  // no internals leak
+    CHECK(f.log_text.find("level=error event=handler_failed id=abc123 what=\"memory store: put refused\"") !=
+          std::string::npos);
+    CHECK(f.log_text.find("level=warn event=request id=abc123 method=POST path=/animals/bisons status=500") !=
+          std::string::npos);
+
+    // The service keeps answering.
+    store.set_throw_on_put(false);
+    CHECK(f.call("GET", "/animals").status == 200);
+}
+
+TEST_CASE("every request is logged once: id, method, path, status, duration")
+{
+    Fixture f;
+    f.call("GET", "/animals", "r-42");
+    CHECK(f.log_text.find(" level=info event=request id=r-42 method=GET path=/animals status=200 dur_us=") !=
+          std::string::npos);
+    CHECK(std::count(f.log_text.begin(), f.log_text.end(), '\n') == 1);
+    f.call("GET", "/animals?x=1", "r-43");  // '=' would read as a new field: quoted
+    CHECK(f.log_text.find("id=r-43 method=GET path=\"/animals?x=1\" status=200 dur_us=") != std::string::npos);
+    CHECK(std::count(f.log_text.begin(), f.log_text.end(), '\n') == 1);
+
+    // Client-controlled text is quoted so it cannot forge fields or lines.
+    f.call("GET", "/a b\"c?d=\x01", "x y");
+    CHECK(f.log_text.find("id=\"x y\" method=GET path=\"/a b\\\"c?d=\\x01\" status=404") != std::string::npos);
+    CHECK(std::count(f.log_text.begin(), f.log_text.end(), '\n') == 1);
+
+    // 4xx are info, 5xx warn.
+    f.call("GET", "/nowhere");
+    CHECK(f.log_text.find("level=info event=request") != std::string::npos);
+}
+
+TEST_CASE("requests are counted per route and status")
+{
+    Fixture f;
+    f.call("GET", "/animals");
+    f.call("GET", "/animals");
+    f.call("POST", "/animals/owls");
+    f.call("GET", "/nowhere");
+    const std::string text = f.metrics.render(f.pool.stats());
+    CHECK(text.find("zookeeper_http_requests_total{route=\"animals\",status=\"200\"} 2\n") != std::string::npos);
+    CHECK(text.find("zookeeper_http_requests_total{route=\"animal\",status=\"404\"} 1\n") != std::string::npos);
+    CHECK(text.find("zookeeper_http_requests_total{route=\"none\",status=\"404\"} 1\n") != std::string::npos);
+    CHECK(text.find("zookeeper_http_request_duration_seconds_count{route=\"animals\"} 2\n") != std::string::npos);
+}

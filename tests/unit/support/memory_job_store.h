@@ -1,0 +1,133 @@
+// An in-memory storage::JobStore for the job pool's tests. It keeps the
+// records (so a second pool can restore them), logs every write in the order
+// it arrived, and can be told to misbehave: refuse durability, report itself
+// unhealthy, or throw from put() (an exception inside a handler).
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <vector>
+
+#include "storage/job_store.h"
+
+namespace zk::test {
+
+class MemoryJobStore final : public storage::JobStore {
+public:
+    using Id = std::array<unsigned char, 16>;
+    struct Write {
+        bool erase = false;
+        Id id{};
+        storage::RecordState state = storage::RecordState::queued;  // of a put
+        Seq seq = 0;
+    };
+
+    // Adds a record as if written by an earlier run.
+    void seed(const storage::JobRecord& r)
+    {
+        std::lock_guard lock(mutex_);
+        records_[r.id] = r;
+    }
+
+    void load(const std::function<void(storage::JobRecord&&)>& visit) override
+    {
+        std::vector<storage::JobRecord> copy;
+        {
+            std::lock_guard lock(mutex_);
+            for (const auto& [id, r] : records_) copy.push_back(r);  // id order, as the interface promises
+        }
+        for (auto& r : copy) visit(std::move(r));
+    }
+
+    Seq put(const storage::JobRecord& r) override
+    {
+        std::lock_guard lock(mutex_);
+        if (throw_on_put_ && (!throw_only_ || *throw_only_ == r.state))
+            throw std::runtime_error("memory store: put refused");
+        records_[r.id] = r;
+        writes_.push_back({false, r.id, r.state, ++seq_});
+        return seq_;
+    }
+
+    Seq erase(const Id& id) override
+    {
+        std::lock_guard lock(mutex_);
+        records_.erase(id);
+        writes_.push_back({true, id, storage::RecordState::queued, ++seq_});
+        return seq_;
+    }
+
+    bool wait_durable(Seq seq) override
+    {
+        std::lock_guard lock(mutex_);
+        max_waited_ = std::max(max_waited_, seq);
+        return durable_;
+    }
+
+    bool healthy() const override
+    {
+        std::lock_guard lock(mutex_);
+        return healthy_;
+    }
+
+    void close() override {}
+
+    // --- for the tests -----------------------------------------------------
+    void set_durable(bool ok)
+    {
+        std::lock_guard lock(mutex_);
+        durable_ = ok;
+    }
+    void set_healthy(bool ok)
+    {
+        std::lock_guard lock(mutex_);
+        healthy_ = ok;
+    }
+    // Makes put() throw: for every record, or only for records in state `only`.
+    void set_throw_on_put(bool on, std::optional<storage::RecordState> only = std::nullopt)
+    {
+        std::lock_guard lock(mutex_);
+        throw_on_put_ = on;
+        throw_only_ = only;
+    }
+    std::optional<storage::JobRecord> record(const Id& id) const
+    {
+        std::lock_guard lock(mutex_);
+        auto it = records_.find(id);
+        if (it == records_.end()) return std::nullopt;
+        return it->second;
+    }
+    std::size_t size() const
+    {
+        std::lock_guard lock(mutex_);
+        return records_.size();
+    }
+    // Every write concerning `id`, in arrival order.
+    std::vector<Write> writes_for(const Id& id) const
+    {
+        std::lock_guard lock(mutex_);
+        std::vector<Write> out;
+        for (const auto& w : writes_)
+            if (w.id == id) out.push_back(w);
+        return out;
+    }
+    Seq max_waited() const
+    {
+        std::lock_guard lock(mutex_);
+        return max_waited_;
+    }
+
+private:
+    mutable std::mutex mutex_;
+    std::map<Id, storage::JobRecord> records_;  // guarded by mutex_
+    std::vector<Write> writes_;                 // guarded by mutex_
+    Seq seq_ = 0, max_waited_ = 0;              // guarded by mutex_
+    bool durable_ = true, healthy_ = true, throw_on_put_ = false;  // guarded by mutex_
+    std::optional<storage::RecordState> throw_only_;                // guarded by mutex_
+};
+
+}  // namespace zk::test
