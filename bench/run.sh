@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# zookeeper benchmark (`make bench`): the real stack (nginx over HTTPS ->
+# spawn-fcgi -> worker, store on) on loopback, every figure next to nginx's own
+# ceiling measured in the same run, then a million surveys in flight.
+# Writes BUILD/bench/results.md (and results.json) and prints the table.
+#
+# Parameters, from the environment (defaults in brackets):
+#   DURATION [10]  seconds per measured wrk run     WARMUP  [3]   seconds of warm-up
+#   REPEATS  [3]   runs per figure (median)         THREADS [2]   wrk threads
+#   CONNECTIONS [32,256]                            ONLY    []    scenarios whose name contains it
+#   CAPACITY [1000000] surveys in flight (0 skips)  CAPACITY_WINDOW [20] seconds they complete over
+#   CAPACITY_CONNECTIONS [48]                       LOG_LEVEL [info] the worker's log level
+#   SKIP_THROUGHPUT [] non-empty: capacity only
+# A smoke run:  DURATION=2 WARMUP=1 REPEATS=1 CAPACITY=20000 bench/run.sh
+#
+# usage: bench/run.sh [--bin build/zookeeper-fcgi] [--build build]
+# Needs wrk, nginx, spawn-fcgi (deploy/install-deps.sh); runs as root or not,
+# like `make run` (as root, nginx and the worker drop to www-data).
+# Full run: about 16 min, 4 of them for the capacity part.
+# Exit 1 if a scenario saw errors or error answers.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(dirname "$HERE")
+
+bin=$REPO/build/zookeeper-fcgi
+build=$REPO/build
+while (($#)); do
+    case $1 in
+        --bin) bin=$2; shift 2 ;;
+        --build) build=$2; shift 2 ;;
+        -h | --help) sed -n '2,20p' "$0"; exit 0 ;;
+        *) echo "usage: $0 [--bin BIN] [--build DIR]" >&2; exit 2 ;;
+    esac
+done
+
+for tool in wrk nginx spawn-fcgi python3 "${CXX:-g++}"; do
+    command -v "$tool" >/dev/null || { echo "bench: $tool is not installed" >&2; exit 2; }
+done
+[[ -x $bin ]] || { echo "bench: no worker binary at $bin (run make first)" >&2; exit 2; }
+
+# The loader for the capacity part: one small C++ file, no dependencies.
+mkdir -p "$build/bench"
+flood=$build/bench/fcgi-flood
+if [[ ! -x $flood || $HERE/fcgi_flood.cpp -nt $flood ]]; then
+    "${CXX:-g++}" -std=c++20 -O2 -Wall -Wextra -Werror -o "$flood" "$HERE/fcgi_flood.cpp"
+fi
+
+args=(--bin "$bin" --build "$build" --flood "$flood"
+      --duration "${DURATION:-10}" --warmup "${WARMUP:-3}" --repeats "${REPEATS:-3}"
+      --threads "${THREADS:-2}" --connections "${CONNECTIONS:-32,256}"
+      --capacity "${CAPACITY:-1000000}" --capacity-window "${CAPACITY_WINDOW:-20}"
+      --capacity-connections "${CAPACITY_CONNECTIONS:-48}" --log-level "${LOG_LEVEL:-info}")
+[[ -z ${ONLY:-} ]] || args+=(--only "$ONLY")
+[[ -z ${SKIP_THROUGHPUT:-} ]] || args+=(--skip-throughput)
+exec python3 "$HERE/bench.py" "${args[@]}"
