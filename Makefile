@@ -105,10 +105,12 @@ run: deps $(BIN)
 # wrk against the real stack, each figure as a ratio to nginx's own ceiling
 # in the same run (about 16 min; DURATION=2 REPEATS=1 for a smoke run).
 bench: $(BIN)
+	@deploy/install-deps.sh --bench
 	@bench/run.sh --bin $(BIN) --build $(BUILD)
 
 # perf/callgrind per-request costs of the worker (see bench/profile.sh).
 bench-profile: $(BIN)
+	@deploy/install-deps.sh --bench
 	@bench/profile.sh --bin $(BIN) --build $(BUILD)
 
 asan:

@@ -1,7 +1,22 @@
 #!/usr/bin/env bash
 # zookeeper: install the Debian packages that building, testing and running the service need, and only the missing ones.
 # When everything is present it only asks dpkg: no network, no root, well under a second.
+#
+# usage: deploy/install-deps.sh [--bench] [--tools DIR]
+#   --bench      also what `make bench` needs (wrk, perf, valgrind)
+#   --tools DIR  where promtool goes (default build/tools): the metrics test
+#                checks the worker's /metrics with it
 set -euo pipefail
+
+bench=
+tools=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/build/tools
+while (($#)); do
+    case $1 in
+        --bench) bench=1; shift ;;
+        --tools) tools=$2; shift 2 ;;
+        *) echo "usage: $0 [--bench] [--tools DIR]" >&2; exit 2 ;;
+    esac
+done
 
 # The one list. Append here what a new part of the project needs.
 PACKAGES=(
@@ -30,6 +45,28 @@ PACKAGES=(
     libclang-rt-14-dev
 )
 
+# `make bench` and `make bench-profile`.
+[[ -z $bench ]] || PACKAGES+=(wrk linux-perf valgrind)
+
+# promtool comes only in Debian's prometheus package, whose installation would
+# also start a Prometheus server on this machine: unpack the one binary instead.
+install_promtool() {
+    command -v promtool >/dev/null && return 0
+    [[ -x $tools/promtool ]] && return 0
+    local tmp
+    tmp=$(mktemp -d)
+    chmod 0755 "$tmp"  # apt downloads as the _apt user
+    trap 'rm -rf "$tmp"' RETURN
+    (cd "$tmp" && apt-get download -q prometheus >/dev/null) || {
+        echo "install-deps: could not download Debian's prometheus package for promtool" >&2
+        return 1
+    }
+    dpkg-deb -x "$tmp"/prometheus_*.deb "$tmp/root"
+    mkdir -p "$tools"
+    install -m 0755 "$tmp/root/usr/bin/promtool" "$tools/promtool"
+    echo "install-deps: promtool unpacked into $tools"
+}
+
 missing=()
 # The UI test installs playwright-core with npm. Node may come from another
 # source than Debian (its npm then comes bundled): ask apt only when absent.
@@ -43,6 +80,7 @@ for pkg in "${PACKAGES[@]}"; do
 done
 
 if ((${#missing[@]} == 0)); then
+    install_promtool
     exit 0
 fi
 
@@ -56,3 +94,4 @@ echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -q
 apt-get install -y -q --no-install-recommends "${missing[@]}"
+install_promtool
