@@ -55,7 +55,8 @@ install_promtool() {
     [[ -x $tools/promtool ]] && return 0
     local tmp
     tmp=$(mktemp -d)
-    chmod 0755 "$tmp"  # apt downloads as the _apt user
+    chmod 0755 "$tmp"
+    ((EUID != 0)) || chown _apt "$tmp" 2>/dev/null || true  # apt downloads as _apt
     trap 'rm -rf "$tmp"' RETURN
     (cd "$tmp" && apt-get download -q prometheus >/dev/null) || {
         echo "install-deps: could not download Debian's prometheus package for promtool" >&2
