@@ -5,6 +5,7 @@
 #include <fcgiapp.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -79,10 +80,14 @@ bool peer_hung_up(int fd)
     return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
 }
 
-void close_connection(FCGX_Request& req)
+// One event per connection until it is re-armed: a connection is served by
+// one thread at a time, and its next request may go to any thread.
+bool watch(int epoll_fd, int fd, int op)
 {
-    if (req.ipcFd >= 0) ::close(req.ipcFd);
-    req.ipcFd = -1;
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT;
+    ev.data.fd = fd;
+    return epoll_ctl(epoll_fd, op, fd, &ev) == 0;
 }
 
 }  // namespace
@@ -96,34 +101,51 @@ bool is_listening_socket(int fd)
     return getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == 0 && listening == 1;
 }
 
-FcgiServer::FcgiServer(int listen_fd, std::size_t acceptors, Handler handler)
-    : listen_fd_(listen_fd), acceptors_(acceptors), handler_(std::move(handler))
+FcgiServer::FcgiServer(int listen_fd, std::size_t threads, Handler handler)
+    : listen_fd_(listen_fd), threads_count_(threads), handler_(std::move(handler))
 {
     // FCGX_Init is not thread-safe and must precede every FCGX_Accept_r.
     static std::once_flag initialised;
     std::call_once(initialised, [] {
         if (FCGX_Init() != 0) throw std::runtime_error("FCGX_Init failed");
     });
-    wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (wake_fd_ < 0) throw std::system_error(errno, std::generic_category(), "eventfd");
-    // Several threads poll the socket; only one wins each accept, and the
-    // others must get EAGAIN rather than block where stop() cannot reach.
+    // Several threads may be told the socket is readable; only one wins each
+    // accept, and the others must get EAGAIN rather than block in accept().
     const int flags = fcntl(listen_fd_, F_GETFL);
     if (flags < 0 || fcntl(listen_fd_, F_SETFL, flags | O_NONBLOCK) < 0)
         throw std::system_error(errno, std::generic_category(), "fcntl O_NONBLOCK");
+    epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
+    wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    epoll_event wake{};
+    wake.events = EPOLLIN;  // level-triggered and never read: wakes every thread
+    wake.data.fd = wake_fd_;
+    if (epoll_fd_ < 0 || wake_fd_ < 0 || epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &wake) != 0 ||
+        !watch(epoll_fd_, listen_fd_, EPOLL_CTL_ADD)) {
+        const int err = errno;
+        close_fds();
+        throw std::system_error(err, std::generic_category(), "epoll setup");
+    }
 }
 
 FcgiServer::~FcgiServer()
 {
     stop();
     join();
-    ::close(wake_fd_);
+    if (epoll_fd_ >= 0) epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, listen_fd_, nullptr);
+    close_fds();
+}
+
+void FcgiServer::close_fds()
+{
+    if (epoll_fd_ >= 0) ::close(epoll_fd_);
+    if (wake_fd_ >= 0) ::close(wake_fd_);
+    epoll_fd_ = wake_fd_ = -1;
 }
 
 void FcgiServer::start()
 {
     try {
-        for (std::size_t i = 0; i < acceptors_; ++i) threads_.emplace_back([this] { serve(); });
+        for (std::size_t i = 0; i < threads_count_; ++i) threads_.emplace_back([this] { serve(); });
     } catch (...) {
         stop();
         join();
@@ -135,7 +157,7 @@ void FcgiServer::stop()
 {
     if (stopping_.exchange(true)) return;
     const std::uint64_t one = 1;
-    [[maybe_unused]] auto n = ::write(wake_fd_, &one, sizeof one);  // never read: stays readable
+    [[maybe_unused]] auto n = ::write(wake_fd_, &one, sizeof one);
 }
 
 void FcgiServer::join()
@@ -144,55 +166,93 @@ void FcgiServer::join()
         if (t.joinable()) t.join();
 }
 
+// Each thread waits on the shared epoll set for whichever comes first: a new
+// connection or the next request on a connection nginx kept open.
 void FcgiServer::serve()
 {
     FCGX_Request req;
     FCGX_InitRequest(&req, -1, 0);  // -1: libfcgi must never accept by itself
     while (!stopping_) {
-        if (req.ipcFd < 0 && (req.ipcFd = accept_connection()) < 0) break;
-        if (!await_request(req.ipcFd)) {
-            close_connection(req);
-            continue;
+        epoll_event ev{};
+        const int n = epoll_wait(epoll_fd_, &ev, 1, -1);
+        if (n < 0 && errno != EINTR) {
+            fail("epoll_wait");
+            break;
         }
-        // Without this, FCGX_Accept_r's opening FCGX_Finish_r would close a
-        // connection it did not accept; libfcgi then sets it from the request.
-        req.keepConnection = 1;
-        if (FCGX_Accept_r(&req) < 0) continue;  // libfcgi refused the request and closed it
-        const http::Request request = read_request(req);
-        const std::string out = serialise(handler_(request), request.request_id);
-        FCGX_PutStr(out.data(), static_cast<int>(out.size()), req.out);
-        FCGX_Finish_r(&req);  // closes unless nginx asked to keep the connection
+        if (n <= 0 || stopping_) continue;
+        if (ev.data.fd == listen_fd_) accept_connections();
+        else serve_request(req, ev.data.fd);
     }
-    close_connection(req);
     FCGX_Free(&req, 0);
 }
 
-// A new connection, or -1 when stopping (or after giving up on the socket).
-int FcgiServer::accept_connection()
+// One request on a connection whose bytes have arrived; the connection then
+// goes back to the epoll set if nginx keeps it, or is closed.
+void FcgiServer::serve_request(FCGX_Request& req, int fd)
 {
-    for (int failures = 0; !stopping_;) {
-        if (!wait_readable(listen_fd_, -1)) return -1;
-        const int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-        if (fd >= 0) return fd;
-        if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED) continue;  // another acceptor won
-        const char* why = std::strerror(errno);
-        if (++failures == 1) log::warn("accept_failed").kv("error", why);
-        if (failures < max_accept_failures) {
-            std::this_thread::sleep_for(accept_retry_pause);
-            continue;
-        }
-        log::error("accept_gave_up").kv("error", why).kv("failures", failures);
-        if (on_fatal_) on_fatal_();
-        return -1;
+    if (!await_request(fd)) {
+        ::close(fd);
+        return;
     }
-    return -1;
+    req.ipcFd = fd;
+    // Without this, FCGX_Accept_r's opening FCGX_Finish_r would close a
+    // connection it did not accept; libfcgi then sets it from the request.
+    req.keepConnection = 1;
+    if (FCGX_Accept_r(&req) < 0) {  // libfcgi refused the request and closed it
+        req.ipcFd = -1;
+        return;
+    }
+    const http::Request request = read_request(req);
+    const std::string out = serialise(handler_(request), request.request_id);
+    FCGX_PutStr(out.data(), static_cast<int>(out.size()), req.out);
+    FCGX_Finish_r(&req);  // closes unless nginx asked to keep the connection
+    if (req.ipcFd >= 0 && !watch(epoll_fd_, req.ipcFd, EPOLL_CTL_MOD)) ::close(req.ipcFd);
+    req.ipcFd = -1;
 }
 
-// Waits, without limit, for the next request on a connection (nginx keeps
-// them open between requests), then until its head is complete and valid.
+// Takes every waiting connection into the epoll set, then re-arms the socket.
+void FcgiServer::accept_connections()
+{
+    for (;;) {
+        const int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+        if (fd >= 0) {
+            accept_failures_ = 0;
+            if (!watch(epoll_fd_, fd, EPOLL_CTL_ADD)) ::close(fd);
+            continue;
+        }
+        if (errno == EINTR || errno == ECONNABORTED) continue;
+        if (errno == EAGAIN) break;
+        if (!accept_failed(errno)) return;  // gave up: the socket stays unarmed
+    }
+    if (!watch(epoll_fd_, listen_fd_, EPOLL_CTL_MOD)) fail("epoll_ctl on the listening socket");
+}
+
+// accept() can fail for passing reasons (EMFILE, ENOBUFS): pause and retry,
+// up to a limit. Only the thread holding the socket's event gets here.
+bool FcgiServer::accept_failed(int error)
+{
+    const char* why = std::strerror(error);
+    const int failures = ++accept_failures_;
+    if (failures == 1) log::warn("accept_failed").kv("error", why);
+    if (failures < max_accept_failures) {
+        std::this_thread::sleep_for(accept_retry_pause);
+        return true;
+    }
+    log::error("accept_gave_up").kv("error", why).kv("failures", failures);
+    if (on_fatal_) on_fatal_();
+    return false;
+}
+
+void FcgiServer::fail(const char* what)
+{
+    log::error("transport_failed").kv("call", what).kv("error", std::strerror(errno));
+    if (on_fatal_) on_fatal_();
+}
+
+// The connection is readable (or closed): waits until its request head is
+// complete and valid. Only a slow or broken peer makes this wait at all.
 bool FcgiServer::await_request(int fd)
 {
-    if (!wait_readable(fd, -1)) return false;
     thread_local std::unique_ptr<unsigned char[]> head(new unsigned char[max_request_head]);
     const auto deadline = std::chrono::steady_clock::now() + request_head_timeout;
     auto pause = head_poll_min;
@@ -217,17 +277,6 @@ bool FcgiServer::await_request(int fd)
         }
         std::this_thread::sleep_for(pause);
         pause = std::min(pause * 2, std::chrono::duration_cast<std::chrono::milliseconds>(head_poll_max));
-    }
-}
-
-// False when stop() was called (or the wait failed or timed out).
-bool FcgiServer::wait_readable(int fd, int timeout_ms) const
-{
-    pollfd fds[2] = {{fd, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
-    for (;;) {
-        const int n = poll(fds, 2, timeout_ms);
-        if (n < 0 && errno == EINTR) continue;
-        return n > 0 && fds[1].revents == 0 && !stopping_;
     }
 }
 

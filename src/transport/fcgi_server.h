@@ -1,19 +1,18 @@
-// The FastCGI transport: N acceptor threads serve the listening socket that
-// spawn-fcgi passed us. Each thread accepts its own connections, checks each
-// request's head (fcgi_guard) before libfcgi parses it, lets libfcgi read the
-// request, turns it into an http::Request value and writes the handler's
-// http::Response back in one write.
+// The FastCGI transport: a few threads serve the listening socket that
+// spawn-fcgi passed us. They share one epoll set holding the socket and every
+// open connection (one-shot events), so whichever thread is free serves the
+// next request on any connection. Each request's head is checked (fcgi_guard)
+// before libfcgi parses it; libfcgi reads the request, which becomes an
+// http::Request value, and the handler's http::Response goes back in one write.
 //
-// Why accept ourselves: libfcgi's FCGX_Accept_r blocks in accept() or read()
-// where nothing can interrupt it, and trusts lengths it should not (see
-// fcgi_guard.h). Here every wait is a poll() that also watches a wake-up
-// eventfd, so stop() ends idle waits at once; busy acceptors finish their
-// request first, and join() waits for all of them. libfcgi gets a connection
-// through FCGX_Request's public ipcFd field and never sees the listening
-// socket (its requests are initialised with -1 there).
-//
-// Each connection nginx keeps open (fastcgi_keep_conn) is served by one
-// acceptor for its life: keep nginx's keepalive below the acceptor count.
+// Why not FCGX_Accept_r's own loop: it blocks in accept() or read() where
+// nothing can interrupt it, trusts lengths it should not (fcgi_guard.h), and
+// pins a thread to each connection nginx keeps open, so kept connections
+// could starve new ones. Here an idle kept connection costs no thread, and
+// stop() wakes every waiting thread through an eventfd in the set; busy
+// threads finish their request first, and join() waits for all of them.
+// libfcgi gets a connection through FCGX_Request's public ipcFd field and
+// never sees the listening socket (its requests are initialised with -1).
 #pragma once
 
 #include <atomic>
@@ -24,6 +23,8 @@
 
 #include "http/message.h"
 
+struct FCGX_Request;
+
 namespace zk::transport {
 
 class FcgiServer {
@@ -31,32 +32,38 @@ public:
     using Handler = std::function<http::Response(const http::Request&)>;
 
     // Takes the listening socket (not owned: the process got it from spawn-fcgi).
-    FcgiServer(int listen_fd, std::size_t acceptors, Handler handler);
+    FcgiServer(int listen_fd, std::size_t threads, Handler handler);
     ~FcgiServer();
     FcgiServer(const FcgiServer&) = delete;
     FcgiServer& operator=(const FcgiServer&) = delete;
 
     void start();
-    // Stops accepting and wakes idle acceptors; returns at once.
+    // Stops taking requests and wakes idle threads; returns at once.
     void stop();
-    // Waits until every acceptor has answered its request and exited.
+    // Waits until every thread has answered its request and exited. Idle kept
+    // connections stay open until the process exits.
     void join();
 
-    // Called from an acceptor that hits an unrecoverable accept error.
+    // Called from a thread that hits an unrecoverable socket error.
     void on_fatal(std::function<void()> callback) { on_fatal_ = std::move(callback); }
 
 private:
     void serve();
-    int accept_connection();
+    void serve_request(FCGX_Request& req, int fd);
+    void accept_connections();
+    bool accept_failed(int error);
     bool await_request(int fd);
-    bool wait_readable(int fd, int timeout_ms) const;
+    void fail(const char* what);
+    void close_fds();
 
     const int listen_fd_;
-    const std::size_t acceptors_;
+    const std::size_t threads_count_;
     const Handler handler_;
-    int wake_fd_ = -1;  // eventfd, readable once stop() has run
+    int epoll_fd_ = -1;
+    int wake_fd_ = -1;  // eventfd in the epoll set, readable once stop() has run
     std::function<void()> on_fatal_;
     std::atomic<bool> stopping_{false};
+    std::atomic<int> accept_failures_{0};  // in a row
     std::vector<std::thread> threads_;
 };
 
