@@ -1,10 +1,12 @@
-// UUIDv7 generation and strict parsing on top of libuuid.
+// UUIDv7 generation (kernel randomness) and strict parsing on top of libuuid.
 
 #include "domain/job_id.h"
 
 #include <uuid/uuid.h>
 
 #include <cstring>
+
+#include "util/random.h"
 
 namespace zk {
 
@@ -37,8 +39,11 @@ std::uint64_t mix(std::uint64_t x)  // splitmix64's finaliser
 
 JobId JobId::generate(Millis now_ms)
 {
+    // libuuid's uuid_generate_random costs five system calls per id (it
+    // re-seeds random() from getpid, getuid, ... each time); the bytes it
+    // would return come from getrandom all the same.
     Bytes b;
-    uuid_generate_random(b.data());
+    random_bytes(b.data() + 6, b.size() - 6);
     const auto ts = static_cast<std::uint64_t>(now_ms);
     for (int i = 0; i < 6; ++i) b[static_cast<std::size_t>(i)] = static_cast<unsigned char>(ts >> (40 - 8 * i));
     b[6] = static_cast<unsigned char>(0x70 | (b[6] & 0x0f));  // version 7

@@ -20,7 +20,7 @@ public:
     JobId() = default;
     explicit JobId(const Bytes& bytes) : bytes_(bytes) {}
 
-    // A fresh v7 id: 48-bit ms timestamp, then libuuid's random bits.
+    // A fresh v7 id: 48-bit ms timestamp, then 74 random bits (util/random).
     static JobId generate(Millis now_ms);
     // Accepts only the canonical 8-4-4-4-12 hex form (either case).
     static std::optional<JobId> parse(std::string_view text);
