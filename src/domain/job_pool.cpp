@@ -3,6 +3,8 @@
 
 #include "domain/job_pool.h"
 
+#include "util/log.h"
+
 #include <algorithm>
 #include <chrono>
 
@@ -90,10 +92,9 @@ void JobPool::restore()
     std::lock_guard lock(timer_mutex_);
     store_->load([&](storage::JobRecord&& r) {
         Job j = from_record(std::move(r));
-        if (j.state == JobState::queued) {
+        if (j.state == JobState::queued) {  // not written, as in begin()
             j.state = JobState::running;
             j.started_ms = now;
-            persist(j);
         }
         if (j.state == JobState::running) {
             ++running_;
@@ -191,7 +192,9 @@ CancelOutcome JobPool::cancel(const JobId& id)
     ++cancelled_;
     // The pending completion timer finds the job cancelled and does nothing.
     arm({now + rules()->result_ttl_ms, id, TimerKind::expire});
-    return durable(seq) ? outcome : CancelOutcome::store_failed;
+    const bool stored = durable(seq);
+    log::info("job_cancelled").kv("job", id.str()).kv("stored", stored ? "yes" : "no");
+    return stored ? outcome : CancelOutcome::store_failed;
 }
 
 void JobPool::reconfigure(Rules rules)
@@ -306,18 +309,20 @@ void JobPool::begin(const JobId& id)
     Millis deadline = 0;
     const bool begun = table_.update(id, [&](Job& j) {
         if (j.state != JobState::queued) return false;
-        Job next = j;  // see cancel()
-        next.state = JobState::running;
-        next.started_ms = now;
-        persist(next);
-        deadline = next.deadline_ms;
-        j = std::move(next);
+        // Not written to the store: the queued row already holds the
+        // deadline, and a restart begins queued jobs itself, so this write
+        // would only record started_ms, at the price of a second row write
+        // per survey. The completion's write records it.
+        j.state = JobState::running;
+        j.started_ms = now;
+        deadline = j.deadline_ms;
         --queued_;  // under the shard lock: see cancel()
         ++running_;
         return true;
     });
     if (!begun) return;
     arm({deadline, id, TimerKind::complete});
+    if (log::enabled(log::Level::debug)) log::debug("job_started").kv("job", id.str()).kv("deadline_ms", deadline);
 }
 
 void JobPool::complete(const JobId& id)
@@ -344,6 +349,9 @@ void JobPool::complete(const JobId& id)
     survey_seconds_.observe(static_cast<double>(now - created) / 1000.0);
     completion_lag_seconds_.observe(static_cast<double>(std::max<Millis>(0, now - deadline)) / 1000.0);
     arm({now + r->result_ttl_ms, id, TimerKind::expire});
+    // Debug, not info: one line per survey doubles the log of a busy service.
+    if (log::enabled(log::Level::debug))
+        log::debug("job_completed").kv("job", id.str()).kv("lag_ms", std::max<Millis>(0, now - deadline));
 }
 
 void JobPool::expire(const JobId& id)
@@ -359,6 +367,7 @@ void JobPool::expire(const JobId& id)
     if (!table_.erase(id)) return;
     ++expired_;
     if (store_) store_->erase(id.bytes());
+    if (log::enabled(log::Level::debug)) log::debug("job_expired").kv("job", id.str());
 }
 
 // Called under the job's shard lock, so the store sees each job's changes in

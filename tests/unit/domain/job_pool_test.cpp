@@ -5,6 +5,7 @@
 // change, never asserting after a fixed sleep.
 
 #include "domain/job_pool.h"
+#include "util/log.h"
 
 #include <doctest/doctest.h>
 
@@ -543,9 +544,10 @@ TEST_CASE("persistence: every transition is written through the store, in order"
     REQUIRE(idle(pool));
     for (const Job* j : {&done, &cancelled}) {
         const auto writes = store.writes_for(j->id.bytes());
-        REQUIRE(writes.size() == 4);
+        // Beginning is not written (the queued row holds the deadline already).
+        REQUIRE(writes.size() == 3);
         const RecordState last = j == &done ? RecordState::done : RecordState::cancelled;
-        CHECK(put_states(writes) == std::vector<RecordState>{RecordState::queued, RecordState::running, last});
+        CHECK(put_states(writes) == std::vector<RecordState>{RecordState::queued, last});
         CHECK(writes.back().erase);
         CHECK(std::is_sorted(writes.begin(), writes.end(), [](auto& a, auto& b) { return a.seq < b.seq; }));
     }
@@ -675,15 +677,21 @@ TEST_CASE("a store exception on a pool thread is logged and the pool keeps worki
     MemoryJobStore store;
     JobPool pool(clock, &store, test_shape(1, 16), test_rules());
     pool.start();
-    store.set_throw_on_put(true, RecordState::running);  // begin()'s write, on the worker
+    store.set_throw_on_put(true, RecordState::done);  // complete()'s write, on the worker
+    const Job first = *pool.create("bisons").job;
+    REQUIRE(reaches(pool, first.id, JobState::running));
     std::string logged;
     {
         test::CaptureStderr capture;
-        REQUIRE(pool.create("bisons").job);
+        clock.advance(first.deadline_ms - clock.now_ms());
+        pool.wake();
+        REQUIRE(wait_until([&] { return capture.text().find("task_failed") != std::string::npos; }));
         REQUIRE(idle(pool));
         logged = capture.text();
     }
     CHECK(logged.find("event=task_failed what=\"memory store: put refused\"") != std::string::npos);
+    // The failed write left the job as it was, not done in memory only.
+    CHECK(pool.find(first.id).job->state == JobState::running);
     store.set_throw_on_put(false);
     const Job next = *pool.create("elks").job;
     REQUIRE(reaches(pool, next.id, JobState::running));
@@ -799,4 +807,36 @@ TEST_CASE("concurrent create, poll and cancel keep the counts consistent")
         }
     CHECK(done == s.completed_total);
     CHECK(gone == s.cancelled_total);
+}
+
+TEST_CASE("lifecycle: each step is logged with the job id (cancel at info, the rest at debug)")
+{
+    ManualClock clock(t0);
+    MemoryJobStore store;
+    JobPool pool(clock, &store, test_shape(), test_rules());
+    pool.start();
+    std::string at_info, at_debug;
+    {
+        test::CaptureStderr capture;
+        const Job quiet = *pool.create("bisons").job;
+        REQUIRE(complete(pool, clock, quiet));
+        const Job cancelled = *pool.create("elks").job;
+        REQUIRE(pool.cancel(cancelled.id) == CancelOutcome::cancelled);
+        at_info = capture.text();
+        CHECK(at_info.find("event=job_cancelled job=" + cancelled.id.str() + " stored=yes") != std::string::npos);
+        CHECK(at_info.find("job_completed") == std::string::npos);  // one line per survey is debug
+
+        log::set_level(log::Level::debug);
+        const Job done = *pool.create("koalas").job;
+        REQUIRE(complete(pool, clock, done));
+        clock.advance(test_rules().result_ttl_ms);
+        pool.wake();
+        REQUIRE(wait_until([&] { return pool.find(done.id).status == LookupStatus::expired; }));
+        REQUIRE(idle(pool));
+        log::set_level(log::Level::info);
+        at_debug = capture.text().substr(at_info.size());
+        for (const char* event : {"job_started", "job_completed", "job_expired"})
+            CHECK_MESSAGE(at_debug.find(std::string("event=") + event + " job=" + done.id.str()) != std::string::npos,
+                          event << " missing in: " << at_debug);
+    }
 }
