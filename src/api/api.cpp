@@ -126,7 +126,19 @@ std::string retry_after(Millis remaining_ms)
 
 Response Api::list_animals() const
 {
-    return json(200, json_array(pool_.rules()->vocabulary->animals()));
+    auto vocabulary = pool_.rules()->vocabulary;
+    std::shared_ptr<const AnimalsBody> body;
+    {
+        std::lock_guard lock(animals_mutex_);
+        body = animals_;
+    }
+    if (!body || body->vocabulary != vocabulary) {
+        // Rendered outside the lock; two threads may both render after a reload.
+        body = std::make_shared<const AnimalsBody>(AnimalsBody{vocabulary, json_array(vocabulary->animals())});
+        std::lock_guard lock(animals_mutex_);
+        animals_ = body;
+    }
+    return json(200, body->json);
 }
 
 // GET keeps the original's 200; POST is the correct form and answers 202.
@@ -137,6 +149,7 @@ Response Api::start_survey(const std::string& animal, bool post)
     const std::string id = created.job->id.str();
     auto r = json(post ? 202 : 200, json_string(id));
     r.header("Location", "/query/" + id);
+    r.created_job = id;
     return r;
 }
 
@@ -163,7 +176,12 @@ Response Api::cancel(const std::string& id_text)
     if (!id) return problem(ProblemKind::bad_job_id, http::quote_user_text(id_text) + " is not a UUID");
     switch (pool_.cancel(*id)) {
     case CancelOutcome::cancelled:
-    case CancelOutcome::already_cancelled: return Response{204, "", {}, ""};
+    case CancelOutcome::already_cancelled: {
+        Response r;
+        r.status = 204;
+        r.content_type.clear();
+        return r;
+    }
     case CancelOutcome::already_done:
         return problem(ProblemKind::job_finished, "job " + id->str() + " is done and cannot be cancelled");
     case CancelOutcome::store_failed:

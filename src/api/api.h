@@ -3,6 +3,8 @@
 // calls these with decoded path parameters, and so do the unit tests.
 #pragma once
 
+#include <memory>
+#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -40,6 +42,14 @@ private:
     JobPool& pool_;
     const Clock& clock_;
     const Metrics& metrics_;
+
+    // GET /animals, rendered once per vocabulary (a reload brings a new one).
+    struct AnimalsBody {
+        std::shared_ptr<const Vocabulary> vocabulary;
+        std::string json;
+    };
+    mutable std::mutex animals_mutex_;  // a leaf: held only to read or swap the cache
+    mutable std::shared_ptr<const AnimalsBody> animals_;
 };
 
 }  // namespace zk::api

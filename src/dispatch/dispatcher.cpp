@@ -69,12 +69,13 @@ http::Response Dispatcher::dispatch(const http::Request& request) noexcept
     }
     const auto us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start);
     metrics_.record_request(endpoint, response.status, static_cast<double>(us.count()) / 1e6);
-    log::Line(level_for(response.status), "request")
-        .kv("id", request.request_id)
+    log::Line line(level_for(response.status), "request");
+    line.kv("id", request.request_id)
         .kv("method", request.method)
         .kv("path", request.uri)
         .kv("status", response.status)
         .kv("dur_us", us.count());
+    if (!response.created_job.empty()) line.kv("job", response.created_job);
     return response;
 }
 

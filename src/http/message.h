@@ -23,6 +23,9 @@ struct Response {
     std::string content_type = "application/json";
     std::vector<std::pair<std::string, std::string>> headers;
     std::string body;
+    // Not sent: the job this request created, for the request's log line, so
+    // a job's id leads to the request (and request id) that started it.
+    std::string created_job;
 
     Response& header(std::string name, std::string value)
     {

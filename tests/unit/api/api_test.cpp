@@ -119,7 +119,9 @@ TEST_CASE("GET /animals follows a reconfiguration")
     Rules next = test::test_rules();
     next.vocabulary = std::make_shared<const Vocabulary>(std::vector<std::string>{"owls"}, std::vector<std::string>{"grey"},
                                                          std::vector<std::string>{"hoot"}, std::vector<std::string>{"softly"});
+    CHECK(f.api.list_animals().body == "[\"bisons\",\"elks\",\"koalas\"]");  // rendered and kept
     f.pool.reconfigure(next);
+    CHECK(f.api.list_animals().body == "[\"owls\"]");
     CHECK(f.api.list_animals().body == "[\"owls\"]");
 }
 
@@ -134,6 +136,7 @@ TEST_CASE("start_survey: GET answers 200, POST 202, both with the id and Locatio
         REQUIRE(id);
         CHECK(id->created_ms() == t0);
         CHECK(header(r, "Location") == "/query/" + id->str());
+        CHECK(r.created_job == id->str());  // for the request's log line
         CHECK(f.pool.find(*id).status == LookupStatus::found);
     }
     CHECK(f.pool.stats().created_total == 2);

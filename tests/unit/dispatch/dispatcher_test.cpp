@@ -157,6 +157,13 @@ TEST_CASE("every request is logged once: id, method, path, status, duration")
     CHECK(f.log_text.find("id=\"x y\" method=GET path=\"/a b\\\"c?d=\\x01\" status=404") != std::string::npos);
     CHECK(std::count(f.log_text.begin(), f.log_text.end(), '\n') == 1);
 
+    // A creation names its job, so the job's id leads back to this line.
+    const auto created = f.call("POST", "/animals/bisons", "r-44");
+    REQUIRE(created.status == 202);
+    CHECK(f.log_text.find("id=r-44 method=POST path=/animals/bisons status=202 dur_us=") != std::string::npos);
+    CHECK(f.log_text.find(" job=" + created.created_job + "\n") != std::string::npos);
+    CHECK(created.created_job.size() == 36);
+
     // 4xx are info, 5xx warn.
     f.call("GET", "/nowhere");
     CHECK(f.log_text.find("level=info event=request") != std::string::npos);
