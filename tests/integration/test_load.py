@@ -1,11 +1,13 @@
 """Load on the shared stack: the rate limit, 200 concurrent surveys, and the
-libfcgi keep-alive trap (kept FastCGI connections pinning acceptor threads)."""
+keep-alive trap (kept FastCGI connections must not pin worker threads)."""
 
 import os
 import socket
 import statistics
 import threading
 import time
+
+import fcgi_client
 
 from harness import (ANIMALS, MAX_SECONDS, MIN_SECONDS, Client, TestFailure, check, check_problem,
                      config_text, fresh_addr, request, sentence_errors)
@@ -138,13 +140,16 @@ def concurrent_200_surveys_finish_in_their_window(env):
                  pct(server_late, 0.5), max(server_late), max(r["seen_done_s"] for r in ok)))
 
 
-def keepalive_poller(env, path, stop, out):
-    c = Client(env.main, timeout=10)
+def keepalive_poller(target, path, stop, out, pause=0.02):
+    """Polls over one kept-alive HTTPS connection, from its own address (the
+    read zone allows 50 r/s per address), until stop is set. target: the
+    test env (its shared stack) or a Stack."""
+    c = Client(getattr(target, "main", target), src=fresh_addr(), timeout=10)
     try:
         while not stop.is_set():
             r = c.request("GET", path)
             out.append((r.status, r.elapsed))
-            time.sleep(0.02)
+            time.sleep(pause)
     except TestFailure as e:
         out.append(("error", str(e)))
     finally:
@@ -219,6 +224,51 @@ def keepalive_trap_other_locations_stay_fast(env):
     env.note("probes p50 %.1f ms max %.1f ms; %d keep-alive polls p50 %.1f ms max %.1f ms; "
              "slow bodies answered %s" % (statistics.median(probes) * 1e3, max(probes) * 1e3, len(lat),
                                          statistics.median(lat) * 1e3, max(lat) * 1e3, slow))
+
+
+@test
+def kept_connections_beyond_the_thread_count_starve_nothing(env):
+    """The keep-alive trap, head on: a worker with 2 threads holding more
+    idle kept connections than threads. With libfcgi's own accept loop each
+    kept connection pinned a thread, and every other request waited for
+    nginx's 10 s timeout. Here 8 kept connections sit idle on the socket
+    while requests go through nginx (which keeps its own, up to 32 per
+    nginx worker), and then each of the 8 is used again."""
+    st = env.new_stack("keepalive-2-threads")
+    st.write_config(config_text(state_dir=os.path.join(st.dir, "state"))
+                    .replace("acceptor_threads = 8", "acceptor_threads = 2"))
+    with st.start():
+        job_id = Client(st).request("POST", "/animals/pandas").json()
+        idle = [fcgi_client.Connection(st.socket_path(), timeout=5) for _ in range(8)]
+        try:
+            fails = ["kept connection %d: first request -> %d" % (i, status)
+                     for i, c in enumerate(idle) for status, _, _ in [c.request("GET", "/animals")] if status != 200]
+            stop, polls = threading.Event(), [[] for _ in range(8)]
+            clients = [threading.Thread(target=keepalive_poller, args=(st, "/query/" + job_id, stop, out),
+                                        daemon=True) for out in polls]
+            for t in clients:
+                t.start()
+            probes = []
+            for i in range(20):
+                r = request(st, "GET", "/animals" if i % 2 else "/jobs/" + job_id, timeout=5)
+                probes.append(r.elapsed)
+                if r.status != 200:
+                    fails.append("probe " + r.describe())
+            stop.set()
+            for t in clients:
+                t.join(15)
+            fails += ["nginx client %d: %d polls, failures %r" % (i, len(p), [x for x in p if x[0] not in (200, 202)][:3])
+                      for i, p in enumerate(polls) if not p or any(x[0] not in (200, 202) for x in p)]
+            fails += ["kept connection %d: second request -> %d" % (i, status)
+                      for i, c in enumerate(idle) for status, _, _ in [c.request("GET", "/animals")] if status != 200]
+        finally:
+            for c in idle:
+                c.close()
+        if probes and max(probes) >= 1.0:
+            fails.append("slowest probe took %.2f s (bound 1 s)" % max(probes))
+        check(not fails, "\n".join(fails))
+        env.note("2 worker threads, 8 idle kept connections: %d probes max %.1f ms, %d polls over nginx"
+                 % (len(probes), max(probes) * 1e3, sum(map(len, polls))))
 
 
 @test
