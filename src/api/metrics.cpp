@@ -47,9 +47,23 @@ void render_pool(PrometheusText& p, const PoolStats& s)
     p.sample("zookeeper_store_up", "", static_cast<std::uint64_t>(s.store_healthy ? 1 : 0));
 }
 
+// The store's group commit: how long each transaction took and how many
+// writes it carried. Together they tell a slow disk (long commits) from a
+// busy service (large batches).
+void render_store(PrometheusText& p, const storage::StoreStats& s)
+{
+    p.family("zookeeper_store_commit_seconds", "histogram",
+             "Time the job store's writer took to commit one transaction (group commit).");
+    p.histogram("zookeeper_store_commit_seconds", "", s.commit_seconds);
+    p.family("zookeeper_store_batch_operations", "histogram",
+             "Writes (puts and erases) committed per job store transaction.");
+    p.histogram("zookeeper_store_batch_operations", "", s.batch_operations);
+}
+
 }  // namespace
 
-Metrics::Metrics(Millis process_start_ms) : start_ms_(process_start_ms)
+Metrics::Metrics(Millis process_start_ms, const storage::JobStore* store)
+    : start_ms_(process_start_ms), store_(store)
 {
     for (auto& h : durations_) h = std::make_unique<Histogram>(request_buckets);
 }
@@ -79,7 +93,8 @@ std::string Metrics::render(const PoolStats& pool) const
     for (std::size_t e = 0; e < endpoint_count; ++e)
         p.histogram("zookeeper_http_request_duration_seconds", label("route", endpoint_names[e]), durations_[e]->snapshot());
     render_jobs(p, pool);
-    render_pool(p, pool);
+    render_pool(p, pool);  // ends with zookeeper_store_up
+    if (const auto store = store_ ? store_->stats() : std::nullopt) render_store(p, *store);
     p.family("process_start_time_seconds", "gauge", "Start time of the process since the Unix epoch, in seconds.");
     p.sample("process_start_time_seconds", "", static_cast<double>(start_ms_) / 1000.0);
     return p.text();

@@ -1,6 +1,6 @@
 // Request metrics and the /metrics page. The dispatcher records every
-// request here (lock-free); render() joins them with the job pool's figures
-// into the Prometheus text format.
+// request here (lock-free); render() joins them with the job pool's and the
+// job store's figures into the Prometheus text format.
 #pragma once
 
 #include <array>
@@ -11,6 +11,7 @@
 
 #include "domain/clock.h"
 #include "domain/job_pool.h"
+#include "storage/job_store.h"
 #include "util/histogram.h"
 
 namespace zk::api {
@@ -22,7 +23,9 @@ constexpr std::size_t endpoint_count = 8;
 
 class Metrics {
 public:
-    explicit Metrics(Millis process_start_ms);
+    // `store` may be null (memory only): no store write families then. It
+    // must outlive the Metrics.
+    explicit Metrics(Millis process_start_ms, const storage::JobStore* store = nullptr);
 
     void record_request(Endpoint endpoint, int status, double seconds);
     std::string render(const PoolStats& pool) const;
@@ -34,6 +37,7 @@ private:
     static constexpr std::size_t status_slots = statuses.size() + 1;
 
     const Millis start_ms_;
+    const storage::JobStore* const store_;
     std::array<std::array<std::atomic<std::uint64_t>, status_slots>, endpoint_count> counts_{};
     std::array<std::unique_ptr<Histogram>, endpoint_count> durations_;
 };

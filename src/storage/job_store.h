@@ -5,10 +5,12 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <stdexcept>
 #include <string>
 
 #include "storage/job_record.h"
+#include "util/histogram.h"
 
 namespace zk::storage {
 
@@ -16,6 +18,14 @@ namespace zk::storage {
 // wrong schema): the worker refuses to start rather than lose jobs.
 struct StoreError : std::runtime_error {
     using std::runtime_error::runtime_error;
+};
+
+// The writer's figures for /metrics. Both histograms count committed
+// transactions only, so their _count is the number of commits and
+// batch_operations' _sum the writes (puts and erases) committed.
+struct StoreStats {
+    Histogram::Snapshot commit_seconds;    // BEGIN to COMMIT done
+    Histogram::Snapshot batch_operations;  // writes per transaction, before coalescing
 };
 
 class JobStore {
@@ -37,6 +47,10 @@ public:
 
     // False once a commit has failed; health reporting reads it.
     virtual bool healthy() const = 0;
+
+    // Write figures, callable from any thread at any time (also after
+    // close()). Stores with no writer to measure (test doubles) have none.
+    virtual std::optional<StoreStats> stats() const { return std::nullopt; }
 
     // Commits what is queued and stops the writer. Idempotent.
     virtual void close() = 0;

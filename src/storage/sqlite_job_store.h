@@ -80,6 +80,7 @@ public:
     Seq erase(const std::array<unsigned char, 16>& id) override;
     bool wait_durable(Seq seq) override;
     bool healthy() const override;
+    std::optional<StoreStats> stats() const override;
     void close() override;
 
 private:
@@ -164,6 +165,12 @@ private:
     Seq committed_ = 0;
     bool writer_done_ = false;
     std::atomic<bool> failed_{false};
+
+    // Observed by the writer once per committed batch, before publish(), so
+    // a caller whose wait_durable() returned sees its batch counted.
+    // Lock-free: stats() snapshots them from any thread.
+    Histogram commit_seconds_;
+    Histogram batch_operations_;
 
     // Serialises close(). Lock order: close_mutex_, then queue_mutex_ or
     // durable_mutex_; those two are never held together.

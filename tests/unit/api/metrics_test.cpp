@@ -1,0 +1,97 @@
+// Unit tests for api::Metrics rendering the job store's write figures: the
+// families appear as well-formed histograms next to zookeeper_store_up, and
+// are left out for a store that keeps none.
+
+#include "api/metrics.h"
+
+#include <doctest/doctest.h>
+
+#include <string>
+
+#include "support/memory_job_store.h"
+
+using namespace zk;
+
+namespace {
+
+constexpr Millis t0 = 1'700'000'000'000;
+
+// A store whose stats() are whatever the test observed into its histograms.
+class StatsStore final : public storage::JobStore {
+public:
+    void load(const std::function<void(storage::JobRecord&&)>&) override {}
+    Seq put(const storage::JobRecord&) override { return 0; }
+    Seq erase(const std::array<unsigned char, 16>&) override { return 0; }
+    bool wait_durable(Seq) override { return true; }
+    bool healthy() const override { return true; }
+    void close() override {}
+    std::optional<storage::StoreStats> stats() const override
+    {
+        return storage::StoreStats{commit.snapshot(), batch.snapshot()};
+    }
+
+    Histogram commit{{0.001, 0.01}};
+    Histogram batch{{1, 2, 4}};
+};
+
+// The pool's histograms need bounds to render; the rest may stay zero.
+PoolStats pool_stats()
+{
+    PoolStats s;
+    s.survey_seconds = Histogram({10}).snapshot();
+    s.completion_lag_seconds = Histogram({1}).snapshot();
+    return s;
+}
+
+bool has(const std::string& text, const std::string& line) { return text.find("\n" + line + "\n") != std::string::npos; }
+
+}  // namespace
+
+TEST_CASE("metrics: the store's commit time and batch size are histograms")
+{
+    StatsStore store;
+    store.commit.observe(0.0005);
+    store.commit.observe(0.002);
+    store.batch.observe(1);
+    store.batch.observe(3);
+    const api::Metrics metrics(t0, &store);
+    const std::string text = metrics.render(pool_stats());
+    CAPTURE(text);
+
+    CHECK(has(text, "# TYPE zookeeper_store_commit_seconds histogram"));
+    CHECK(has(text, "zookeeper_store_commit_seconds_bucket{le=\"0.001\"} 1"));
+    CHECK(has(text, "zookeeper_store_commit_seconds_bucket{le=\"0.01\"} 2"));
+    CHECK(has(text, "zookeeper_store_commit_seconds_bucket{le=\"+Inf\"} 2"));
+    CHECK(has(text, "zookeeper_store_commit_seconds_sum 0.0025"));
+    CHECK(has(text, "zookeeper_store_commit_seconds_count 2"));
+
+    CHECK(has(text, "# TYPE zookeeper_store_batch_operations histogram"));
+    CHECK(has(text, "zookeeper_store_batch_operations_bucket{le=\"1\"} 1"));
+    CHECK(has(text, "zookeeper_store_batch_operations_bucket{le=\"2\"} 1"));
+    CHECK(has(text, "zookeeper_store_batch_operations_bucket{le=\"4\"} 2"));
+    CHECK(has(text, "zookeeper_store_batch_operations_bucket{le=\"+Inf\"} 2"));
+    CHECK(has(text, "zookeeper_store_batch_operations_sum 4"));
+    CHECK(has(text, "zookeeper_store_batch_operations_count 2"));
+
+    // Grouped with the store's other family.
+    const auto up = text.find("# TYPE zookeeper_store_up gauge");
+    const auto commit = text.find("# HELP zookeeper_store_commit_seconds ");
+    const auto batch = text.find("# HELP zookeeper_store_batch_operations ");
+    REQUIRE(up != std::string::npos);
+    CHECK(up < commit);
+    CHECK(commit < batch);
+    CHECK(batch < text.find("# HELP process_start_time_seconds "));
+}
+
+TEST_CASE("metrics: no store families without a store or with one that keeps no figures")
+{
+    test::MemoryJobStore memory;
+    for (const storage::JobStore* store : {static_cast<const storage::JobStore*>(nullptr),
+                                           static_cast<const storage::JobStore*>(&memory)}) {
+        const std::string text = api::Metrics(t0, store).render(pool_stats());
+        CAPTURE(text);
+        CHECK(text.find("zookeeper_store_commit_seconds") == std::string::npos);
+        CHECK(text.find("zookeeper_store_batch_operations") == std::string::npos);
+        CHECK(has(text, "zookeeper_store_up 1"));
+    }
+}
