@@ -4,6 +4,8 @@
 #include "api/api.h"
 
 #include <doctest/doctest.h>
+
+#include "../support/json_doc.h"
 #include <rapidjson/document.h>
 
 #include <algorithm>
@@ -18,19 +20,12 @@
 #include "../support/wait.h"
 
 using namespace zk;
+using test::parse_json;
 using http::Response;
 using test::t0;
 using test::wait_until;
 
 namespace {
-
-rapidjson::Document parse(const std::string& body)
-{
-    rapidjson::Document d;
-    d.Parse(body.c_str(), body.size());
-    REQUIRE_FALSE(d.HasParseError());
-    return d;
-}
 
 std::string header(const Response& r, const std::string& name)
 {
@@ -44,7 +39,7 @@ rapidjson::Document json(const Response& r, int status)
     CAPTURE(r.body);
     CHECK(r.status == status);
     CHECK(r.content_type == "application/json");
-    return parse(r.body);
+    return parse_json(r.body);
 }
 
 // A problem answer with the given status and type slug; returns the detail.
@@ -53,7 +48,7 @@ std::string problem(const Response& r, int status, const std::string& slug)
     CAPTURE(r.body);
     CHECK(r.status == status);
     CHECK(r.content_type == "application/problem+json");
-    const auto d = parse(r.body);
+    const auto d = parse_json(r.body);
     CHECK(std::string(d["type"].GetString()) == "/problems/" + slug);
     CHECK(d["status"].GetInt() == status);
     CHECK(d.HasMember("title"));
@@ -72,7 +67,7 @@ struct Fixture {
     {
         const Response r = api.start_survey(animal, true);
         REQUIRE(r.status == 202);
-        const std::string id = parse(r.body).GetString();
+        const std::string id = parse_json(r.body).GetString();
         REQUIRE(wait_until([&] { return pool.find(*JobId::parse(id)).job->state == JobState::running; }));
         REQUIRE(idle());
         return id;
@@ -239,7 +234,7 @@ TEST_CASE("poll: a queued job is answered like a running one")
     clock.close();
     const Response created = api.start_survey("bisons", true);
     REQUIRE(wait_until([&] { return clock.blocked() == 1; }));
-    const std::string id = parse(created.body).GetString();
+    const std::string id = parse_json(created.body).GetString();
     REQUIRE(pool.find(*JobId::parse(id)).job->state == JobState::queued);
     const Response r = api.poll(id);
     CHECK(std::string(json(r, 202).GetString()) == "...");

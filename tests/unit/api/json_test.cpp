@@ -3,22 +3,17 @@
 #include "api/json.h"
 
 #include <doctest/doctest.h>
+
+#include "../support/json_doc.h"
 #include <rapidjson/document.h>
 
 #include <string>
 #include <vector>
 
 using namespace zk;
+using test::parse_json;
 
 namespace {
-
-rapidjson::Document parse(const std::string& text)
-{
-    rapidjson::Document d;
-    d.Parse(text.c_str(), text.size());
-    REQUIRE_FALSE(d.HasParseError());
-    return d;
-}
 
 constexpr Millis t0 = 1'700'000'000'000;  // 2023-11-14T22:13:20.000Z
 
@@ -49,7 +44,7 @@ TEST_CASE("json_string escapes what JSON requires and nothing is lost")
                                 std::string("nul\0inside", 10)}) {
         const std::string text = api::json_string(s);
         CAPTURE(text);
-        const auto d = parse(text);
+        const auto d = parse_json(text);
         REQUIRE(d.IsString());
         CHECK(std::string(d.GetString(), d.GetStringLength()) == s);
     }
@@ -61,14 +56,14 @@ TEST_CASE("json_array keeps order")
 {
     CHECK(api::json_array({}) == "[]");
     CHECK(api::json_array({"aardvarks", "zebras", "bisons"}) == "[\"aardvarks\",\"zebras\",\"bisons\"]");
-    const auto d = parse(api::json_array({"a\"b", "c"}));
+    const auto d = parse_json(api::json_array({"a\"b", "c"}));
     REQUIRE(d.IsArray());
     CHECK(std::string(d[0].GetString()) == "a\"b");
 }
 
 TEST_CASE("job_json: a queued job")
 {
-    const auto d = parse(api::job_json(job(JobState::queued), t0 + 2'500));
+    const auto d = parse_json(api::job_json(job(JobState::queued), t0 + 2'500));
     REQUIRE(d.IsObject());
     CHECK(std::string(d["id"].GetString()) == "018bcfe5-6800-7abc-8def-0123456789ab");
     CHECK(std::string(d["animal"].GetString()) == "bisons");
@@ -92,21 +87,21 @@ TEST_CASE("job_json: a queued job")
 
 TEST_CASE("job_json: a running job shows when it started; progress is rounded to 3 places")
 {
-    const auto d = parse(api::job_json(job(JobState::running), t0 + 3'333));
+    const auto d = parse_json(api::job_json(job(JobState::running), t0 + 3'333));
     CHECK(std::string(d["state"].GetString()) == "running");
     CHECK(std::string(d["started"].GetString()) == "2023-11-14T22:13:20.005Z");
     CHECK(d["progress"].GetDouble() == 0.333);
     CHECK(d["seconds_left"].GetDouble() == doctest::Approx(6.667));
     CHECK(d["links"].HasMember("cancel"));
     // Overdue but not yet completed: capped, never negative.
-    const auto late = parse(api::job_json(job(JobState::running), t0 + 60'000));
+    const auto late = parse_json(api::job_json(job(JobState::running), t0 + 60'000));
     CHECK(late["progress"].GetDouble() == 1.0);
     CHECK(late["seconds_left"].GetDouble() == 0.0);
 }
 
 TEST_CASE("job_json: a done job has its result and no cancel link")
 {
-    const auto d = parse(api::job_json(job(JobState::done), t0 + 99'000));
+    const auto d = parse_json(api::job_json(job(JobState::done), t0 + 99'000));
     CHECK(std::string(d["state"].GetString()) == "done");
     CHECK(std::string(d["result"].GetString()) == "Calm bisons sing wildly");
     CHECK(std::string(d["finished"].GetString()) == "2023-11-14T22:13:30.000Z");
@@ -119,7 +114,7 @@ TEST_CASE("job_json: a done job has its result and no cancel link")
 
 TEST_CASE("job_json: a cancelled job keeps the progress it had and shows no result")
 {
-    const auto d = parse(api::job_json(job(JobState::cancelled), t0 + 99'000));
+    const auto d = parse_json(api::job_json(job(JobState::cancelled), t0 + 99'000));
     CHECK(std::string(d["state"].GetString()) == "cancelled");
     CHECK(d["result"].IsNull());
     CHECK(std::string(d["finished"].GetString()) == "2023-11-14T22:13:22.500Z");
@@ -132,6 +127,6 @@ TEST_CASE("job_json: a result that needs escaping stays valid JSON")
 {
     Job j = job(JobState::done);
     j.result = "Odd \"bisons\" sing\\n";
-    const auto d = parse(api::job_json(j, t0));
+    const auto d = parse_json(api::job_json(j, t0));
     CHECK(std::string(d["result"].GetString()) == j.result);
 }

@@ -5,6 +5,8 @@
 #include "dispatch/dispatcher.h"
 
 #include <doctest/doctest.h>
+
+#include "../support/json_doc.h"
 #include <rapidjson/document.h>
 
 #include <algorithm>
@@ -17,20 +19,13 @@
 #include "util/log.h"
 
 using namespace zk;
+using test::parse_json;
 using http::Request;
 using http::Response;
 using test::CaptureStderr;
 using test::t0;
 
 namespace {
-
-rapidjson::Document parse(const std::string& body)
-{
-    rapidjson::Document d;
-    d.Parse(body.c_str(), body.size());
-    REQUIRE_FALSE(d.HasParseError());
-    return d;
-}
 
 struct Fixture {
     explicit Fixture(storage::JobStore* store = nullptr)
@@ -61,7 +56,7 @@ struct Fixture {
 std::string type_of(const Response& r)
 {
     CHECK(r.content_type == "application/problem+json");
-    return parse(r.body)["type"].GetString();
+    return parse_json(r.body)["type"].GetString();
 }
 
 }  // namespace
@@ -76,15 +71,15 @@ TEST_CASE("each route reaches its handler")
     CHECK(get.status == 200);
     const Response post = f.call("POST", "/animals/elks?ignored=1");
     CHECK(post.status == 202);
-    const std::string id = parse(post.body).GetString();
+    const std::string id = parse_json(post.body).GetString();
     CHECK(*post.find_header("Location") == "/query/" + id);
 
     CHECK(f.call("GET", "/query/" + id).status == 202);
     CHECK(f.call("HEAD", "/query/" + id).status == 202);
     const Response job = f.call("GET", "/jobs/" + id);
     CHECK(job.status == 200);
-    CHECK(std::string(parse(job.body)["animal"].GetString()) == "elks");
-    CHECK(parse(f.call("GET", "/jobs?animal=elks").body)["jobs"].Size() == 1);
+    CHECK(std::string(parse_json(job.body)["animal"].GetString()) == "elks");
+    CHECK(parse_json(f.call("GET", "/jobs?animal=elks").body)["jobs"].Size() == 1);
     CHECK(f.call("GET", "/healthz").status == 200);
     CHECK(f.call("GET", "/metrics").content_type.rfind("text/plain", 0) == 0);
 
@@ -99,7 +94,7 @@ TEST_CASE("path parameters arrive decoded")
     Fixture f;
     CHECK(f.call("POST", "/animals/bi%73ons").status == 202);
     CHECK(type_of(f.call("POST", "/animals/Bisons")) == "/problems/unknown-animal");
-    const std::string id = parse(f.call("POST", "/animals/koalas").body).GetString();
+    const std::string id = parse_json(f.call("POST", "/animals/koalas").body).GetString();
     std::string encoded = id;
     encoded.replace(8, 1, "%2d");  // the first '-'
     CHECK(f.call("GET", "/query/" + encoded).status == 202);
@@ -127,7 +122,7 @@ TEST_CASE("a handler that throws becomes a 500 problem naming the request id, an
     const Response r = f.call("POST", "/animals/bisons", "abc123");
     CHECK(r.status == 500);
     CHECK(type_of(r) == "/problems/internal");
-    const auto d = parse(r.body);
+    const auto d = parse_json(r.body);
     CHECK(d["status"].GetInt() == 500);
     CHECK(std::string(d["detail"].GetString()) == "the request failed; it is logged as abc123");
     CHECK(std::string(d["detail"].GetString()).find("put refused") == std::string::npos);  // no internals leak
