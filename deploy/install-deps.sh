@@ -2,39 +2,45 @@
 # zookeeper: install the Debian packages that building, testing and running the service need, and only the missing ones.
 # When everything is present it only asks dpkg: no network, no root, well under a second.
 #
-# usage: deploy/install-deps.sh [--bench] [--tools DIR]
-#   --bench      also what `make bench` needs (wrk, perf, valgrind)
+# usage: deploy/install-deps.sh [--runtime | --bench] [--tools DIR]
+#   (none)       building, running and every test (make run, make check)
+#   --runtime    building and running only: what a production host needs
+#                (deploy/install.sh); no browsers, compilers for fuzzing or test tools
+#   --bench      everything, and what `make bench` needs (wrk, perf, valgrind)
 #   --tools DIR  where promtool goes (default build/tools): the metrics test
 #                checks the worker's /metrics with it
 set -euo pipefail
 
-bench=
+mode=test
 tools=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/build/tools
 while (($#)); do
     case $1 in
-        --bench) bench=1; shift ;;
+        --runtime) mode=runtime; shift ;;
+        --bench) mode=bench; shift ;;
         --tools) tools=$2; shift 2 ;;
-        *) echo "usage: $0 [--bench] [--tools DIR]" >&2; exit 2 ;;
+        *) echo "usage: $0 [--runtime | --bench] [--tools DIR]" >&2; exit 2 ;;
     esac
 done
 
-# The one list. Append here what a new part of the project needs.
+# The lists. Append here what a new part of the project needs.
 PACKAGES=(
     build-essential
     g++
     make
     libfcgi-dev
-    libfcgi-bin
     spawn-fcgi
     nginx
     rapidjson-dev
     uuid-dev
-    doctest-dev
     libsqlite3-dev
-    sqlite3
-    python3
-    openssl
+    sqlite3         # the store's salvage recipe (README)
+    openssl         # certificates, operator passwords
     curl
+)
+TEST_PACKAGES=(
+    libfcgi-bin
+    doctest-dev
+    python3
     iproute2
     procps
     # The dashboard test (tests/ui/run.sh) drives Debian's Chromium.
@@ -44,9 +50,10 @@ PACKAGES=(
     clang
     libclang-rt-14-dev
 )
+[[ $mode == runtime ]] || PACKAGES+=("${TEST_PACKAGES[@]}")
 
 # `make bench` and `make bench-profile`.
-[[ -z $bench ]] || PACKAGES+=(wrk linux-perf valgrind)
+[[ $mode != bench ]] || PACKAGES+=(wrk linux-perf valgrind)
 
 # promtool comes only in Debian's prometheus package, whose installation would
 # also start a Prometheus server on this machine: unpack the one binary instead.
@@ -71,7 +78,7 @@ install_promtool() {
 missing=()
 # The UI test installs playwright-core with npm. Node may come from another
 # source than Debian (its npm then comes bundled): ask apt only when absent.
-command -v npm >/dev/null || PACKAGES+=(nodejs npm)
+[[ $mode == runtime ]] || command -v npm >/dev/null || PACKAGES+=(nodejs npm)
 
 for pkg in "${PACKAGES[@]}"; do
     # "ii" = wanted and installed; anything else (absent, removed with its
@@ -81,7 +88,7 @@ for pkg in "${PACKAGES[@]}"; do
 done
 
 if ((${#missing[@]} == 0)); then
-    install_promtool
+    [[ $mode == runtime ]] || install_promtool
     exit 0
 fi
 
@@ -95,4 +102,4 @@ echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -q
 apt-get install -y -q --no-install-recommends "${missing[@]}"
-install_promtool
+[[ $mode == runtime ]] || install_promtool

@@ -36,7 +36,7 @@ installed_hash() {
 }
 
 install_software() {
-    deploy/install-deps.sh
+    deploy/install-deps.sh --runtime
     make
     local before; before=$(installed_hash)
     make install

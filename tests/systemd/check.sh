@@ -107,7 +107,7 @@ install_base_packages() {
     install -D -m 0755 "$REPO/deploy/install-deps.sh" "$BASE/root/install-deps.sh"
     timeout 900 systemd-nspawn -q -D "$BASE" --register=no --keep-unit --as-pid2 \
         --resolv-conf=replace-host -E DEBIAN_FRONTEND=noninteractive \
-        sh -c "apt-get update -q && /root/install-deps.sh &&
+        sh -c "apt-get update -q && /root/install-deps.sh --runtime &&
                apt-get install -y -q --no-install-recommends $EXTRA_PKGS &&
                apt-get clean" > "$WORK/packages.log" 2>&1 ||
         { tail -30 "$WORK/packages.log"; die "package install failed"; }
