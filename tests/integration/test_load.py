@@ -232,7 +232,7 @@ def kept_connections_beyond_the_thread_count_starve_nothing(env):
     idle kept connections than threads. With libfcgi's own accept loop each
     kept connection pinned a thread, and every other request waited for
     nginx's 10 s timeout. Here 8 kept connections sit idle on the socket
-    while requests go through nginx (which keeps its own, up to 32 per
+    while requests go through nginx (which keeps its own, up to 128 per
     nginx worker), and then each of the 8 is used again."""
     st = env.new_stack("keepalive-2-threads")
     st.write_config(config_text(state_dir=os.path.join(st.dir, "state"))
