@@ -4,7 +4,7 @@
 # usage: tests/fuzz/run.sh [SECONDS] [RESULTS_FILE]
 #   SECONDS       fuzzing time per target (default 60)
 #   RESULTS_FILE  gets one line "<passed> <failed>" (for make check's summary)
-# Environment: FUZZ_CXX (default clang++), FUZZ_TARGETS (default: all three).
+# Environment: FUZZ_CXX (default clang++), FUZZ_TARGETS (default: all four).
 #
 # Each target is compiled from the sources it needs (not build/libzookeeper.a,
 # which g++ builds without coverage instrumentation) into build/fuzz/<name>,
@@ -27,7 +27,7 @@ results=${2:-}
 declare -A SOURCES=(
     [router_fuzz]="src/dispatch/router.cpp src/http/problem.cpp src/http/message.cpp"
     [config_fuzz]="src/config/config.cpp"
-    [job_id_fuzz]="src/domain/job_id.cpp"
+    [job_id_fuzz]="src/domain/job_id.cpp src/util/random.cpp"
     [fcgi_guard_fuzz]="src/transport/fcgi_guard.cpp"
 )
 declare -A LIBS=([job_id_fuzz]="-luuid")
