@@ -43,7 +43,6 @@ Response create_failed(CreateError error, const std::string& animal)
     case CreateError::unknown_animal:
         return problem(ProblemKind::unknown_animal, "there is no animal " + http::quote_user_text(animal) + "; see /animals");
     case CreateError::too_many_jobs: return busy(ProblemKind::too_many_jobs, "the survey limit is reached; retry later");
-    case CreateError::queue_full: return busy(ProblemKind::queue_full, "the job queue is full; retry later");
     case CreateError::stopping: return busy(ProblemKind::shutting_down, "the service is restarting; retry later");
     case CreateError::store_failed:
         return busy(ProblemKind::store_failed, "the survey could not be stored durably; retry later");

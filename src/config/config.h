@@ -20,7 +20,7 @@ struct WorkloadSettings {
 struct ServiceSettings {
     std::size_t acceptor_threads = 8;  // keep above nginx workers x upstream keepalive
     std::size_t pool_threads = 2;
-    std::size_t queue_capacity = 4096;  // pool tasks waiting; beyond it creation answers 503
+    std::size_t queue_capacity = 4096;  // due pool tasks waiting; beyond it the timer waits
     std::size_t max_jobs = 100'000;     // queued + running surveys; beyond it 503
     double result_ttl = 3600;           // seconds a finished survey is kept
     std::string log_level = "info";

@@ -2,7 +2,9 @@
 // completes each survey when its deadline comes. No survey owns a thread: one
 // timer thread watches every deadline and hands due work to a small bounded
 // ThreadPool. Every change is written through the JobStore; creations and
-// cancellations are durable before they are acknowledged.
+// cancellations are durable before they are acknowledged. A survey is queued
+// while its creation is made durable, then the creating thread begins it, so
+// it runs from just after its creation until its deadline.
 //
 // Threads: callers (acceptors), the timer thread, the pool's workers.
 // Lock order: timer_mutex_ → a table shard's mutex → the store's queue mutex.
@@ -44,13 +46,15 @@ struct Rules {
 // Fixed for the life of the process.
 struct PoolShape {
     std::size_t threads = 2;
+    // Due completions and expiries waiting for a thread; when it is full the
+    // timer thread waits (nothing due is dropped).
     std::size_t queue_capacity = 4096;
     // The timer thread re-reads the clock at least this often, so a wall
     // clock step is noticed and tests can move a ManualClock.
     Millis timer_max_wait_ms = 250;
 };
 
-enum class CreateError { none, unknown_animal, too_many_jobs, queue_full, stopping, store_failed };
+enum class CreateError { none, unknown_animal, too_many_jobs, stopping, store_failed };
 struct Created {
     std::optional<Job> job;
     CreateError error = CreateError::none;
@@ -113,7 +117,7 @@ private:
     void run_timers();
     void arm(const Timer& timer);
     void on_timer(const Timer& timer);
-    void begin(const JobId& id);
+    Millis begin(const JobId& id);
     void complete(const JobId& id);
     void expire(const JobId& id);
     void forget(const JobId& id);

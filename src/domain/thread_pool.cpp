@@ -1,4 +1,4 @@
-// The bounded worker pool behind survey starts and completions.
+// The bounded worker pool behind survey completions and expiries.
 
 #include "domain/thread_pool.h"
 
@@ -20,17 +20,6 @@ ThreadPool::ThreadPool(std::size_t threads, std::size_t capacity) : capacity_(ca
 }
 
 ThreadPool::~ThreadPool() { stop(); }
-
-bool ThreadPool::try_submit(Task task)
-{
-    {
-        std::lock_guard lock(mutex_);
-        if (stopping_ || queue_.size() >= capacity_) return false;
-        queue_.push_back(std::move(task));
-    }
-    has_task_.notify_one();
-    return true;
-}
 
 bool ThreadPool::submit(Task task)
 {

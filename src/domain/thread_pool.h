@@ -1,5 +1,6 @@
-// A fixed set of worker threads over a bounded task queue. A full queue is an
-// answer (try_submit returns false), never an unbounded wait or growth.
+// A fixed set of worker threads over a bounded task queue. A full queue makes
+// the producer (the job pool's timer thread) wait: due work is never dropped,
+// and the queue never grows past its capacity.
 // stop() runs what is already queued, then joins every thread.
 #pragma once
 
@@ -22,8 +23,6 @@ public:
     ThreadPool(const ThreadPool&) = delete;
     ThreadPool& operator=(const ThreadPool&) = delete;
 
-    // False when the queue is full or the pool is stopping.
-    bool try_submit(Task task);
     // Waits for room; false only when the pool is stopping.
     bool submit(Task task);
     void stop();

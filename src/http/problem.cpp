@@ -28,7 +28,6 @@ const ProblemInfo& info(ProblemKind kind)
         {410, Cause::job_state, "job-cancelled", "The survey was cancelled"},
         {409, Cause::job_state, "job-finished", "The survey has already finished"},
         {503, Cause::limit, "too-many-jobs", "Too many surveys in flight"},
-        {503, Cause::limit, "queue-full", "The job queue is full"},
         {503, Cause::limit, "shutting-down", "The service is shutting down"},
         {503, Cause::our_bug, "store-failed", "The job store failed"},
         {500, Cause::our_bug, "internal", "Internal error"},

@@ -25,7 +25,6 @@ enum class ProblemKind {
     job_cancelled,       // 410
     job_finished,        // 409
     too_many_jobs,       // 503 + Retry-After
-    queue_full,          // 503 + Retry-After
     shutting_down,       // 503
     store_failed,        // 503
     internal,            // 500

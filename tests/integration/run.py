@@ -42,6 +42,7 @@ class Env:
         self.work_dir = os.path.join(self.build, "integration")
         self._main = None
         self._main_error = None
+        self._main_lock = threading.Lock()  # tests' client threads may be the first to ask
         self.notes = []
 
     def note(self, text):
@@ -50,15 +51,16 @@ class Env:
 
     @property
     def main(self):
-        if self._main_error:
-            raise harness.StackError("shared stack failed to start earlier: " + self._main_error)
-        if self._main is None:
-            try:
-                self._main = harness.Stack(self, "main").start()
-            except harness.TestFailure as e:
-                self._main_error = str(e).split("\n")[0]
-                raise
-        return self._main
+        with self._main_lock:
+            if self._main_error:
+                raise harness.StackError("shared stack failed to start earlier: " + self._main_error)
+            if self._main is None:
+                try:
+                    self._main = harness.Stack(self, "main").start()
+                except harness.TestFailure as e:
+                    self._main_error = str(e).split("\n")[0]
+                    raise
+            return self._main
 
     def new_stack(self, name, config=None, shim=False):
         return harness.Stack(self, name, config=config, shim=shim)

@@ -356,8 +356,8 @@ def busy_errors(r):
             t = r.json().get("type")
         except (ValueError, AttributeError):
             t = None
-        if t not in ("/problems/too-many-jobs", "/problems/queue-full"):
-            errs.append("503 type %r, want /problems/too-many-jobs or /problems/queue-full" % (t,))
+        if t != "/problems/too-many-jobs":
+            errs.append("503 type %r, want /problems/too-many-jobs" % (t,))
     return errs
 
 

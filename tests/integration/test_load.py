@@ -109,7 +109,7 @@ def concurrent_200_surveys_finish_in_their_window(env):
     ids = [r["id"] for r in ok]
     if len(set(ids)) != len(ids):
         fails.append("duplicate job ids among %d" % len(ids))
-    server_late = []
+    server_late, queued = [], []
     for r in ok:
         errs = sentence_errors(r["sentence"], r["animal"])
         if errs:
@@ -122,21 +122,25 @@ def concurrent_200_surveys_finish_in_their_window(env):
         except TestFailure as e:
             fails.append(str(e))
             continue
-        ran = finished - started
-        if not MIN_SECONDS - 0.05 <= ran <= MAX_SECONDS + 0.3:
-            fails.append("%s ran %.3f s, want %.1f..%.1f" % (r["id"], ran, MIN_SECONDS, MAX_SECONDS))
-        if finished - created > MAX_SECONDS + 1.0:
-            fails.append("%s finished %.3f s after creation (window %.1f s + 1 s margin)"
-                         % (r["id"], finished - created, MAX_SECONDS))
+        # The deadline is creation + duration; a survey begins once its
+        # creation is stored, so `started` trails `created` by that commit.
+        ran = finished - created
+        if not MIN_SECONDS - 0.002 <= ran <= MAX_SECONDS + 0.3:
+            fails.append("%s ran %.3f s from its creation, want %.1f..%.1f"
+                         % (r["id"], ran, MIN_SECONDS, MAX_SECONDS))
+        if not created <= started <= finished:
+            fails.append("%s created %.3f, started %.3f, finished %.3f: out of order"
+                         % (r["id"], created, started, finished))
+        queued.append(started - created)
         if r["seen_done_s"] > MAX_SECONDS + 5:
             fails.append("%s seen done only %.1f s after its start" % (r["id"], r["seen_done_s"]))
         server_late.append(finished - created)
     if len(ok) != n and not errors:
         fails.append("only %d of %d surveys reported" % (len(ok), n))
     check(not fails, "%d of %d surveys ok:\n%s" % (len(ok), n, "\n".join(fails[:25])))
-    env.note("start latency p50 %.3f s max %.3f s; created->finished p50 %.3f s max %.3f s; "
-             "seen done max %.2f s" % (
-                 pct([r["start_s"] for r in ok], 0.5), max(r["start_s"] for r in ok),
+    env.note("start latency p50 %.3f s max %.3f s; created->started max %.3f s; created->finished p50 %.3f s "
+             "max %.3f s; seen done max %.2f s" % (
+                 pct([r["start_s"] for r in ok], 0.5), max(r["start_s"] for r in ok), max(queued),
                  pct(server_late, 0.5), max(server_late), max(r["seen_done_s"] for r in ok)))
 
 

@@ -20,7 +20,6 @@
 #include <vector>
 
 #include "../support/capture_stderr.h"
-#include "../support/gate_clock.h"
 #include "../support/memory_job_store.h"
 #include "../support/pool_fixture.h"
 #include "../support/wait.h"
@@ -116,31 +115,37 @@ TEST_CASE("create: an unknown animal is refused and nothing is held")
     CHECK(s.held == 0);
 }
 
-TEST_CASE("create: a new job is queued with its planned duration, then begun by a worker")
+TEST_CASE("create: a new job is stored queued, then begun by its creator with its planned duration")
 {
     ManualClock clock(t0);
-    JobPool pool(clock, nullptr, test_shape(), test_rules(10'000, 20'000));
+    MemoryJobStore store;
+    JobPool pool(clock, &store, test_shape(), test_rules(10'000, 20'000));
     pool.start();
     const Created c = pool.create("bisons");
     REQUIRE(c.error == CreateError::none);
     REQUIRE(c.job);
     const Job& j = *c.job;
     CHECK(j.animal == "bisons");
-    CHECK(j.state == JobState::queued);  // the snapshot create answers
+    CHECK(j.state == JobState::running);  // the snapshot create answers
     CHECK(j.created_ms == t0);
+    CHECK(j.started_ms == t0);
     CHECK(j.id.created_ms() == t0);
     CHECK(j.duration_ms == survey_duration(j.id, Workload{10'000, 20'000}));
     CHECK(j.deadline_ms == t0 + j.duration_ms);
-    CHECK(j.started_ms == 0);
     CHECK(j.finished_ms == 0);
     CHECK(j.result.empty());
+    // One row write, queued, waited for; the start is not written (see begin()).
+    CHECK(put_states(store.writes_for(j.id.bytes())) == std::vector<RecordState>{RecordState::queued});
+    CHECK(store.max_waited() == store.writes_for(j.id.bytes()).back().seq);
 
-    REQUIRE(reaches(pool, j.id, JobState::running));
-    const Job running = *pool.find(j.id).job;
-    CHECK(running.started_ms == t0);
-    CHECK(running.deadline_ms == j.deadline_ms);
-    CHECK(pool.stats().running == 1);
-    CHECK(pool.stats().queued == 0);
+    const Job held = *pool.find(j.id).job;
+    CHECK(held.state == JobState::running);
+    CHECK(held.started_ms == t0);
+    CHECK(held.deadline_ms == j.deadline_ms);
+    const PoolStats s = pool.stats();
+    CHECK(s.running == 1);
+    CHECK(s.queued == 0);
+    CHECK(s.timers == 1);  // its completion
 }
 
 TEST_CASE("completion: nothing before the deadline, the sentence at it")
@@ -275,57 +280,52 @@ TEST_CASE("cancel: done → already_done, unknown → unknown")
     CHECK(pool.stats().cancelled_total == 0);
 }
 
-TEST_CASE("cancel: a job still queued is cancelled and never begins")
+TEST_CASE("cancel: a job still queued (its creation not yet durable) is cancelled and never begins")
 {
-    // One worker, parked at the clock inside the first job's begin(): the
-    // second job's begin waits in the queue while the test cancels it.
-    test::GateClock clock(t0);
-    JobPool pool(clock, nullptr, test_shape(1, 4), test_rules());  // not started: no timer thread
-    clock.close();
-    const Job first = *pool.create("bisons").job;
-    REQUIRE(wait_until([&] { return clock.blocked() == 1; }));
-    const Job second = *pool.create("elks").job;
-    CHECK(pool.stats().queued == 2);
-    CHECK(pool.cancel(second.id) == CancelOutcome::cancelled);
+    ManualClock clock(t0);
+    MemoryJobStore store;
+    JobPool pool(clock, &store, test_shape(), test_rules());
+    pool.start();
+    store.hold_durability();  // the creator parks in wait_durable; this thread does not
+    Created created;
+    std::thread creator([&] { created = pool.create("bisons"); });
+    REQUIRE(wait_until([&] { return store.held() == 1; }));
+    JobFilter queued;
+    queued.state = JobState::queued;
+    const std::vector<Job> jobs = pool.list(queued);
+    REQUIRE(jobs.size() == 1);
     CHECK(pool.stats().queued == 1);
-    clock.open();
-    REQUIRE(reaches(pool, first.id, JobState::running));
-    REQUIRE(wait_until([&] { return pool.stats().pool_busy == 0 && pool.stats().pool_queue_depth == 0; }));
-    const Job c = *pool.find(second.id).job;
+    CHECK(pool.cancel(jobs[0].id) == CancelOutcome::cancelled);
+    CHECK(pool.stats().queued == 0);
+    store.release_durability();
+    creator.join();
+    REQUIRE(created.error == CreateError::none);  // its row was stored before the cancel's
+    CHECK(created.job->state == JobState::queued);  // never begun
+    const Job c = *pool.find(jobs[0].id).job;
     CHECK(c.state == JobState::cancelled);
     CHECK(c.started_ms == 0);
     const PoolStats s = pool.stats();
     CHECK(s.queued == 0);
-    CHECK(s.running == 1);
+    CHECK(s.running == 0);
     CHECK(s.cancelled_total == 1);
+    CHECK(s.timers == 1);  // its expiry; no completion was armed
+    CHECK(put_states(store.writes_for(c.id.bytes())) ==
+          std::vector<RecordState>{RecordState::queued, RecordState::cancelled});
 }
 
-TEST_CASE("queue_full: a full worker queue refuses creation and forgets the job")
+TEST_CASE("a full pool queue makes the timer wait: every due completion still runs")
 {
-    // One worker parked at the clock in begin(), one queue slot taken: the
-    // third creation cannot be handed to the pool.
-    test::GateClock clock(t0);
-    MemoryJobStore store;
-    JobPool pool(clock, &store, test_shape(1, 1), test_rules());
-    clock.close();
-    const Job a = *pool.create("bisons").job;
-    REQUIRE(wait_until([&] { return clock.blocked() == 1; }));
-    const Job b = *pool.create("elks").job;
-    const Created c = pool.create("koalas");
-    CHECK(c.error == CreateError::queue_full);
-    CHECK_FALSE(c.job);
-    PoolStats s = pool.stats();
-    CHECK(s.created_total == 2);
-    CHECK(s.held == 2);
-    CHECK(s.queued == 2);
-    CHECK(store.size() == 2);  // the refused job's record was erased again
-    clock.open();
-    REQUIRE(reaches(pool, a.id, JobState::running));
-    REQUIRE(reaches(pool, b.id, JobState::running));
-    // The refused job did not hold a max_jobs slot.
-    s = pool.stats();
-    CHECK(s.queued == 0);
-    CHECK(s.running == 2);
+    ManualClock clock(t0);
+    JobPool pool(clock, nullptr, test_shape(1, 1), test_rules(1'000, 2'000));
+    pool.start();
+    std::vector<Job> jobs;
+    for (int i = 0; i < 50; ++i) jobs.push_back(*pool.create("elks").job);
+    clock.advance(2'000);  // all 50 due at once, for one thread and one queue slot
+    pool.wake();
+    for (const Job& j : jobs) CHECK(reaches(pool, j.id, JobState::done));
+    const PoolStats s = pool.stats();
+    CHECK(s.completed_total == 50);
+    CHECK(s.running == 0);
 }
 
 TEST_CASE("expiry: a finished job is forgotten after result_ttl and then reads as expired")

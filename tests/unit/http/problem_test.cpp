@@ -18,8 +18,7 @@ constexpr ProblemKind all_kinds[] = {
     ProblemKind::uri_too_long,   ProblemKind::no_route,       ProblemKind::unknown_animal,
     ProblemKind::unknown_job,    ProblemKind::result_expired, ProblemKind::method_not_allowed,
     ProblemKind::job_cancelled,  ProblemKind::job_finished,   ProblemKind::too_many_jobs,
-    ProblemKind::queue_full,     ProblemKind::shutting_down,  ProblemKind::store_failed,
-    ProblemKind::internal,
+    ProblemKind::shutting_down,  ProblemKind::store_failed,   ProblemKind::internal,
 };
 
 rapidjson::Document parse(const std::string& body)
@@ -47,7 +46,6 @@ TEST_CASE("each kind has its documented status")
     CHECK(info(ProblemKind::job_cancelled).status == 410);
     CHECK(info(ProblemKind::job_finished).status == 409);
     CHECK(info(ProblemKind::too_many_jobs).status == 503);
-    CHECK(info(ProblemKind::queue_full).status == 503);
     CHECK(info(ProblemKind::shutting_down).status == 503);
     CHECK(info(ProblemKind::store_failed).status == 503);
     CHECK(info(ProblemKind::internal).status == 500);
@@ -69,7 +67,7 @@ TEST_CASE("causes line up with status classes; slugs and titles are unique")
     CHECK(slugs.size() == std::size(all_kinds));
     CHECK(titles.size() == std::size(all_kinds));
     CHECK(info(ProblemKind::internal).cause == Cause::our_bug);
-    CHECK(info(ProblemKind::queue_full).cause == Cause::limit);
+    CHECK(info(ProblemKind::too_many_jobs).cause == Cause::limit);
     CHECK(info(ProblemKind::job_cancelled).cause == Cause::job_state);
 }
 

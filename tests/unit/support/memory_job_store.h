@@ -1,15 +1,18 @@
 // An in-memory storage::JobStore for the job pool's tests. It keeps the
 // records (so a second pool can restore them), logs every write in the order
-// it arrived, and can be told to misbehave: refuse durability, report itself
-// unhealthy, or throw from put() (an exception inside a handler).
+// it arrived, and can be told to misbehave: refuse durability, hold callers
+// in wait_durable(), report itself unhealthy, or throw from put() (an
+// exception inside a handler).
 #pragma once
 
 #include <algorithm>
 #include <array>
+#include <condition_variable>
 #include <map>
 #include <mutex>
 #include <optional>
 #include <stdexcept>
+#include <thread>
 #include <vector>
 
 #include "storage/job_store.h"
@@ -63,8 +66,13 @@ public:
 
     bool wait_durable(Seq seq) override
     {
-        std::lock_guard lock(mutex_);
+        std::unique_lock lock(mutex_);
         max_waited_ = std::max(max_waited_, seq);
+        if (holder_ && *holder_ != std::this_thread::get_id()) {
+            ++held_;
+            released_cv_.wait(lock, [&] { return !holder_; });
+            --held_;
+        }
         return durable_;
     }
 
@@ -81,6 +89,27 @@ public:
     {
         std::lock_guard lock(mutex_);
         durable_ = ok;
+    }
+    // While held, wait_durable() blocks in every thread but the caller's: a
+    // creation parks with its job still queued.
+    void hold_durability()
+    {
+        std::lock_guard lock(mutex_);
+        holder_ = std::this_thread::get_id();
+    }
+    void release_durability()
+    {
+        {
+            std::lock_guard lock(mutex_);
+            holder_.reset();
+        }
+        released_cv_.notify_all();
+    }
+    // Threads parked in wait_durable() right now.
+    int held() const
+    {
+        std::lock_guard lock(mutex_);
+        return held_;
     }
     void set_healthy(bool ok)
     {
@@ -128,6 +157,9 @@ private:
     Seq seq_ = 0, max_waited_ = 0;              // guarded by mutex_
     bool durable_ = true, healthy_ = true, throw_on_put_ = false;  // guarded by mutex_
     std::optional<storage::RecordState> throw_only_;                // guarded by mutex_
+    std::optional<std::thread::id> holder_;                          // guarded by mutex_
+    int held_ = 0;                                                   // guarded by mutex_
+    std::condition_variable released_cv_;
 };
 
 }  // namespace zk::test
