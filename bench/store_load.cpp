@@ -72,7 +72,7 @@ void fill(const std::string& dir, std::uint64_t rows)
     const auto t = Clock::now();
     for (std::uint64_t n = 0; n < rows;) {
         JobStore::Seq last = 0;
-        for (const auto end = std::min(rows, n + chunk); n < end; ++n) last = store.put(make_record(n, 1'700'000'000'000));
+        for (const auto end = std::min(rows, n + chunk); n < end; ++n) last = store.put(make_record(n, 1'700'000'000'000), JobStore::Committer::writer);
         if (!store.wait_durable(last)) throw std::runtime_error("commit failed");
     }
     const double s = seconds_since(t);
@@ -103,7 +103,7 @@ void reload(const std::string& dir)
 }
 
 // threads callers, each creating jobs one at a time and waiting for each, as
-// the API does; a second put per job models the pool's queued -> running.
+// the API does.
 void request_like(const std::string& dir, int threads, std::chrono::milliseconds interval, double run_s)
 {
     fs::remove_all(dir);
@@ -117,10 +117,8 @@ void request_like(const std::string& dir, int threads, std::chrono::milliseconds
             for (std::uint64_t i = 0; !stop; ++i) {
                 JobRecord r = make_record(i * 1024 + static_cast<std::uint64_t>(t), 1'800'000'000'000);
                 const auto t0 = Clock::now();
-                const auto seq = store.put(r);
-                r.state = RecordState::running;
-                store.put(r);  // not waited for, like JobPool::begin
-                if (!store.wait_durable(seq)) return;
+                // Like a creation: the queued row, waited for by its caller.
+                if (!store.wait_durable(store.put(r, JobStore::Committer::caller))) return;
                 mine.push_back(seconds_since(t0) * 1e6);
             }
         });

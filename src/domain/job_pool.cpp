@@ -129,7 +129,7 @@ Created JobPool::create(std::string_view animal)
     // not run on under an id nobody holds.
     bool stored = false;
     try {
-        stored = durable(persist(job));
+        stored = durable(persist(job, storage::JobStore::Committer::caller));
     } catch (...) {  // the write could not even be queued (bad_alloc): nothing may stay behind
         forget(job.id);
         throw;
@@ -180,7 +180,7 @@ CancelOutcome JobPool::cancel(const JobId& id)
             Job next = j;  // persisted first: a store that throws leaves memory as it was
             next.state = JobState::cancelled;
             next.finished_ms = now;
-            seq = persist(next);
+            seq = persist(next, storage::JobStore::Committer::caller);
             // Counted under the shard lock, as begin() does: a cancel racing
             // a begin must not take running_ below zero for a moment.
             --(j.state == JobState::queued ? queued_ : running_);
@@ -341,7 +341,7 @@ void JobPool::complete(const JobId& id)
         next.state = JobState::done;
         next.finished_ms = now;
         next.result = survey_sentence(next.id, next.animal, *r->vocabulary);
-        persist(next);
+        persist(next, storage::JobStore::Committer::writer);  // nobody waits: see the store
         created = next.created_ms;
         deadline = next.deadline_ms;
         j = std::move(next);
@@ -377,9 +377,9 @@ void JobPool::expire(const JobId& id)
 
 // Called under the job's shard lock, so the store sees each job's changes in
 // the order they happened (the store's queue mutex is taken inside it).
-storage::JobStore::Seq JobPool::persist(const Job& job)
+storage::JobStore::Seq JobPool::persist(const Job& job, storage::JobStore::Committer by)
 {
-    return store_ ? store_->put(to_record(job)) : 0;
+    return store_ ? store_->put(to_record(job), by) : 0;
 }
 
 bool JobPool::durable(storage::JobStore::Seq seq)

@@ -121,7 +121,7 @@ private:
     void complete(const JobId& id);
     void expire(const JobId& id);
     void forget(const JobId& id);
-    storage::JobStore::Seq persist(const Job& job);
+    storage::JobStore::Seq persist(const Job& job, storage::JobStore::Committer by);
     bool durable(storage::JobStore::Seq seq);
 
     const Clock& clock_;

@@ -1,6 +1,7 @@
-// The storage interface the job pool writes through. One writer thread per
-// store batches writes into transactions (group commit); callers that need
-// durability wait for their write's sequence number to be committed.
+// The storage interface the job pool writes through. Writes are batched into
+// transactions (group commit); callers that need durability wait for their
+// write's sequence number to be committed, and may commit the batch
+// themselves while they wait.
 #pragma once
 
 #include <cstdint>
@@ -36,13 +37,20 @@ public:
     // Calls visit once per stored job, in id order. Start-up only.
     virtual void load(const std::function<void(JobRecord&&)>& visit) = 0;
 
+    // Who commits a queued write. writer: a background writer, soon (nobody
+    // waits for it). caller: the caller's own wait_durable(), together with
+    // everything else queued; no thread is woken for it, so a caller that
+    // does not wait leaves it to the next commit.
+    enum class Committer { writer, caller };
+
     // Queue an insert-or-replace / a delete; returns the write's sequence
     // number. Never blocks on disk.
-    virtual Seq put(const JobRecord& record) = 0;
+    virtual Seq put(const JobRecord& record, Committer by) = 0;
     virtual Seq erase(const std::array<unsigned char, 16>& id) = 0;
 
     // Blocks until every write up to seq is committed (or the store failed:
-    // returns false).
+    // returns false). Commits what is queued itself when no commit is
+    // running.
     virtual bool wait_durable(Seq seq) = 0;
 
     // False once a commit has failed; health reporting reads it.

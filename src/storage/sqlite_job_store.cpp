@@ -306,9 +306,9 @@ void SqliteJobStore::check_integrity()
 // Callers: queue and wait
 // ---------------------------------------------------------------------------
 
-JobStore::Seq SqliteJobStore::put(const JobRecord& record)
+JobStore::Seq SqliteJobStore::put(const JobRecord& record, Committer by)
 {
-    return enqueue(Op{record, false, 0});  // the copy is made outside the lock
+    return enqueue(Op{record, false, 0}, by);  // the copy is made outside the lock
 }
 
 JobStore::Seq SqliteJobStore::erase(const std::array<unsigned char, 16>& id)
@@ -316,34 +316,42 @@ JobStore::Seq SqliteJobStore::erase(const std::array<unsigned char, 16>& id)
     Op op;
     op.record.id = id;
     op.erase = true;
-    return enqueue(std::move(op));
+    return enqueue(std::move(op), Committer::writer);
 }
 
 // After close() or a failed commit the write is not queued; it still gets a
 // fresh sequence number, which no commit will ever reach.
-JobStore::Seq SqliteJobStore::enqueue(Op op)
+JobStore::Seq SqliteJobStore::enqueue(Op op, Committer by)
 {
     bool wake = false;
     Seq seq;
     {
-        std::lock_guard lock(queue_mutex_);
+        std::lock_guard lock(mutex_);
         seq = ++last_seq_;
         if (stopping_ || failed_) return seq;
         op.seq = seq;
         if (pending_.empty()) first_pending_at_ = Clock::now();
         pending_.push_back(std::move(op));
-        // The writer waits for the first write, or, while gathering, for a full batch.
-        wake = pending_.size() == 1 || pending_.size() == gather_target;
+        // The writer waits for its first write, or, while gathering, for a full batch.
+        if (by == Committer::writer || commit_interval_.count() > 0)
+            wake = ++writer_work_ == 1 || pending_.size() == gather_target;
     }
     if (wake) writer_cv_.notify_one();
     return seq;
 }
 
+// The first waiter to find no commit running commits everything queued (its
+// own write among it); the others wait for that commit, or lead the next.
 bool SqliteJobStore::wait_durable(Seq seq)
 {
-    std::unique_lock lock(durable_mutex_);
-    durable_cv_.wait(lock, [&] { return committed_ >= seq || failed_ || writer_done_; });
-    return committed_ >= seq;
+    const bool may_lead = commit_interval_.count() == 0;
+    Lock lock(mutex_);
+    for (;;) {
+        if (committed_ >= seq) return true;
+        if (failed_ || writer_done_) return false;
+        if (may_lead && !committing_ && !pending_.empty() && pending_.front().seq <= seq) commit_pending(lock);
+        else committed_cv_.wait(lock);
+    }
 }
 
 bool SqliteJobStore::healthy() const { return !failed_; }
@@ -358,11 +366,11 @@ void SqliteJobStore::close()
     std::lock_guard closing(close_mutex_);
     if (!writer_.joinable()) return;
     {
-        std::lock_guard lock(queue_mutex_);
+        std::lock_guard lock(mutex_);
         stopping_ = true;
     }
     writer_cv_.notify_one();
-    writer_.join();
+    writer_.join();  // it commits what is queued; nobody takes the token after it
     upsert_.reset();
     delete_.reset();
     begin_.reset();
@@ -373,48 +381,74 @@ void SqliteJobStore::close()
 }
 
 // ---------------------------------------------------------------------------
-// The writer thread
+// Committing: the writer thread, or a waiting caller
 // ---------------------------------------------------------------------------
 
 void SqliteJobStore::run()
 {
-    std::vector<Op> batch;  // swapped with pending_, so both keep their capacity
-    std::vector<std::uint32_t> order;
+    Lock lock(mutex_);
     for (;;) {
-        const bool stop = take(batch);
-        if (!batch.empty() && !failed_) {
-            bool ok = false;
-            try {
-                ok = commit(batch, order);
-            } catch (const std::exception& e) {  // only allocation can throw here
-                log::error("store_commit_failed").kv("path", path_).kv("error", e.what());
-            }
-            publish(batch.back().seq, ok);
-        }
-        sync_if_due();
-        batch.clear();
-        if (stop) break;  // stopping_ is set: nothing more can be queued
+        await_writer_work(lock);
+        committed_cv_.wait(lock, [this] { return !committing_; });  // a leader may be committing
+        if (!pending_.empty()) commit_pending(lock);
+        sync_if_due(lock);
+        if (stopping_ && pending_.empty()) break;  // nothing more can be queued
     }
-    {
-        std::lock_guard lock(durable_mutex_);
-        writer_done_ = true;
-    }
-    durable_cv_.notify_all();
+    writer_done_ = true;
+    lock.unlock();
+    committed_cv_.notify_all();
 }
 
-// Waits for work (or for a due fsync), then, when commit_interval allows,
-// for the batch to fill. Returns whether the store is stopping.
-bool SqliteJobStore::take(std::vector<Op>& batch)
+// Waits for writes the writer must commit, a due fsync, stopping, or writes
+// a caller queued but never waited for (nothing wakes the writer for those,
+// so it looks at least once per sync interval); then, when commit_interval
+// allows, for the batch to fill.
+void SqliteJobStore::await_writer_work(Lock& lock)
 {
-    std::unique_lock lock(queue_mutex_);
-    const auto ready = [this] { return stopping_ || !pending_.empty(); };
-    if (sync_due_) writer_cv_.wait_until(lock, *sync_due_, ready);
-    else writer_cv_.wait(lock, ready);
+    for (;;) {
+        if (stopping_ || writer_work_ > 0) break;
+        const auto now = Clock::now();
+        auto until = now + sync_interval;
+        if (sync_due_) until = std::min(until, *sync_due_);
+        if (!pending_.empty()) until = std::min(until, first_pending_at_ + sync_interval);
+        if (until <= now) break;
+        writer_cv_.wait_until(lock, until);
+    }
     if (commit_interval_.count() > 0 && !pending_.empty())
         writer_cv_.wait_until(lock, first_pending_at_ + commit_interval_,
                               [this] { return stopping_ || pending_.size() >= gather_target; });
-    batch.swap(pending_);
-    return stopping_;
+}
+
+// Takes the commit token and everything queued, commits it outside the lock
+// and publishes the outcome. Called with the lock held and the token free;
+// returns with the lock held.
+void SqliteJobStore::commit_pending(Lock& lock)
+{
+    committing_ = true;
+    batch_.swap(pending_);
+    writer_work_ = 0;
+    lock.unlock();
+    bool ok = false;
+    if (!failed_) {
+        try {
+            ok = commit(batch_, order_);
+        } catch (const std::exception& e) {  // only allocation can throw here
+            log::error("store_commit_failed").kv("path", path_).kv("error", e.what());
+        }
+    }
+    const Seq last = batch_.back().seq;
+    batch_.clear();  // the records are freed outside the lock
+    lock.lock();
+    committing_ = false;
+    // A failure is sticky: a later commit succeeding would leave a hole
+    // behind sequence numbers already reported durable-or-failed.
+    if (ok) {
+        committed_ = last;
+        if (!sync_due_) sync_due_ = Clock::now() + sync_interval;
+    } else {
+        failed_ = true;
+    }
+    committed_cv_.notify_all();
 }
 
 // One transaction for the whole batch, through the prepared statements.
@@ -428,10 +462,8 @@ bool SqliteJobStore::commit(const std::vector<Op>& batch, std::vector<std::uint3
         abandon();
         return false;  // not observed: zookeeper_store_up reports the (sticky) failure
     }
-    const auto done = Clock::now();
-    commit_seconds_.observe(std::chrono::duration<double>(done - begun).count());
+    commit_seconds_.observe(std::chrono::duration<double>(Clock::now() - begun).count());
     batch_operations_.observe(static_cast<double>(batch.size()));
-    if (!sync_due_) sync_due_ = done + sync_interval;
     return true;
 }
 
@@ -469,27 +501,21 @@ void SqliteJobStore::abandon()
     if (!sqlite3_get_autocommit(db_.get())) step_reset(rollback_.get());
 }
 
-// A failure is sticky: a later commit succeeding would leave a hole behind
-// sequence numbers already reported durable-or-failed.
-void SqliteJobStore::publish(Seq last, bool ok)
-{
-    {
-        std::lock_guard lock(durable_mutex_);
-        if (ok) committed_ = last;
-        else failed_ = true;
-    }
-    durable_cv_.notify_all();
-}
-
 // A passive checkpoint fsyncs the WAL before copying it into the database:
-// that fsync is what bounds the power-loss window.
-void SqliteJobStore::sync_if_due()
+// that fsync is what bounds the power-loss window. The writer runs it holding
+// the token (it uses the connection), outside the lock.
+void SqliteJobStore::sync_if_due(Lock& lock)
 {
     if (!sync_due_ || Clock::now() < *sync_due_) return;
+    committing_ = true;
+    lock.unlock();
     const int rc = sqlite3_wal_checkpoint_v2(db_.get(), nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
     if (rc != SQLITE_OK)  // commits still survive a process crash; retried next interval
         log::warn("store_checkpoint_failed").kv("path", path_).kv("error", sqlite3_errmsg(db_.get()));
+    lock.lock();
+    committing_ = false;
     sync_due_ = rc == SQLITE_OK ? std::nullopt : std::optional(Clock::now() + sync_interval);
+    committed_cv_.notify_all();
 }
 
 // ---------------------------------------------------------------------------

@@ -1,6 +1,10 @@
 // The JobStore on SQLite: one table in DIR/jobs.db keyed by the 16-byte job
-// id, written by one writer thread that commits whatever callers queued since
-// its last commit in a single transaction (group commit).
+// id. Whoever commits takes everything queued since the last commit into one
+// transaction (group commit). A caller waiting for durability commits itself
+// when no commit is running (the leader; callers arriving meanwhile wait and
+// ride on the next batch), so a creation wakes no other thread; the writer
+// thread commits the writes nobody waits for and runs the periodic fsync.
+// With commit_interval > 0 only the writer commits, after gathering.
 //
 // Durability (WAL journal, synchronous=NORMAL). wait_durable(seq) returns
 // once seq's transaction has committed: its WAL frames are written with
@@ -76,7 +80,7 @@ public:
     // writer commits. visit must not call wait_durable. Throws StoreError on
     // a corrupt page or an invalid row.
     void load(const std::function<void(JobRecord&&)>& visit) override;
-    Seq put(const JobRecord& record) override;
+    Seq put(const JobRecord& record, Committer by) override;
     Seq erase(const std::array<unsigned char, 16>& id) override;
     bool wait_durable(Seq seq) override;
     bool healthy() const override;
@@ -121,59 +125,60 @@ private:
     void migrate();
     void check_integrity();
 
-    Seq enqueue(Op op);
+    using Lock = std::unique_lock<std::mutex>;
+    Seq enqueue(Op op, Committer by);
     void run();
-    bool take(std::vector<Op>& batch);
+    void await_writer_work(Lock& lock);
+    void commit_pending(Lock& lock);
     bool commit(const std::vector<Op>& batch, std::vector<std::uint32_t>& order);
     bool apply(const Op& op);
     bool step_reset(sqlite3_stmt* stmt);
     void abandon();
-    void publish(Seq last, bool ok);
-    void sync_if_due();
+    void sync_if_due(Lock& lock);
 
     const std::string dir_;
     const std::string path_;  // dir_ + "/jobs.db"
     const std::chrono::milliseconds commit_interval_;
 
-    // Set up by the constructor, then used only by the writer thread until
-    // close() has joined it, then released by close(). No mutex: the thread's
-    // start and join order every access. Declared before the statements so
-    // they are finalized first.
+    // Set up by the constructor; from then on used only by the holder of the
+    // commit token (committing_), until close() has joined the writer; then
+    // released by close(). Declared before the statements so they are
+    // finalized first.
     DirLock dir_lock_;
     Db db_;
     Stmt upsert_, delete_, begin_, commit_, rollback_;
-    std::optional<Clock::time_point> sync_due_;  // when the oldest unsynced commit is due an fsync
+    std::vector<Op> batch_;             // the batch being committed, swapped with pending_
+    std::vector<std::uint32_t> order_;  // its coalesced order
 
-    // queue_mutex_ guards pending_, last_seq_, first_pending_at_ and
-    // stopping_. Callers take it while holding their own locks (JobPool's
-    // shard mutex), so nothing slow happens under it. pending_ has no cap on
+    // mutex_ guards everything below up to failed_, which is written under
+    // it and read without it. Callers take it while holding their own locks
+    // (JobPool's shard mutex), so nothing slow happens under it: commits and
+    // checkpoints run outside it, holding the token. pending_ has no cap on
     // purpose: put() may neither block under the caller's lock nor drop an
     // accepted write. It stays small because creators wait for durability
     // (a stalled disk stalls them, the acceptors are few) and the writes not
     // waited for are at most a few per job, whose number max_jobs bounds.
-    std::mutex queue_mutex_;
-    std::condition_variable writer_cv_;  // work queued, a batch filled, or stopping
+    std::mutex mutex_;
+    std::condition_variable writer_cv_;     // writer work queued, a batch filled, or stopping
+    std::condition_variable committed_cv_;  // a commit ended, the token is free, or the writer exited
     std::vector<Op> pending_;
     Seq last_seq_ = 0;
+    std::size_t writer_work_ = 0;  // queued writes the writer must commit
     Clock::time_point first_pending_at_;
     bool stopping_ = false;
-
-    // durable_mutex_ guards committed_ and writer_done_; failed_ is written
-    // under it (for the waiters' predicate) and read without it.
-    std::mutex durable_mutex_;
-    std::condition_variable durable_cv_;  // a commit published, a failure, or the writer exited
+    bool committing_ = false;  // the commit token
     Seq committed_ = 0;
+    std::optional<Clock::time_point> sync_due_;  // when the oldest unsynced commit is due an fsync
     bool writer_done_ = false;
     std::atomic<bool> failed_{false};
 
-    // Observed by the writer once per committed batch, before publish(), so
-    // a caller whose wait_durable() returned sees its batch counted.
+    // Observed by the committer once per committed batch, before it is
+    // published, so a caller whose wait_durable() returned sees it counted.
     // Lock-free: stats() snapshots them from any thread.
     Histogram commit_seconds_;
     Histogram batch_operations_;
 
-    // Serialises close(). Lock order: close_mutex_, then queue_mutex_ or
-    // durable_mutex_; those two are never held together.
+    // Serialises close(). Lock order: close_mutex_, then mutex_.
     std::mutex close_mutex_;
     std::thread writer_;  // last member: started once everything it uses exists
 };

@@ -20,7 +20,7 @@ constexpr Millis t0 = 1'700'000'000'000;
 class StatsStore final : public storage::JobStore {
 public:
     void load(const std::function<void(storage::JobRecord&&)>&) override {}
-    Seq put(const storage::JobRecord&) override { return 0; }
+    Seq put(const storage::JobRecord&, Committer) override { return 0; }
     Seq erase(const std::array<unsigned char, 16>&) override { return 0; }
     bool wait_durable(Seq) override { return true; }
     bool healthy() const override { return true; }

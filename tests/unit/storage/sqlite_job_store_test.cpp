@@ -24,9 +24,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "../support/wait.h"
+
 namespace fs = std::filesystem;
 using zk::storage::JobRecord;
 using zk::storage::JobStore;
+constexpr auto by_caller = JobStore::Committer::caller;
+constexpr auto by_writer = JobStore::Committer::writer;
 using zk::storage::RecordState;
 using zk::storage::SqliteJobStore;
 using zk::storage::StoreError;
@@ -160,7 +164,7 @@ TEST_CASE("sqlite_job_store: every field round-trips")
     r.result = std::string("with\0nul and \n newline", 22);
     {
         SqliteJobStore store(tmp.str(), 0ms);
-        CHECK(store.wait_durable(store.put(r)));
+        CHECK(store.wait_durable(store.put(r, by_caller)));
         const auto rows = load_all(store);
         REQUIRE(rows.size() == 1);
         CHECK(describe(rows[0]) == describe(r));
@@ -176,11 +180,11 @@ TEST_CASE("sqlite_job_store: a later put overwrites, erase removes")
     TempDir tmp;
     SqliteJobStore store(tmp.str(), 0ms);
     JobRecord r = make_record(1);
-    CHECK(store.wait_durable(store.put(r)));
-    CHECK(store.wait_durable(store.put(make_record(2))));
+    CHECK(store.wait_durable(store.put(r, by_caller)));
+    CHECK(store.wait_durable(store.put(make_record(2), by_caller)));
     r.state = RecordState::done;
     r.result = "Sleepy aardvarks dance slowly";
-    CHECK(store.wait_durable(store.put(r)));
+    CHECK(store.wait_durable(store.put(r, by_caller)));
     auto rows = load_all(store);
     REQUIRE(rows.size() == 2);
     CHECK(describe(rows[0]) == describe(r));
@@ -201,7 +205,7 @@ TEST_CASE("sqlite_job_store: reopening after close keeps everything, in id order
     std::shuffle(ns.begin(), ns.end(), std::mt19937(7));
     {
         SqliteJobStore store(tmp.str(), 0ms);
-        for (auto n : ns) store.put(make_record(n));
+        for (auto n : ns) store.put(make_record(n), by_writer);
         store.close();
         store.close();  // idempotent
     }
@@ -222,7 +226,7 @@ TEST_CASE("sqlite_job_store: concurrent puts are all durable once waited for")
         pool.emplace_back([&, t] {
             for (int i = 0; i < per_thread; ++i) {
                 const auto n = static_cast<std::uint64_t>(t * per_thread + i);
-                if (!store.wait_durable(store.put(make_record(n)))) ++failures[static_cast<std::size_t>(t)];
+                if (!store.wait_durable(store.put(make_record(n), by_caller))) ++failures[static_cast<std::size_t>(t)];
             }
         });
     }
@@ -236,11 +240,11 @@ TEST_CASE("sqlite_job_store: load reads a snapshot while the writer commits")
 {
     TempDir tmp;
     SqliteJobStore store(tmp.str(), 0ms);
-    for (std::uint64_t n = 0; n < 1000; ++n) store.put(make_record(n));
-    CHECK(store.wait_durable(store.put(make_record(1000))));
+    for (std::uint64_t n = 0; n < 1000; ++n) store.put(make_record(n), by_writer);
+    CHECK(store.wait_durable(store.put(make_record(1000), by_caller)));
     std::atomic<bool> stop{false};
     std::thread writer([&] {
-        for (std::uint64_t n = 2000; !stop; ++n) store.wait_durable(store.put(make_record(n)));
+        for (std::uint64_t n = 2000; !stop; ++n) store.wait_durable(store.put(make_record(n), by_caller));
     });
     for (int i = 0; i < 5; ++i) CHECK(load_all(store).size() >= 1001);
     stop = true;
@@ -254,14 +258,14 @@ TEST_CASE("sqlite_job_store: within one batch the last write to an id wins")
     // A long interval: the writer gathers until close(), so all is one batch.
     SqliteJobStore store(tmp.str(), 1h);
     JobRecord a = make_record(1);
-    store.put(a);
-    store.put(make_record(2));
+    store.put(a, by_writer);
+    store.put(make_record(2), by_writer);
     a.state = RecordState::done;
     a.result = "Brave aardvarks sing loudly";
-    store.put(a);
+    store.put(a, by_writer);
     store.erase(make_record(2).id);  // put then erase: gone
     store.erase(make_record(3).id);  // erase then put: present
-    const auto last = store.put(make_record(3));
+    const auto last = store.put(make_record(3), by_writer);
     store.close();
     CHECK(store.wait_durable(last));
     const auto rows = reopen_and_load(tmp.str());
@@ -275,7 +279,7 @@ TEST_CASE("sqlite_job_store: a full batch is committed before the interval ends"
     TempDir tmp;
     SqliteJobStore store(tmp.str(), 1h);
     JobStore::Seq last = 0;
-    for (std::uint64_t n = 0; n < 256; ++n) last = store.put(make_record(n));
+    for (std::uint64_t n = 0; n < 256; ++n) last = store.put(make_record(n), by_writer);
     CHECK(store.wait_durable(last));  // would hang for an hour if gathering ignored the size
 }
 
@@ -284,10 +288,10 @@ TEST_CASE("sqlite_job_store: wait_durable after close")
     TempDir tmp;
     SqliteJobStore store(tmp.str(), 0ms);
     CHECK(store.wait_durable(0));
-    const auto before = store.put(make_record(1));
+    const auto before = store.put(make_record(1), by_writer);
     store.close();
     CHECK(store.wait_durable(before));
-    const auto after = store.put(make_record(2));  // not queued: the writer is gone
+    const auto after = store.put(make_record(2), by_writer);  // not queued: the writer is gone
     CHECK_FALSE(store.wait_durable(after));
     CHECK_FALSE(store.wait_durable(store.erase(make_id(1))));
     CHECK(store.healthy());
@@ -298,12 +302,12 @@ TEST_CASE("sqlite_job_store: a failed commit makes the store unhealthy")
 {
     TempDir tmp;
     SqliteJobStore store(tmp.str(), 0ms);
-    CHECK(store.wait_durable(store.put(make_record(1))));
+    CHECK(store.wait_durable(store.put(make_record(1), by_caller)));
     raw_exec(tmp.str(), "CREATE TRIGGER no_insert BEFORE INSERT ON jobs BEGIN SELECT RAISE(ABORT, 'injected'); END");
-    const auto seq = store.put(make_record(2));
+    const auto seq = store.put(make_record(2), by_writer);
     CHECK_FALSE(store.wait_durable(seq));
     CHECK_FALSE(store.healthy());
-    CHECK_FALSE(store.wait_durable(store.put(make_record(3))));
+    CHECK_FALSE(store.wait_durable(store.put(make_record(3), by_caller)));
     CHECK(store.wait_durable(seq - 1));  // what was committed stays committed
     store.close();
     CHECK_FALSE(store.healthy());
@@ -319,7 +323,7 @@ TEST_CASE("sqlite_job_store: stats count one batch per commit, of writes waited 
     CHECK(count_of(s->batch_operations) == 0);
     // Each write is alone in the queue when the writer looks: a batch each.
     constexpr std::uint64_t n = 10;
-    for (std::uint64_t i = 0; i < n; ++i) CHECK(store.wait_durable(i % 2 ? store.erase(make_id(i - 1)) : store.put(make_record(i))));
+    for (std::uint64_t i = 0; i < n; ++i) CHECK(store.wait_durable(i % 2 ? store.erase(make_id(i - 1)) : store.put(make_record(i), by_writer)));
     s = store.stats();
     CHECK(count_of(s->commit_seconds) == n);
     CHECK(count_of(s->batch_operations) == n);
@@ -329,12 +333,41 @@ TEST_CASE("sqlite_job_store: stats count one batch per commit, of writes waited 
     CHECK(bucket_at(s->commit_seconds, 5) == n);  // the busy timeout bounds a commit that succeeds
 }
 
+TEST_CASE("sqlite_job_store: a waiting caller commits everything queued before it, in one batch")
+{
+    TempDir tmp;
+    SqliteJobStore store(tmp.str(), 0ms);
+    // Caller-committed writes wake no thread: they wait for the first caller.
+    store.put(make_record(1), by_caller);
+    store.put(make_record(2), by_caller);
+    const auto last = store.put(make_record(3), by_caller);
+    CHECK(count_of(store.stats()->batch_operations) == 0);
+    REQUIRE(store.wait_durable(last));
+    const auto s = store.stats();
+    CHECK(count_of(s->batch_operations) == 1);
+    CHECK(s->batch_operations.sum == doctest::Approx(3));
+}
+
+TEST_CASE("sqlite_job_store: a caller-committed write nobody waits for is still committed")
+{
+    TempDir tmp;
+    SqliteJobStore store(tmp.str(), 0ms);
+    store.put(make_record(1), by_caller);  // as if its caller failed before waiting
+    // The writer sweeps writes left queued once they are a sync interval old.
+    CHECK(zk::test::wait_until([&] { return count_of(store.stats()->batch_operations) == 1; }, 5000ms));
+    store.close();
+    SqliteJobStore reopened(tmp.str(), 0ms);
+    int rows = 0;
+    reopened.load([&](JobRecord&&) { ++rows; });
+    CHECK(rows == 1);
+}
+
 TEST_CASE("sqlite_job_store: stats count a gathered batch once, with all its writes")
 {
     TempDir tmp;
     SqliteJobStore store(tmp.str(), 1h);  // gathers until the batch is full (256)
     JobStore::Seq last = 0;
-    for (std::uint64_t n = 0; n < 256; ++n) last = store.put(make_record(n % 200));  // coalesced writes count too
+    for (std::uint64_t n = 0; n < 256; ++n) last = store.put(make_record(n % 200), by_writer);  // coalesced writes count too
     REQUIRE(store.wait_durable(last));
     const auto s = store.stats();
     CHECK(count_of(s->commit_seconds) == 1);
@@ -354,7 +387,7 @@ TEST_CASE("sqlite_job_store: under concurrent writers the batches add up to ever
     for (int t = 0; t < threads; ++t)
         writers.emplace_back([&, t] {
             for (int i = 0; i < per_thread; ++i)
-                if (!store.wait_durable(store.put(make_record(static_cast<std::uint64_t>(t * per_thread + i))))) ++failures;
+                if (!store.wait_durable(store.put(make_record(static_cast<std::uint64_t>(t * per_thread + i)), by_caller))) ++failures;
         });
     // Scrapes race the writer, as /metrics does; TSan checks they are clean.
     std::thread scraper([&] {
@@ -380,9 +413,9 @@ TEST_CASE("sqlite_job_store: a failed commit is not counted as a batch")
 {
     TempDir tmp;
     SqliteJobStore store(tmp.str(), 0ms);
-    CHECK(store.wait_durable(store.put(make_record(1))));
+    CHECK(store.wait_durable(store.put(make_record(1), by_caller)));
     raw_exec(tmp.str(), "CREATE TRIGGER no_insert BEFORE INSERT ON jobs BEGIN SELECT RAISE(ABORT, 'injected'); END");
-    CHECK_FALSE(store.wait_durable(store.put(make_record(2))));
+    CHECK_FALSE(store.wait_durable(store.put(make_record(2), by_caller)));
     const auto s = store.stats();
     CHECK(count_of(s->commit_seconds) == 1);
     CHECK(count_of(s->batch_operations) == 1);
@@ -400,7 +433,7 @@ TEST_CASE("sqlite_job_store: writes waited for survive a crash without close")
         try {
             SqliteJobStore store(dir, 2ms);
             JobStore::Seq last = 0;
-            for (std::uint64_t n = 0; n < 1000; ++n) last = store.put(make_record(n));
+            for (std::uint64_t n = 0; n < 1000; ++n) last = store.put(make_record(n), by_writer);
             // Exits with the store open: no close(), no destructor, no checkpoint.
             ::_exit(store.wait_durable(last) ? 0 : 1);
         } catch (...) {
@@ -446,7 +479,7 @@ TEST_CASE("sqlite_job_store: a page overwritten inside the file is refused")
     TempDir tmp;
     {
         SqliteJobStore store(tmp.str(), 0ms);
-        for (std::uint64_t n = 0; n < 5000; ++n) store.put(make_record(n));
+        for (std::uint64_t n = 0; n < 5000; ++n) store.put(make_record(n), by_writer);
     }
     const auto size = fs::file_size(tmp.str() + "/jobs.db");
     REQUIRE(size > 20 * 4096);

@@ -46,7 +46,7 @@ public:
         for (auto& r : copy) visit(std::move(r));
     }
 
-    Seq put(const storage::JobRecord& r) override
+    Seq put(const storage::JobRecord& r, Committer) override
     {
         std::lock_guard lock(mutex_);
         if (throw_on_put_ && (!throw_only_ || *throw_only_ == r.state))
