@@ -376,7 +376,7 @@ void JobPool::expire(const JobId& id)
 }
 
 // Called under the job's shard lock, so the store sees each job's changes in
-// the order they happened (the store's queue mutex is taken inside it).
+// the order they happened (the store's mutex is taken inside it).
 storage::JobStore::Seq JobPool::persist(const Job& job, storage::JobStore::Committer by)
 {
     return store_ ? store_->put(to_record(job), by) : 0;
