@@ -24,6 +24,15 @@ Design
 - The CPU each side used (utime + stime of the worker, of nginx's processes
   and of wrk, over the run) divided by the requests answered: on a 2-core
   machine throughput is bounded by the sum, so this says what bounds a ratio.
+- Latency at a fixed load: wrk keeps every connection busy, so its p99 is
+  the queueing of a saturated machine (by Little's law the mean latency at
+  32 connections is 32 / throughput, and the ceiling's throughput is twice
+  ours). For the p99 a user sees, the GET scenarios are also run with
+  bench/paced.lua: each of the 32 connections pauses after every answer, so
+  that together they offer LATENCY_LOAD (0.5) of the scenario's own median
+  throughput; the ceiling gets the same pause. A late answer delays that
+  connection's next request rather than counting it late (coordinated
+  omission), so the p99 is a lower bound; at this load a close one.
 - Surveys: the finished one is created with a 0.2 s workload, the running
   one after a SIGHUP to 86400 s (the most the config takes), and the creation
   and mix scenarios run with the shipped 10-20 s after another SIGHUP.
@@ -360,11 +369,11 @@ def scenarios(finished, running):
     c = CEILING_PREFIX
     q = "/query/"
     return [
-        {"name": "GET /animals", "target": 0.45,
+        {"name": "GET /animals", "target": 0.45, "latency": True, "p99_target_ms": 5.0,
          "run": ("/animals", None, ()), "ceiling": (c + "animals", None, ())},
-        {"name": "GET /query/{id} running", "target": 0.45,
+        {"name": "GET /query/{id} running", "target": 0.45, "latency": True,
          "run": (q + running, None, ()), "ceiling": (c + "poll-running", None, ())},
-        {"name": "GET /query/{id} done", "target": 0.45,
+        {"name": "GET /query/{id} done", "target": 0.45, "latency": True,
          "run": (q + finished, None, ()), "ceiling": (c + "poll-done", None, ())},
         {"name": "POST /animals/{animal}", "target": 0.30,
          "run": ("/", "create.lua", animals), "ceiling": ("/", "create.lua", [c + "create"])},
@@ -406,8 +415,30 @@ def measure(stack, opts, scenario, conns, log):
                 % (scenario["name"], conns, side, i + 1, r["rps"], r["p50_ms"] or 0, r["p99_ms"] or 0,
                    r["non2xx"], r["errors"]))
     s, c = summarise(runs["run"]), summarise(runs["ceiling"])
-    return {"scenario": scenario["name"], "connections": conns, "target": scenario["target"],
-            "result": s, "ceiling": c, "ratio": s["rps"] / c["rps"] if c["rps"] else None}
+    out = {"scenario": scenario["name"], "connections": conns, "target": scenario["target"],
+           "result": s, "ceiling": c, "ratio": s["rps"] / c["rps"] if c["rps"] else None}
+    if scenario.get("latency") and conns == opts.latency_connections and opts.latency_load > 0 and s["rps"]:
+        out["fixed_rate"] = fixed_rate(stack, opts, scenario, conns, opts.latency_load * s["rps"], log)
+        out["fixed_rate"]["p99_target_ms"] = scenario.get("p99_target_ms")
+    return out
+
+
+def fixed_rate(stack, opts, scenario, conns, rate, log):
+    """Ceiling, then scenario, each connection pausing so that together they
+    offer about `rate` (see the module's doc)."""
+    pause_ms = max(1, round(conns * 1000.0 / rate))
+    out = {"rate": rate, "load": opts.latency_load, "pause_ms": pause_ms}
+    for side in ("ceiling", "run"):
+        path = scenario[side][0]
+        target = (path, "paced.lua", [str(pause_ms)])
+        if opts.warmup > 0:
+            run_wrk(stack, opts, target, conns, opts.warmup)
+        r = run_wrk(stack, opts, target, conns, opts.duration)
+        out[side] = r
+        log("  %-24s c=%-4d %-7s paced %d ms: %6.0f req/s  p50 %6.2f ms  p99 %6.2f ms  non2xx %d  errors %d"
+            % (scenario["name"], conns, side, pause_ms, r["rps"], r["p50_ms"] or 0, r["p99_ms"] or 0,
+               r["non2xx"], r["errors"]))
+    return out
 
 
 def run_throughput(env, opts, log):
@@ -698,6 +729,24 @@ def table(results):
     return lines
 
 
+def latency_table(results):
+    rows = [r for r in results if "fixed_rate" in r]
+    if not rows:
+        return []
+    lines = ["| scenario | conns | pause ms | req/s (share of its throughput) | p50 ms | p99 ms | non-2xx/3xx"
+             " | errors | ceiling req/s | ceiling p50 ms | ceiling p99 ms | p99 target |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        f = r["fixed_rate"]
+        run, ceil, t = f["run"], f["ceiling"], f.get("p99_target_ms")
+        ok = "-" if t is None else "< %.0f ms%s" % (t, " ok" if run["p99_ms"] < t else " MISS")
+        lines.append("| %s | %d | %d | %.0f (%.2f) | %.2f | %.2f | %d | %d | %.0f | %.2f | %.2f | %s |" % (
+            r["scenario"], r["connections"], f["pause_ms"], run["rps"], run["rps"] / r["result"]["rps"],
+            run["p50_ms"], run["p99_ms"], run["non2xx"], run["errors"], ceil["rps"], ceil["p50_ms"],
+            ceil["p99_ms"], ok))
+    return lines
+
+
 def cpu_table(results):
     lines = ["| scenario | conns | worker | nginx | wrk | total | ceiling: nginx | ceiling: wrk | ceiling total"
              " | switches/req worker, nginx, wrk | ceiling: nginx, wrk |",
@@ -760,6 +809,14 @@ def report(opts, info, results, sizes, cap):
                 " cannot exceed cores / total CPU per request." % os.cpu_count(), ""]
         out += cpu_table(results)
         out.append("")
+        lat = latency_table(results)
+        if lat:
+            out += ["Latency at a fixed load (wrk with bench/paced.lua: each connection pauses after every"
+                    " answer, the same pause for the scenario and its ceiling, chosen so the %d connections offer"
+                    " %.2f of the scenario's median throughput above; one %d s run per side after a warm-up)."
+                    " wrk's p99 in the first table is the queueing of a saturated machine; this one is what a"
+                    " client sees at a load the service carries." % (opts.latency_connections, opts.latency_load,
+                                                                     opts.duration), ""] + lat + [""]
     if cap:
         out += ["## Capacity: %d surveys in flight" % cap["surveys"], ""] + capacity_lines(cap) + [""]
     return "\n".join(out)
@@ -783,6 +840,9 @@ def parse_args():
     ap.add_argument("--capacity-connections", type=int, default=48)
     ap.add_argument("--skip-throughput", action="store_true")
     ap.add_argument("--log-level", default="info", help="the worker's log_level (shipped: info)")
+    ap.add_argument("--latency-load", type=float, default=0.5,
+                    help="fixed-load latency runs at this share of a GET scenario's throughput; 0 skips")
+    ap.add_argument("--latency-connections", type=int, default=32)
     opts = ap.parse_args()
     opts.connections = [int(c) for c in opts.connections.split(",") if c]
     return opts
@@ -824,6 +884,7 @@ def main():
     print("\n" + text)
     print("\nwritten: %s" % os.path.join(work, "results.md"))
     bad = sum(r["result"]["errors"] + r["result"]["non2xx"] for r in results)
+    bad += sum(r["fixed_rate"]["run"]["errors"] + r["fixed_rate"]["run"]["non2xx"] for r in results if "fixed_rate" in r)
     if bad:
         print("bench: %d errors or error answers in the scenarios (see the table)" % bad, file=sys.stderr)
         return 1

@@ -11,12 +11,14 @@
 #   CAPACITY [1000000] surveys in flight (0 skips)  CAPACITY_WINDOW [20] seconds they complete over
 #   CAPACITY_CONNECTIONS [48]                       LOG_LEVEL [info] the worker's log level
 #   SKIP_THROUGHPUT [] non-empty: capacity only
+#   LATENCY_LOAD [0.5] fixed-load latency runs (bench/paced.lua) at this share
+#                      of a GET scenario's throughput, 32 connections; 0 skips
 # A smoke run:  DURATION=2 WARMUP=1 REPEATS=1 CAPACITY=20000 bench/run.sh
 #
 # usage: bench/run.sh [--bin build/zookeeper-fcgi] [--build build]
 # Needs wrk, nginx, spawn-fcgi (deploy/install-deps.sh); runs as root or not,
 # like `make run` (as root, nginx and the worker drop to www-data).
-# Full run: about 16 min, 4 of them for the capacity part.
+# Full run: about 18 min, 4 of them for the capacity part.
 # Exit 1 if a scenario saw errors or error answers.
 set -euo pipefail
 
@@ -50,7 +52,8 @@ args=(--bin "$bin" --build "$build" --flood "$flood"
       --duration "${DURATION:-10}" --warmup "${WARMUP:-3}" --repeats "${REPEATS:-3}"
       --threads "${THREADS:-2}" --connections "${CONNECTIONS:-32,256}"
       --capacity "${CAPACITY:-1000000}" --capacity-window "${CAPACITY_WINDOW:-20}"
-      --capacity-connections "${CAPACITY_CONNECTIONS:-48}" --log-level "${LOG_LEVEL:-info}")
+      --capacity-connections "${CAPACITY_CONNECTIONS:-48}" --log-level "${LOG_LEVEL:-info}"
+      --latency-load "${LATENCY_LOAD:-0.5}")
 [[ -z ${ONLY:-} ]] || args+=(--only "$ONLY")
 [[ -z ${SKIP_THROUGHPUT:-} ]] || args+=(--skip-throughput)
 exec python3 "$HERE/bench.py" "${args[@]}"
