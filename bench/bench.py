@@ -285,7 +285,7 @@ class Throughput:
             # flight is 5000/s at 20 s.
             ("service", "max_jobs"): 10000000,
             ("service", "log_level"): self.opts.log_level,
-        })
+        } | {("service", k): v for k, v in self.opts.service})
 
     def start(self):
         self.stack = harness.Stack(self.env, "throughput", config=self.config(0.2, 0.2),
@@ -840,6 +840,8 @@ def parse_args():
     ap.add_argument("--capacity-connections", type=int, default=48)
     ap.add_argument("--skip-throughput", action="store_true")
     ap.add_argument("--log-level", default="info", help="the worker's log_level (shipped: info)")
+    ap.add_argument("--service", default="", type=lambda s: [tuple(kv.split("=", 1)) for kv in s.split()],
+                    help="[service] settings for the throughput scenarios, as 'key=value ...'")
     ap.add_argument("--latency-load", type=float, default=0.5,
                     help="fixed-load latency runs at this share of a GET scenario's throughput; 0 skips")
     ap.add_argument("--latency-connections", type=int, default=32)

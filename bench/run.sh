@@ -11,6 +11,8 @@
 #   CAPACITY [1000000] surveys in flight (0 skips)  CAPACITY_WINDOW [20] seconds they complete over
 #   CAPACITY_CONNECTIONS [48]                       LOG_LEVEL [info] the worker's log level
 #   SKIP_THROUGHPUT [] non-empty: capacity only
+#   SERVICE [] the worker's [service] settings in the throughput runs, as
+#              "key=value ..." (e.g. "acceptor_threads=4 awake_acceptors=4")
 #   LATENCY_LOAD [0.5] fixed-load latency runs (bench/paced.lua) at this share
 #                      of a GET scenario's throughput, 32 connections; 0 skips
 # A smoke run:  DURATION=2 WARMUP=1 REPEATS=1 CAPACITY=20000 bench/run.sh
@@ -53,7 +55,7 @@ args=(--bin "$bin" --build "$build" --flood "$flood"
       --threads "${THREADS:-2}" --connections "${CONNECTIONS:-32,256}"
       --capacity "${CAPACITY:-1000000}" --capacity-window "${CAPACITY_WINDOW:-20}"
       --capacity-connections "${CAPACITY_CONNECTIONS:-48}" --log-level "${LOG_LEVEL:-info}"
-      --latency-load "${LATENCY_LOAD:-0.5}")
+      --latency-load "${LATENCY_LOAD:-0.5}" --service "${SERVICE:-}")
 [[ -z ${ONLY:-} ]] || args+=(--only "$ONLY")
 [[ -z ${SKIP_THROUGHPUT:-} ]] || args+=(--skip-throughput)
 exec python3 "$HERE/bench.py" "${args[@]}"

@@ -161,6 +161,7 @@ Parser::Error Parser::service(std::string_view key, std::string_view value)
 {
     auto& s = config_.service;
     if (key == "acceptor_threads") return count(value, 1, max_threads, s.acceptor_threads);
+    if (key == "awake_acceptors") return count(value, 0, max_threads, s.awake_acceptors);
     if (key == "pool_threads") return count(value, 1, max_threads, s.pool_threads);
     if (key == "queue_capacity") return count(value, 1, 10'000'000, s.queue_capacity);
     if (key == "max_jobs") return count(value, 1, 100'000'000, s.max_jobs);
@@ -172,7 +173,7 @@ Parser::Error Parser::service(std::string_view key, std::string_view value)
         return std::nullopt;
     }
     return fail("unknown key '" + std::string(key) +
-                "' in [service] (expected acceptor_threads, pool_threads, queue_capacity, max_jobs, result_ttl, log_level)");
+                "' in [service] (expected acceptor_threads, awake_acceptors, pool_threads, queue_capacity, max_jobs, result_ttl, log_level)");
 }
 
 Parser::Error Parser::store(std::string_view key, std::string_view value)
@@ -227,6 +228,10 @@ Parser::Error Parser::finish()
     if (config_.workload.min_seconds > config_.workload.max_seconds) {
         line_ = section_lines_["workload"];
         return fail("[workload] min_seconds is greater than max_seconds");
+    }
+    if (config_.service.awake_acceptors > config_.service.acceptor_threads) {
+        line_ = section_lines_["service"];
+        return fail("[service] awake_acceptors is greater than acceptor_threads");
     }
     return std::nullopt;
 }

@@ -19,6 +19,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include "util/blocking.h"
 #include "util/log.h"
 
 namespace zk::storage {
@@ -346,6 +347,13 @@ bool SqliteJobStore::wait_durable(Seq seq)
 {
     const bool may_lead = commit_interval_.count() == 0;
     Lock lock(mutex_);
+    if (committed_ < seq && !failed_ && !writer_done_) {
+        // Committing or waiting for a commit may take a while (a disk, a lock
+        // held by an operator's sqlite3): the thread's owner may stand in.
+        lock.unlock();  // the hook takes its owner's lock, never under ours
+        util::will_block();
+        lock.lock();
+    }
     for (;;) {
         if (committed_ >= seq) return true;
         if (failed_ || writer_done_) return false;

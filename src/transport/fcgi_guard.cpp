@@ -13,6 +13,7 @@ constexpr std::size_t header_size = 8;
 constexpr unsigned char fcgi_version = 1;
 constexpr unsigned char type_begin_request = 1;
 constexpr unsigned char type_params = 4;
+constexpr unsigned char type_stdin = 5;
 constexpr std::size_t begin_body_size = 8;
 constexpr unsigned role_responder = 1;
 
@@ -74,6 +75,7 @@ Verdict inspect_request_head(const unsigned char* data, std::size_t size, std::s
     std::vector<unsigned char> params;
     std::size_t at = 0;
     unsigned request_id = 0;
+    bool params_ended = false;
     for (bool first = true;; first = false) {
         if (size - at < header_size) return at + header_size > max_request_head ? bad(why, "request head too large") : Verdict::need_more;
         const Header h = read_header(data + at);
@@ -84,17 +86,18 @@ Verdict inspect_request_head(const unsigned char* data, std::size_t size, std::s
             if (h.type != type_begin_request || h.content_length != begin_body_size || h.request_id == 0)
                 return bad(why, "first record is not BEGIN_REQUEST");
             request_id = h.request_id;
-        } else if (h.type != type_params || h.request_id != request_id) {
-            return bad(why, "expected PARAMS of the same request");
+        } else if (h.request_id != request_id || h.type != (params_ended ? type_stdin : type_params)) {
+            return bad(why, params_ended ? "expected STDIN of the same request" : "expected PARAMS of the same request");
         }
         if (size - at < record) return Verdict::need_more;
         const unsigned char* body = data + at + header_size;
         if (first && u16(body) != role_responder) return bad(why, "role is not RESPONDER");
-        if (!first) {
-            const bool ended = h.content_length == 0;
+        if (params_ended && h.content_length == 0) return Verdict::complete;
+        if (!first && !params_ended) {
+            params_ended = h.content_length == 0;
             params.insert(params.end(), body, body + h.content_length);
-            const Verdict v = check_params(params, ended, why);
-            if (v != Verdict::need_more || ended) return v;
+            const Verdict v = check_params(params, params_ended, why);
+            if (v == Verdict::bad) return v;
         }
         at += record;
     }

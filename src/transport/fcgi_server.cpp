@@ -20,6 +20,7 @@
 #include <system_error>
 
 #include "transport/fcgi_guard.h"
+#include "util/blocking.h"
 #include "util/log.h"
 
 namespace zk::transport {
@@ -31,9 +32,9 @@ constexpr std::size_t drain_chunk = 4096;
 // socket only after this many failures in a row, pausing between them.
 constexpr int max_accept_failures = 50;
 constexpr auto accept_retry_pause = std::chrono::milliseconds(100);
-// From a request's first byte to the end of its params: nginx sends them in
-// one write, so only a broken or hostile peer is slower, and while it waits
-// it holds an acceptor.
+// From a request's first byte to the end of its STDIN: nginx sends a request
+// in one write (it buffers bodies first), so only a broken or hostile peer is
+// slower; while it waits, its thread gives up its seat (util/seats.h).
 constexpr auto request_head_timeout = std::chrono::seconds(2);
 // Backoff while a request head is incomplete (poll cannot wait for "more").
 constexpr auto head_poll_min = std::chrono::milliseconds(1);
@@ -101,8 +102,8 @@ bool is_listening_socket(int fd)
     return getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == 0 && listening == 1;
 }
 
-FcgiServer::FcgiServer(int listen_fd, std::size_t threads, Handler handler)
-    : listen_fd_(listen_fd), threads_count_(threads), handler_(std::move(handler))
+FcgiServer::FcgiServer(int listen_fd, std::size_t threads, std::size_t awake, Handler handler)
+    : listen_fd_(listen_fd), threads_count_(threads), handler_(std::move(handler)), seats_(awake)
 {
     // FCGX_Init is not thread-safe and must precede every FCGX_Accept_r.
     static std::once_flag initialised;
@@ -156,6 +157,7 @@ void FcgiServer::start()
 void FcgiServer::stop()
 {
     if (stopping_.exchange(true)) return;
+    seats_.open();
     const std::uint64_t one = 1;
     [[maybe_unused]] auto n = ::write(wake_fd_, &one, sizeof one);
 }
@@ -167,14 +169,25 @@ void FcgiServer::join()
 }
 
 // Each thread waits on the shared epoll set for whichever comes first: a new
-// connection or the next request on a connection nginx kept open.
+// connection or the next request on a connection nginx kept open. It sleeps
+// there only with a seat (util/seats.h); without one it takes what is ready
+// and otherwise stands by. Before it blocks (a commit, a slow peer) it gives
+// its seat up.
 void FcgiServer::serve()
 {
     FCGX_Request req;
     FCGX_InitRequest(&req, -1, 0);  // -1: libfcgi must never accept by itself
+    util::Seat seat(seats_);
+    const util::BlockingHook hook([&seat] { seat.block(); });
     while (!stopping_) {
+        seat.resume();
+        const bool seated = seat.try_take();
         epoll_event ev{};
-        const int n = epoll_wait(epoll_fd_, &ev, 1, -1);
+        const int n = epoll_wait(epoll_fd_, &ev, 1, seated ? -1 : 0);
+        if (n == 0 && !seated) {
+            seat.take();
+            continue;
+        }
         if (n < 0 && errno != EINTR) {
             fail("epoll_wait");
             break;
@@ -235,6 +248,7 @@ bool FcgiServer::accept_failed(int error)
     const int failures = ++accept_failures_;
     if (failures == 1) log::warn("accept_failed").kv("error", why);
     if (failures < max_accept_failures) {
+        util::will_block();
         std::this_thread::sleep_for(accept_retry_pause);
         return true;
     }
@@ -275,6 +289,7 @@ bool FcgiServer::await_request(int fd)
             if (!stopping_) log::warn("bad_fastcgi_input").kv("error", "request head incomplete at the time limit");
             return false;
         }
+        util::will_block();
         std::this_thread::sleep_for(pause);
         pause = std::min(pause * 2, std::chrono::duration_cast<std::chrono::milliseconds>(head_poll_max));
     }

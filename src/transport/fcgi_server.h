@@ -1,8 +1,13 @@
 // The FastCGI transport: a few threads serve the listening socket that
 // spawn-fcgi passed us. They share one epoll set holding the socket and every
 // open connection (one-shot events), so whichever thread is free serves the
-// next request on any connection. Each request's head is checked (fcgi_guard)
-// before libfcgi parses it; libfcgi reads the request, which becomes an
+// next request on any connection. Only `awake` threads may sleep waiting for
+// work (util::Seats): a request that has to wake a sleeping thread costs
+// nginx's write that wake-up, and with every thread asleep in epoll_wait
+// nearly every request did. The others stand in for a thread that blocks (a
+// creation waiting for its commit, a slow peer), which says so through
+// util::will_block(). Each whole request is checked (fcgi_guard) before
+// libfcgi parses it; libfcgi reads the request, which becomes an
 // http::Request value, and the handler's http::Response goes back in one write.
 //
 // Why not FCGX_Accept_r's own loop: it blocks in accept() or read() where
@@ -22,6 +27,7 @@
 #include <vector>
 
 #include "http/message.h"
+#include "util/seats.h"
 
 struct FCGX_Request;
 
@@ -32,7 +38,8 @@ public:
     using Handler = std::function<http::Response(const http::Request&)>;
 
     // Takes the listening socket (not owned: the process got it from spawn-fcgi).
-    FcgiServer(int listen_fd, std::size_t threads, Handler handler);
+    // `threads` serve it; at most `awake` of them sleep waiting for work.
+    FcgiServer(int listen_fd, std::size_t threads, std::size_t awake, Handler handler);
     ~FcgiServer();
     FcgiServer(const FcgiServer&) = delete;
     FcgiServer& operator=(const FcgiServer&) = delete;
@@ -64,6 +71,7 @@ private:
     std::function<void()> on_fatal_;
     std::atomic<bool> stopping_{false};
     std::atomic<int> accept_failures_{0};  // in a row
+    util::Seats seats_;
     std::vector<std::thread> threads_;
 };
 

@@ -53,6 +53,7 @@ std::string render(const zk::Config& c)
     t.append("\nmax_seconds = ").append(number(c.workload.max_seconds));
     const auto& s = c.service;
     t.append("\n[service]\nacceptor_threads = ").append(std::to_string(s.acceptor_threads));
+    t.append("\nawake_acceptors = ").append(std::to_string(s.awake_acceptors));
     t.append("\npool_threads = ").append(std::to_string(s.pool_threads));
     t.append("\nqueue_capacity = ").append(std::to_string(s.queue_capacity));
     t.append("\nmax_jobs = ").append(std::to_string(s.max_jobs));
@@ -68,6 +69,7 @@ bool same(const zk::Config& a, const zk::Config& b)
     return a.animals == b.animals && a.verbs == b.verbs && a.adjectives == b.adjectives && a.adverbs == b.adverbs &&
            a.workload.min_seconds == b.workload.min_seconds && a.workload.max_seconds == b.workload.max_seconds &&
            a.service.acceptor_threads == b.service.acceptor_threads &&
+           a.service.awake_acceptors == b.service.awake_acceptors &&
            a.service.pool_threads == b.service.pool_threads && a.service.queue_capacity == b.service.queue_capacity &&
            a.service.max_jobs == b.service.max_jobs && a.service.result_ttl == b.service.result_ttl &&
            a.service.log_level == b.service.log_level && a.store.dir == b.store.dir &&
@@ -91,6 +93,7 @@ void check_invariants(const zk::Config& c)
     require(c.workload.min_seconds > 0 && c.workload.min_seconds <= c.workload.max_seconds,
             "accepted workload bounds are out of order");
     require(c.service.acceptor_threads >= 1 && c.service.pool_threads >= 1, "an accepted thread count is 0");
+    require(c.service.awake_acceptors <= c.service.acceptor_threads, "accepted more awake acceptors than acceptors");
     require(c.service.queue_capacity >= 1 && c.service.max_jobs >= 1, "an accepted limit is 0");
     require(c.service.result_ttl > 0, "an accepted result_ttl is not positive");
     require(!c.store.dir.empty() && c.store.dir[0] == '/', "an accepted store dir is not absolute");

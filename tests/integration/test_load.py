@@ -3,6 +3,7 @@ keep-alive trap (kept FastCGI connections must not pin worker threads)."""
 
 import os
 import socket
+import sqlite3
 import statistics
 import threading
 import time
@@ -273,6 +274,53 @@ def kept_connections_beyond_the_thread_count_starve_nothing(env):
         check(not fails, "\n".join(fails))
         env.note("2 worker threads, 8 idle kept connections: %d probes max %.1f ms, %d polls over nginx"
                  % (len(probes), max(probes) * 1e3, sum(map(len, polls))))
+
+
+@test
+def a_blocked_thread_hands_its_seat_to_a_standby(env):
+    """awake_acceptors = 1 of acceptor_threads = 2: the one awake thread
+    blocks, first on a peer that never finishes its request, then in a
+    creation whose commit waits for a write lock held by an operator's
+    sqlite3. Either way it must give its seat up, so the standby thread
+    answers a GET through nginx at once. Without the hand-over the GET waits
+    for the block to end: 2 s for the peer, as long as the lock for the
+    creation (held here for 3 s, inside the store's 5 s busy timeout)."""
+    st = env.new_stack("seats-1-of-2")
+    st.write_config(config_text(state_dir=os.path.join(st.dir, "state"))
+                    .replace("acceptor_threads = 8", "acceptor_threads = 2\nawake_acceptors = 1"))
+    fails = []
+    with st.start():
+        check(request(st, "GET", "/animals").status == 200, "the stack does not answer")
+        slow = fcgi_client.connect(st.socket_path(), timeout=5)
+        try:
+            slow.sendall(fcgi_client.begin() + fcgi_client.record(fcgi_client.PARAMS, 1, b"\x01\x01ab"))
+            time.sleep(0.2)  # the awake thread now waits for the rest of it
+            r = request(st, "GET", "/animals", timeout=10)
+            if r.status != 200 or r.elapsed >= 1.0:
+                fails.append("GET during a slow peer: %s after %.2f s" % (r.describe(), r.elapsed))
+        finally:
+            slow.close()
+        db = sqlite3.connect(os.path.join(st.dir, "state", "jobs.db"), isolation_level=None, timeout=2)
+        created = {}
+        creator = threading.Thread(target=lambda: created.update(r=request(st, "POST", "/animals/elks", timeout=20)))
+        try:
+            db.execute("BEGIN IMMEDIATE")  # the write lock; the worker's commit now waits
+            creator.start()
+            time.sleep(0.3)
+            r = request(st, "GET", "/animals", timeout=10)
+            if r.status != 200 or r.elapsed >= 1.0:
+                fails.append("GET during a commit held up by a lock: %s after %.2f s" % (r.describe(), r.elapsed))
+            if not creator.is_alive():
+                fails.append("the creation did not wait for the lock: %s" % created["r"].describe())
+            time.sleep(max(0.0, 3.0 - 0.3 - r.elapsed))
+        finally:
+            db.close()
+        creator.join(20)
+        c = created.get("r")
+        if c is None or c.status != 202:
+            fails.append("creation after the lock was released: %s" % (c.describe() if c else "no answer"))
+        check(not fails, "\n".join(fails))
+        env.note("1 of 2 threads awake: GETs answered while it waited on a slow peer and on a locked store")
 
 
 @test

@@ -82,6 +82,7 @@ TEST_CASE("the shipped zookeeper.conf parses with the documented values")
     CHECK(c.workload.min_seconds == 10);
     CHECK(c.workload.max_seconds == 20);
     CHECK(c.service.acceptor_threads == 8);
+    CHECK(c.service.awake_acceptors == 0);
     CHECK(c.service.pool_threads == 2);
     CHECK(c.service.max_jobs == 100'000);
     CHECK(c.service.queue_capacity == 4096);
@@ -113,7 +114,7 @@ TEST_CASE("word lists keep config order; settings are read")
 {
     const Config c = ok(words +
                         "[workload]\nmin_seconds = 0.2\nmax_seconds=0.5\n"
-                        "[service]\nacceptor_threads = 3\npool_threads = 4\nqueue_capacity = 5\n"
+                        "[service]\nacceptor_threads = 3\nawake_acceptors = 2\npool_threads = 4\nqueue_capacity = 5\n"
                         "max_jobs = 6\nresult_ttl = 1.5\nlog_level = debug\n"
                         "[store]\ndir = /srv/zk\ncommit_interval_ms = 0\n");
     CHECK(c.animals == std::vector<std::string>{"bisons", "elks"});
@@ -123,6 +124,7 @@ TEST_CASE("word lists keep config order; settings are read")
     CHECK(c.workload.min_seconds == doctest::Approx(0.2));
     CHECK(c.workload.max_seconds == doctest::Approx(0.5));
     CHECK(c.service.acceptor_threads == 3);
+    CHECK(c.service.awake_acceptors == 2);
     CHECK(c.service.pool_threads == 4);
     CHECK(c.service.queue_capacity == 5);
     CHECK(c.service.max_jobs == 6);
@@ -212,6 +214,8 @@ TEST_CASE("bad and out-of-range numbers")
     check_error(s + "queue_capacity = 0\n", 11, "out of range");
     check_error(s + "result_ttl = 0\n", 11, "out of range");
     check_error(s + "log_level = verbose\n", 11, "log_level must be debug, info, warn or error, not 'verbose'");
+    check_error(s + "awake_acceptors = -1\n", 11, "'-1' is not a whole number");
+    check_error(s + "awake_acceptors = 257\n", 11, "out of range");
     const std::string st = words + "[store]\n";
     check_error(st + "commit_interval_ms = 1001\n", 11, "out of range");
     check_error(st + "dir = relative/path\n", 11, "[store] dir must be an absolute path");
@@ -223,6 +227,14 @@ TEST_CASE("min_seconds greater than max_seconds names the [workload] header")
     check_error(words + "[workload]\nmin_seconds = 5\nmax_seconds = 4\n", 10, "min_seconds is greater than max_seconds");
     check_error(words + "\n[workload]\nmin_seconds = 30\n", 11, "min_seconds is greater than max_seconds");  // max defaults to 20
     CHECK(ok(words + "[workload]\nmin_seconds = 3\nmax_seconds = 3\n").workload.max_seconds == 3);
+}
+
+TEST_CASE("more awake acceptors than acceptors names the [service] header")
+{
+    check_error(words + "[service]\nacceptor_threads = 2\nawake_acceptors = 3\n", 10,
+                "awake_acceptors is greater than acceptor_threads");
+    check_error(words + "[service]\nawake_acceptors = 9\n", 10, "awake_acceptors is greater than acceptor_threads");
+    CHECK(ok(words + "[service]\nacceptor_threads = 2\nawake_acceptors = 2\n").service.awake_acceptors == 2);
 }
 
 TEST_CASE("animals must be URL-safe; words must be single printable words")

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "../support/wait.h"
+#include "util/blocking.h"
 
 namespace fs = std::filesystem;
 using zk::storage::JobRecord;
@@ -346,6 +347,19 @@ TEST_CASE("sqlite_job_store: a waiting caller commits everything queued before i
     const auto s = store.stats();
     CHECK(count_of(s->batch_operations) == 1);
     CHECK(s->batch_operations.sum == doctest::Approx(3));
+}
+
+TEST_CASE("sqlite_job_store: wait_durable tells the thread's owner once before it commits or waits, not after")
+{
+    TempDir tmp;
+    SqliteJobStore store(tmp.str(), 0ms);
+    int told = 0;
+    const zk::util::BlockingHook hook([&] { ++told; });
+    const auto seq = store.put(make_record(1), by_caller);
+    REQUIRE(store.wait_durable(seq));
+    CHECK(told == 1);
+    REQUIRE(store.wait_durable(seq));  // already durable: nothing to wait for
+    CHECK(told == 1);
 }
 
 TEST_CASE("sqlite_job_store: a caller-committed write nobody waits for is still committed")

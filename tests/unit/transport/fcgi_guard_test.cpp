@@ -1,4 +1,4 @@
-// Tests for the FastCGI request-head check that runs before libfcgi parses.
+// Tests for the FastCGI request check that runs before libfcgi parses.
 
 #include "transport/fcgi_guard.h"
 
@@ -60,7 +60,7 @@ TEST_CASE("a request head as nginx sends it is complete")
 
 TEST_CASE("every prefix of a valid head needs more, never fails")
 {
-    const Bytes head = join({begin(), record(4, 1, pair("A", "b")), record(4, 1, {})});
+    const Bytes head = join({begin(), record(4, 1, pair("A", "b")), record(4, 1, {}), record(5, 1, {'x'}), record(5, 1, {})});
     for (std::size_t n = 0; n < head.size(); ++n) {
         CAPTURE(n);
         CHECK(check(Bytes(head.begin(), head.begin() + static_cast<long>(n))) == Verdict::need_more);
@@ -71,7 +71,29 @@ TEST_CASE("params may span records")
 {
     const Bytes p = pair("REQUEST_URI", "/query/abc");
     const Bytes a(p.begin(), p.begin() + 5), b(p.begin() + 5, p.end());
-    CHECK(check(join({begin(), record(4, 1, a), record(4, 1, b), record(4, 1, {})})) == Verdict::complete);
+    CHECK(check(join({begin(), record(4, 1, a), record(4, 1, b), record(4, 1, {}), record(5, 1, {})})) == Verdict::complete);
+}
+
+TEST_CASE("the request is complete only with the end of its STDIN, so libfcgi never waits for a body")
+{
+    const Bytes head = join({begin(), record(4, 1, pair("REQUEST_METHOD", "POST")), record(4, 1, {})});
+    CHECK(check(head) == Verdict::need_more);
+    CHECK(check(join({head, record(5, 1, {'a', 'b'}, 6)})) == Verdict::need_more);
+    CHECK(check(join({head, record(5, 1, {'a', 'b'}, 6), record(5, 1, {})})) == Verdict::complete);
+    std::string why;
+    CHECK(check(join({head, record(5, 2, {})}), &why) == Verdict::bad);
+    CHECK(why == "expected STDIN of the same request");
+    CHECK(check(join({head, record(4, 1, pair("A", "b"))}), &why) == Verdict::bad);  // params after their end
+    CHECK(why == "expected STDIN of the same request");
+}
+
+TEST_CASE("a body too large for the limit is refused")
+{
+    Bytes request = join({begin(), record(4, 1, pair("A", "b")), record(4, 1, {})});
+    while (request.size() <= max_request_head) request = join({request, record(5, 1, Bytes(60000, 'x'))});
+    std::string why;
+    CHECK(check(request, &why) == Verdict::bad);
+    CHECK(why == "request head too large");
 }
 
 TEST_CASE("four-byte lengths are read with the top bit cleared")
@@ -79,7 +101,7 @@ TEST_CASE("four-byte lengths are read with the top bit cleared")
     const std::string value(200, 'v');
     Bytes p{1, 0x80, 0, 0, 200, 'K'};
     p.insert(p.end(), value.begin(), value.end());
-    CHECK(check(join({begin(), record(4, 1, p), record(4, 1, {})})) == Verdict::complete);
+    CHECK(check(join({begin(), record(4, 1, p), record(4, 1, {}), record(5, 1, {})})) == Verdict::complete);
 }
 
 TEST_CASE("lengths libfcgi would overflow on are refused at once")
