@@ -4,9 +4,6 @@
 
 #include "app/service.h"
 
-#include <sched.h>
-
-#include <algorithm>
 #include <chrono>
 #include <iostream>
 #include <memory>
@@ -31,15 +28,6 @@ Millis to_ms(double seconds) { return static_cast<Millis>(seconds * 1000.0 + 0.5
 void apply_log_level(const Config& config, const Options& options)
 {
     log::set_level(*log::parse_level(options.log_level.value_or(config.service.log_level)));
-}
-
-// 0 in the config: one per CPU the process may run on.
-std::size_t awake_acceptors(const ServiceSettings& s)
-{
-    if (s.awake_acceptors > 0) return s.awake_acceptors;
-    cpu_set_t cpus;
-    const int n = sched_getaffinity(0, sizeof cpus, &cpus) == 0 ? CPU_COUNT(&cpus) : 1;
-    return std::min<std::size_t>(static_cast<std::size_t>(std::max(n, 1)), s.acceptor_threads);
 }
 
 void reload(JobPool& pool, const Options& options)
@@ -71,14 +59,13 @@ int serve(const Config& config, const Options& options)
     api::Metrics metrics(clock.now_ms(), store.get());
     api::Api api(pool, clock, metrics);
     dispatch::Dispatcher dispatcher(api, metrics);
-    const std::size_t awake = awake_acceptors(config.service);
-    transport::FcgiServer server(listen_fd, config.service.acceptor_threads, awake,
+    transport::FcgiServer server(listen_fd, config.service.acceptor_threads, config.service.awake_acceptors,
                                  [&](const http::Request& r) { return dispatcher.dispatch(r); });
     server.on_fatal(transport::request_terminate);
     server.start();
     log::info("started").kv("config", options.config_path).kv("state_dir", dir)
         .kv("acceptors", static_cast<std::int64_t>(config.service.acceptor_threads))
-        .kv("awake", static_cast<std::int64_t>(awake))
+        .kv("awake", static_cast<std::int64_t>(config.service.awake_acceptors))
         .kv("restored", static_cast<std::int64_t>(pool.stats().held));
     while (transport::wait_for_signal() == transport::SignalEvent::reload) reload(pool, options);
     log::info("stopping");

@@ -161,7 +161,7 @@ Parser::Error Parser::service(std::string_view key, std::string_view value)
 {
     auto& s = config_.service;
     if (key == "acceptor_threads") return count(value, 1, max_threads, s.acceptor_threads);
-    if (key == "awake_acceptors") return count(value, 0, max_threads, s.awake_acceptors);
+    if (key == "awake_acceptors") return count(value, 1, max_threads, s.awake_acceptors);
     if (key == "pool_threads") return count(value, 1, max_threads, s.pool_threads);
     if (key == "queue_capacity") return count(value, 1, 10'000'000, s.queue_capacity);
     if (key == "max_jobs") return count(value, 1, 100'000'000, s.max_jobs);

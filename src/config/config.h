@@ -19,7 +19,7 @@ struct WorkloadSettings {
 
 struct ServiceSettings {
     std::size_t acceptor_threads = 8;
-    std::size_t awake_acceptors = 0;  // acceptors looking for work at once; 0: one per CPU
+    std::size_t awake_acceptors = 1;  // acceptors that may sleep waiting for work
     std::size_t pool_threads = 2;
     std::size_t queue_capacity = 4096;  // due pool tasks waiting; beyond it the timer waits
     std::size_t max_jobs = 100'000;     // queued + running surveys; beyond it 503

@@ -6,6 +6,9 @@
 // sleep waiting for work (each would cost the producer a wake-up per item),
 // while threads blocked in a commit or on a slow peer never leave the work
 // without a taker.
+// Lock order: the mutex here is a leaf. Callers of util::will_block() (which
+// ends in Seat::block) hold no lock of their own: the store lets go of its
+// mutex first.
 #pragma once
 
 #include <condition_variable>

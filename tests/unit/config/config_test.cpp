@@ -82,7 +82,7 @@ TEST_CASE("the shipped zookeeper.conf parses with the documented values")
     CHECK(c.workload.min_seconds == 10);
     CHECK(c.workload.max_seconds == 20);
     CHECK(c.service.acceptor_threads == 8);
-    CHECK(c.service.awake_acceptors == 0);
+    CHECK(c.service.awake_acceptors == 1);
     CHECK(c.service.pool_threads == 2);
     CHECK(c.service.max_jobs == 100'000);
     CHECK(c.service.queue_capacity == 4096);
@@ -215,6 +215,7 @@ TEST_CASE("bad and out-of-range numbers")
     check_error(s + "result_ttl = 0\n", 11, "out of range");
     check_error(s + "log_level = verbose\n", 11, "log_level must be debug, info, warn or error, not 'verbose'");
     check_error(s + "awake_acceptors = -1\n", 11, "'-1' is not a whole number");
+    check_error(s + "awake_acceptors = 0\n", 11, "'0' is out of range (1 to 256)");
     check_error(s + "awake_acceptors = 257\n", 11, "out of range");
     const std::string st = words + "[store]\n";
     check_error(st + "commit_interval_ms = 1001\n", 11, "out of range");
