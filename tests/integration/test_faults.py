@@ -657,24 +657,55 @@ def exit_status(st):
 
 def fd_profile(pid):
     """(descriptors, connections whose peer is open, connections whose peer
-    has closed). nginx keeps up to `keepalive` connections per nginx worker,
-    so growth in open connections is expected; a connection whose peer has
-    gone, or a descriptor that is no connection, is a leak."""
+    has closed, the set of descriptors that are no socket, sockets ss did not
+    list). nginx keeps up to `keepalive` connections per nginx worker, so
+    growth in open connections is expected; a connection whose peer has gone,
+    or a new descriptor that is no socket, is a leak. Each socket is matched
+    to ss's row by inode, so a connection opened or closed while this looks
+    is an unlisted socket (look again), never a miscount."""
+    fds = {}
     try:
-        total = len(os.listdir("/proc/%d/fd" % pid))
+        for fd in os.listdir("/proc/%d/fd" % pid):
+            try:
+                fds[fd] = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+            except OSError:
+                pass
     except OSError:
-        return -1, 0, 0
-    out = subprocess.run(["ss", "-xpn"], capture_output=True, text=True, timeout=10).stdout
-    live = orphaned = 0
+        return -1, 0, 0, set(), 0
+    out = subprocess.run(["ss", "-xpna"], capture_output=True, text=True, timeout=10).stdout
+    states = {}  # our socket inode -> "live", "orphaned" or "other"
     for line in out.splitlines():
         cols = line.split()
-        if "pid=%d," % pid not in line or len(cols) < 8 or cols[1] != "ESTAB":
+        if "pid=%d," % pid not in line or len(cols) < 8:
             continue
-        if cols[-2] == "0":  # ss names a closed peer's inode 0
-            orphaned += 1
+        if cols[1] != "ESTAB":
+            states[cols[5]] = "other"
         else:
-            live += 1
-    return total, live, orphaned
+            states[cols[5]] = "orphaned" if cols[-2] == "0" else "live"  # ss names a closed peer's inode 0
+    sockets = [t[len("socket:["):-1] for t in fds.values() if t.startswith("socket:[")]
+    kinds = [states.get(inode, "unlisted") for inode in sockets]
+    others = {"%s -> %s" % (fd, t) for fd, t in fds.items() if not t.startswith("socket:[")}
+    return len(fds), kinds.count("live"), kinds.count("orphaned"), others, kinds.count("unlisted")
+
+
+def fd_leaks(before, after):
+    """Orphaned connections, new descriptors that are no socket, unlisted sockets."""
+    return after[2] + len(after[3] - before[3]) + after[4]
+
+
+def fd_listing(pid):
+    """What each descriptor is, and the worker's sockets as ss sees them."""
+    lines = []
+    try:
+        for fd in sorted(os.listdir("/proc/%d/fd" % pid), key=int):
+            try:
+                lines.append("fd %s -> %s" % (fd, os.readlink("/proc/%d/fd/%s" % (pid, fd))))
+            except OSError:
+                pass
+    except OSError:
+        pass
+    out = subprocess.run(["ss", "-xpna"], capture_output=True, text=True, timeout=10).stdout
+    return "\n".join(lines + [l for l in out.splitlines() if "pid=%d," % pid in l])
 
 
 def rss_kib(pid):
@@ -762,13 +793,14 @@ def bad_fastcgi_input_worker_survives_and_answers(env):
         deadline = time.monotonic() + 3
         while True:
             fds1, rss1 = fd_profile(pid), rss_kib(pid)
-            leaked = max(fds1[2], (fds1[0] - fds1[1]) - (fds0[0] - fds0[1]))  # orphans are not live either
+            leaked = fd_leaks(fds0, fds1)
             if not leaked or time.monotonic() > deadline:
                 break
             time.sleep(0.1)
         if leaked:
             fails.append("the worker holds %d fds (%d connections to a live peer, %d to a closed one) after "
-                         "the cases, %d fds (%d live) before: %d leaked" % (fds1 + fds0[:2] + (leaked,)))
+                         "the cases, %d fds (%d live) before: %d leaked; new descriptors %s, %d sockets ss did not list\n%s"
+                         % (fds1[:3] + fds0[:2] + (leaked, sorted(fds1[3] - fds0[3]), fds1[4], fd_listing(pid))))
         listing = os.path.join(st.dir, "fcgi-cases.txt")
         with open(listing, "w") as f:
             f.write("\n".join(outcomes) + "\n")
