@@ -46,6 +46,7 @@ ADJECTIVES = ["alert", "ambitious", "aggressive", "angry", "awesome", "bulky", "
 ADVERBS = ["adventurously", "beautifully", "brilliantly", "carefully", "foolishly",
            "lazily", "properly", "randomly", "strictly", "tidily", "wildly"]
 
+LOOPBACK = "127.0.0.1"  # operator endpoints let only this address in without credentials
 MIN_SECONDS = 0.3
 MAX_SECONDS = 0.8
 
@@ -211,6 +212,40 @@ def request(stack, method, path, body=None, headers=None, src=None, timeout=10.0
         return c.request(method, path, body=body, headers=headers)
     finally:
         c.close()
+
+
+def _send(target, method, path, src=None, timeout=10.0):
+    """On a Client, over its connection; on a Stack, on a connection of its own."""
+    if isinstance(target, Client):
+        return target.request(method, path)
+    return request(target, method, path, src=src, timeout=timeout)
+
+
+def json_ctype(resp):
+    ctype = (resp.header("Content-Type") or "").split(";")[0].strip().lower()
+    check(ctype == "application/json", "%s: Content-Type %r, want application/json"
+          % (resp.describe(), resp.header("Content-Type")))
+
+
+def create_survey(target, animal="zebras", what="setup", src=None, timeout=10.0):
+    """POST /animals/{animal} on a Stack or a Client; checks the 202 (a
+    failure reads "<what>: <the answer>") and returns the job's id."""
+    r = _send(target, "POST", "/animals/" + animal, src=src, timeout=timeout)
+    check(r.status == 202, "%s: %s" % (what, r.describe()))
+    return r.json()
+
+
+def health_response(target, src=LOOPBACK, timeout=10.0):
+    """GET /healthz, checked to be 200. On a Stack from LOOPBACK (operator
+    endpoints are loopback-only); a Client must be from loopback already."""
+    r = _send(target, "GET", "/healthz", src=src, timeout=timeout)
+    check(r.status == 200, "GET /healthz: " + r.describe())
+    return r
+
+
+def read_health(target, src=LOOPBACK, timeout=10.0):
+    """The /healthz body (see health_response)."""
+    return health_response(target, src=src, timeout=timeout).json()
 
 
 def answer_complete(reply):
@@ -499,13 +534,7 @@ class Stack:
 
     def _stop_respawned(self):
         for p in self.respawned:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-                try:
-                    p.wait(5)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait(5)
+            terminate(p, 5)
 
     def stop(self, timeout=10.0):
         """SIGTERM to run-stack.sh (as Ctrl-C would be); the whole session is
@@ -514,17 +543,7 @@ class Stack:
             return None
         with _live_lock:
             _live_stacks.discard(self)
-        if self.proc.poll() is None:
-            try:
-                self.proc.send_signal(signal.SIGTERM)
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                try:
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                self.proc.wait(5)
-        rc = self.proc.returncode
+        rc = terminate(self.proc, timeout, group=True)
         self._stop_respawned()
         self.log.close()
         self.log = None
@@ -586,3 +605,57 @@ def poll_until_done(client, uuid, deadline_s, interval=0.05):
         check(time.monotonic() < deadline,
               "GET /query/%s still 202 after %.1f s: %s" % (uuid, deadline_s, r.describe()))
         time.sleep(interval)
+
+
+# --- processes ---------------------------------------------------------------
+
+def terminate(proc, timeout=5.0, group=False):
+    """SIGTERM to a subprocess.Popen that still runs, then up to `timeout`
+    seconds for it to exit; SIGKILL (to its whole process group if `group`)
+    and 5 s more if it does not. Returns its exit status."""
+    if proc.poll() is None:
+        try:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            if group:
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            else:
+                proc.kill()
+            proc.wait(5)
+    return proc.returncode
+
+
+def kill_and_wait(proc, timeout=None):
+    """Waits up to `timeout` seconds (None: not at all) for a Popen to exit;
+    SIGKILL and reap it if it has not. Returns its exit status, or None if
+    it had to be killed."""
+    if timeout is not None:
+        try:
+            return proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pass
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+        return None
+    return proc.returncode
+
+
+def kill_worker(st, sig, timeout=5.0):
+    """Sends sig to the stack's current worker and waits for it to exit.
+    Returns (status as a shell reports it, unix time of the exit), or None if
+    it did not exit in time."""
+    if st.respawned:
+        p = st.respawned[-1]
+        os.kill(p.pid, sig)
+        try:
+            rc = p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+        return (128 - rc if rc < 0 else rc), time.time()
+    os.kill(st.worker_pid(), sig)
+    return st.shim_exit(timeout)

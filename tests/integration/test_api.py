@@ -7,16 +7,10 @@ import time
 import uuid as uuidlib
 
 from harness import (ANIMALS, MAX_SECONDS, MIN_SECONDS, RFC3339_UTC_RE, UUID_RE, Client,
-                     check, check_problem, poll_until_done, sentence_errors)
+                     check, check_problem, json_ctype, poll_until_done, sentence_errors)
 from registry import test
 
 STATE_ORDER = {"queued": 0, "running": 1, "done": 2, "cancelled": 2}
-
-
-def json_ctype(resp):
-    ctype = (resp.header("Content-Type") or "").split(";")[0].strip().lower()
-    check(ctype == "application/json", "%s: Content-Type %r, want application/json"
-          % (resp.describe(), resp.header("Content-Type")))
 
 
 def start_survey(client, animal, method="GET"):

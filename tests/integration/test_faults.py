@@ -35,8 +35,9 @@ import threading
 import time
 
 import fcgi_client as fc
-from harness import (ANIMALS, RFC3339_UTC_RE, UUID_RE, Client, TestFailure, check, config_text, fresh_addr,
-                     pid_alive, problem_errors, request, sentence_errors)
+from harness import (ANIMALS, RFC3339_UTC_RE, UUID_RE, Client, TestFailure, check, config_text, create_survey,
+                     fresh_addr, kill_and_wait, kill_worker, pid_alive, problem_errors, read_health, request,
+                     sentence_errors)
 from registry import test
 
 
@@ -54,29 +55,6 @@ def stack_with(env, name, **config):
         check(n == 1, "config_text has no '%s = ' line to override" % key)
     st.write_config(text)
     return st
-
-
-def health(st):
-    """GET /healthz from 127.0.0.1 (operator endpoints are loopback-only)."""
-    r = request(st, "GET", "/healthz", src="127.0.0.1", timeout=10)
-    check(r.status == 200, "GET /healthz: " + r.describe())
-    return r.json()
-
-
-def kill_worker(st, sig, timeout=5.0):
-    """Sends sig to the current worker and waits for it to exit. Returns
-    (status as a shell reports it, unix time of the exit), or None if it
-    did not exit in time."""
-    if st.respawned:
-        p = st.respawned[-1]
-        os.kill(p.pid, sig)
-        try:
-            rc = p.wait(timeout)
-        except subprocess.TimeoutExpired:
-            return None
-        return (128 - rc if rc < 0 else rc), time.time()
-    os.kill(st.worker_pid(), sig)
-    return st.shim_exit(timeout)
 
 
 def wait_http_ok(st, timeout=10.0, path="/animals"):
@@ -307,7 +285,7 @@ def crash_kill9_under_load_loses_no_job(env):
         check(not stuck, "load threads still running 20 s after the load stopped: %s" % stuck)
 
         counts, verify_fails = verify_jobs(st, load.accepted)
-        held = health(st)["jobs"]["held"]
+        held = read_health(st)["jobs"]["held"]
         lost = len(load.lost) + sum(1 for f in verify_fails if " -> 404" in f)
 
         t_end = time.monotonic()
@@ -412,7 +390,7 @@ class Overload:
         """Samples /healthz: queued + running must never pass max_jobs."""
         while not self.stop.is_set():
             try:
-                jobs = health(self.st)["jobs"]
+                jobs = read_health(self.st)["jobs"]
                 with self.lock:
                     self.in_flight_max = max(self.in_flight_max, jobs["queued"] + jobs["running"])
             except TestFailure as e:
@@ -882,7 +860,7 @@ def sigterm_drains_20000_jobs_exits_0_within_2s_and_restores_them(env):
         st.spawn_worker()
         wait_http_ok(st)
         back = time.monotonic() - t_spawn
-        jobs = health(st)["jobs"]
+        jobs = read_health(st)["jobs"]
         # A random 300, and the last 50 acknowledged, the likeliest to be lost.
         sample = set(random.Random(4).sample(accepted, 300)) | set(accepted[-50:])
         counts, verify = verify_jobs(st, {u: None for u in sample})
@@ -938,12 +916,6 @@ def wait_done(st, uuid, limit):
     raise TestFailure("%s not done within %.1f s" % (uuid, limit))
 
 
-def create(st, animal):
-    r = request(st, "POST", "/animals/" + animal)
-    check(r.status == 202, "create: " + r.describe())
-    return r.json()
-
-
 def cancel(st, uuid):
     r = request(st, "DELETE", "/query/" + uuid)
     check(r.status == 204, "cancel: " + r.describe())
@@ -984,9 +956,9 @@ def restart_keeps_done_running_and_cancelled_jobs(env):
     with st.start():
         fails, notes = [], []
         # Phase 1, kill -9: A done, B running, C cancelled at the crash.
-        a = create(st, "bisons")
+        a = create_survey(st, "bisons", what="create")
         time.sleep(0.8)
-        b, c = create(st, "zebras"), create(st, "koalas")
+        b, c = create_survey(st, "zebras", what="create"), create_survey(st, "koalas", what="create")
         cancel(st, c)
         b_deadline = rfc3339(job_view(st, b)["deadline"])
         ra, _ = wait_done(st, a, RESTART_MAX + 2)
@@ -1009,7 +981,7 @@ def restart_keeps_done_running_and_cancelled_jobs(env):
             fails += sentence_errors(rb.json(), "zebras")
 
         # Phase 2, SIGTERM: D running, E cancelled at the clean stop.
-        d, e = create(st, "lions"), create(st, "pandas")
+        d, e = create_survey(st, "lions", what="create"), create_survey(st, "pandas", what="create")
         cancel(st, e)
         d_deadline = rfc3339(job_view(st, d)["deadline"])
         ex = kill_worker(st, signal.SIGTERM)
@@ -1072,9 +1044,7 @@ def make_store(env, base, jobs=1500):
         p.send_signal(signal.SIGTERM)
         check(p.wait(10) == 0, "setup worker exit %r" % p.returncode)
     finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
+        kill_and_wait(p)
     db = os.path.join(state, "jobs.db")
     check(not os.path.exists(db + "-wal") or os.path.getsize(db + "-wal") == 0,
           "a clean stop left a WAL behind")
@@ -1150,12 +1120,7 @@ def corrupt_store_refuses_to_start_exit_2_naming_the_file(env):
         before = digest(db)
         log_path = os.path.join(base, "case%d.log" % i)
         p, _ = start_worker_direct(env, conf, state, log_path)
-        try:
-            rc = p.wait(10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-            rc = None
+        rc = kill_and_wait(p, 10)
         with open(log_path, errors="replace") as f:
             out = f.read()
         first = out.strip().split("\n")[-1][:300] if out.strip() else "(nothing)"

@@ -10,7 +10,7 @@ import threading
 import time
 
 from harness import (ANIMALS, MAX_SECONDS, Client, TestFailure, check, check_problem, config_text,
-                     pid_alive, poll_until_done, problem_errors, request, sentence_errors, wait_dead)
+                     create_survey, kill_worker, pid_alive, poll_until_done, problem_errors, request, sentence_errors, wait_dead)
 from registry import test
 
 
@@ -29,9 +29,7 @@ def check_worker_unavailable(stack):
 def sigterm_drains_and_exits_0_within_2s(env):
     with env.new_stack("sigterm", shim=True).start() as st:
         warm = Client(st)
-        r = warm.request("POST", "/animals/hippos")
-        check(r.status == 202, "setup: " + r.describe())
-        job_id = r.json()
+        job_id = create_survey(warm, "hippos")
         pid = st.worker_pid()
         go = threading.Event()
         answers = [None] * 30
@@ -108,8 +106,7 @@ def sigint_exits_0_within_2s(env):
 @test
 def worker_killed_nginx_answers_502(env):
     with env.new_stack("sigkill", shim=True).start() as st:
-        os.kill(st.worker_pid(), signal.SIGKILL)
-        check(st.shim_exit(timeout=3) is not None, "the worker survived SIGKILL?")
+        check(kill_worker(st, signal.SIGKILL, timeout=3) is not None, "the worker survived SIGKILL?")
         check_worker_unavailable(st)
 
 
@@ -187,9 +184,7 @@ def run_stack_stop_and_restart_over_a_crash(env):
     st = env.new_stack("restart")
     st.start()
     c = Client(st)
-    r = c.request("POST", "/animals/gorillas")
-    check(r.status == 202, "setup: " + r.describe())
-    job_id = r.json()
+    job_id = create_survey(c, "gorillas")
     before, _ = poll_until_done(c, job_id, MAX_SECONDS + 5)
     c.close()
     worker, nginx = st.worker_pid(), st.nginx_pid()

@@ -11,7 +11,7 @@ import time
 import fcgi_client
 
 from harness import (ANIMALS, MAX_SECONDS, MIN_SECONDS, Client, TestFailure, check, check_problem,
-                     config_text, fresh_addr, request, sentence_errors)
+                     config_text, create_survey, fresh_addr, request, sentence_errors)
 from registry import test
 from test_api import rfc3339_seconds
 
@@ -189,9 +189,7 @@ def slow_body_sender(env, out, pause=0.25, size=12):
 @test
 def keepalive_trap_other_locations_stay_fast(env):
     c = Client(env.main)
-    r = c.request("POST", "/animals/pandas")
-    check(r.status == 202, "setup: " + r.describe())
-    job_id = r.json()
+    job_id = create_survey(c, "pandas")
     stop = threading.Event()
     polls = [[] for _ in range(6)]
     slow = []

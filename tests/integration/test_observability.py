@@ -11,12 +11,11 @@ import subprocess
 import time
 import urllib.parse
 
-from harness import (MAX_SECONDS, MIN_SECONDS, RFC3339_UTC_RE, Client, check, check_problem,
-                     poll_until_done, request)
+from harness import (LOOPBACK, MAX_SECONDS, MIN_SECONDS, RFC3339_UTC_RE, Client, check, check_problem,
+                     health_response, json_ctype, poll_until_done, request)
 from registry import test
-from test_api import json_ctype, start_survey
+from test_api import start_survey
 
-LOOPBACK = "127.0.0.1"  # operator endpoints let only this address in without credentials
 
 
 # --- helpers -----------------------------------------------------------------
@@ -34,7 +33,7 @@ def get_ok(client, path):
 
 
 def health(client):
-    r = get_ok(client, "/healthz")
+    r = health_response(client)
     json_ctype(r)
     return r.json()
 

@@ -35,12 +35,11 @@ import time
 import uuid as uuidlib
 
 import harness
-from harness import Client, check, config_text, poll_until_done, request
+from harness import LOOPBACK, Client, check, config_text, create_survey, poll_until_done, request
 from registry import test
 
 DOC_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "docs", "openapi.json")
 METHODS = ("get", "head", "post", "delete")
-LOOPBACK = "127.0.0.1"   # the only address operator endpoints let in without credentials
 OPERATOR_PATHS = {"/jobs", "/healthz", "/metrics"}
 SCHEMA_KEYWORDS = {"$ref", "type", "enum", "const", "pattern", "minimum", "maximum", "minLength",
                    "items", "properties", "required", "additionalProperties", "oneOf", "format",
@@ -243,19 +242,13 @@ def verify(doc, resp, template, method, want, fails):
 
 # --- surveys in known states on a stack -------------------------------------
 
-def new_job(stack, animal="zebras"):
-    r = request(stack, "POST", "/animals/" + animal)
-    check(r.status == 202, "setup: " + r.describe())
-    return r.json()
-
-
 def job_in(stack, state):
     """A survey of the shared stack (0.3-0.8 s workload) in `state`, cached
     for done and cancelled; a running one is always new."""
     if state == "running":
-        return new_job(stack)
+        return create_survey(stack)
     if state not in _state["jobs"]:
-        job = new_job(stack)
+        job = create_survey(stack)
         if state == "done":
             final, _ = poll_until_done(Client(stack), job, harness.MAX_SECONDS + 5)
             check(final.status == 200, "setup: " + final.describe())
@@ -468,7 +461,7 @@ def openapi_503_when_the_store_fails(env):
     st.write_config(config_text(min_seconds=60, max_seconds=60, state_dir=os.path.join(st.dir, "state")))
     fails = []
     with st.start():
-        running = new_job(st)
+        running = create_survey(st)
         # Held past the worker's 5 s busy timeout, the write lock fails the
         # next commit, and the store stays failed until a restart.
         db = sqlite3.connect(os.path.join(st.dir, "state", "jobs.db"), isolation_level=None, timeout=2)

@@ -244,14 +244,8 @@ class UnitWorker:
             return ""
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
         if self.proc:
+            harness.terminate(self.proc, 5)
             self.log.close()
 
 
@@ -377,14 +371,8 @@ class ProdStack:
         return self._ctx
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
         if self.proc:
+            harness.terminate(self.proc, 5)
             self.log.close()
             self.proc = None
 
