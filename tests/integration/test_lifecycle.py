@@ -10,7 +10,8 @@ import threading
 import time
 
 from harness import (ANIMALS, MAX_SECONDS, Client, TestFailure, check, check_problem, config_text,
-                     create_survey, kill_worker, pid_alive, poll_until_done, problem_errors, request, sentence_errors, wait_dead)
+                     create_survey, kill_worker, pid_alive, poll_until_done, problem_errors, request,
+                     sentence_errors, wait_dead)
 from registry import test
 
 
