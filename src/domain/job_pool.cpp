@@ -123,18 +123,22 @@ Created JobPool::create(std::string_view animal)
     job.animal = animal;
     job.duration_ms = static_cast<std::int32_t>(survey_duration(job.id, r->workload));
     job.deadline_ms = job.created_ms + job.duration_ms;
-    table_.put(job);
-    ++queued_;
-    // Durable before it can run: a survey the client is told failed must
-    // not run on under an id nobody holds.
-    bool stored = false;
+    // The first write is queued under the shard lock, before the job can be
+    // seen: a cancel must find it queued after it, or the store would keep
+    // the queued row (its last write) and a restart would run the survey.
+    storage::JobStore::Seq seq = 0;
     try {
-        stored = durable(persist(job, storage::JobStore::Committer::caller));
-    } catch (...) {  // the write could not even be queued (bad_alloc): nothing may stay behind
-        forget(job.id);
+        table_.insert(job, [&](const Job& j) {
+            seq = persist(j, storage::JobStore::Committer::caller);
+            ++queued_;  // under the shard lock: see cancel()
+        });
+    } catch (...) {  // the write could not even be queued (bad_alloc): nothing was inserted
+        --in_flight_;
         throw;
     }
-    if (!stored) {
+    // Durable before it can run: a survey the client is told failed must
+    // not run on under an id nobody holds.
+    if (!durable(seq)) {
         forget(job.id);
         return {std::nullopt, CreateError::store_failed};
     }
