@@ -706,7 +706,7 @@ TEST_CASE("restore deadlock: more queued jobs than the worker queue holds")
     for (const JobId& id : ids) CHECK(reaches(*pool, id, JobState::running));
 }
 
-// A store whose put() throws (SqliteJobStore: only std::bad_alloc) on a pool
+// A store whose put() throws (the SQLite store: only std::bad_alloc) on a pool
 // thread: ThreadPool logs the task's exception, and the pool keeps working.
 TEST_CASE("a store exception on a pool thread is logged and the pool keeps working")
 {
