@@ -1,5 +1,5 @@
 // Survey lifecycle: queued → running → done, or → cancelled; finished jobs
-// expire after the result TTL. See job_pool.h for threads and lock order.
+// expire after the result TTL. Threads and lock order: docs/concurrency.md.
 
 #include "domain/job_pool.h"
 
@@ -380,7 +380,7 @@ void JobPool::expire(const JobId& id)
 }
 
 // Called under the job's shard lock, so the store sees each job's changes in
-// the order they happened (the store's mutex is taken inside it).
+// the order they happened; put() only queues (docs/concurrency.md).
 storage::JobStore::Seq JobPool::persist(const Job& job, storage::JobStore::Committer by)
 {
     return store_ ? store_->put(to_record(job), by) : 0;
