@@ -161,7 +161,8 @@ private:
 
     const std::string dir_;
     const std::string path_;  // dir_ + "/jobs.db"
-    // Declared before the statements so they are finalized first.
+    // The lock and the connection are declared before the statements, so the
+    // statements are finalized first.
     DirLock dir_lock_;
     Db db_;
     Stmt upsert_, delete_, begin_, commit_, rollback_;
