@@ -1,4 +1,4 @@
-// Measures SqliteJobStore: bulk insert throughput (put batches, each followed
+// Measures the SQLite store (open_store: the pipeline over SqliteDriver): bulk insert throughput (put batches, each followed
 // by wait_durable), request-like throughput and latency (threads each doing
 // put then wait_durable) for several commit intervals, open time (with the
 // integrity check), start-up load time and file size for N stored jobs.
@@ -13,20 +13,26 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include "storage/sqlite_job_store.h"
+#include "storage/store_factory.h"
 
 namespace fs = std::filesystem;
 using zk::storage::JobRecord;
 using zk::storage::JobStore;
 using zk::storage::RecordState;
-using zk::storage::SqliteJobStore;
+
 using Clock = std::chrono::steady_clock;
 
 namespace {
+
+std::unique_ptr<JobStore> open_sqlite_store(const std::string& dir, std::chrono::milliseconds interval)
+{
+    return zk::storage::open_store({zk::storage::Backend::sqlite, dir, interval});
+}
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
@@ -68,7 +74,8 @@ std::uintmax_t store_bytes(const std::string& dir)
 void fill(const std::string& dir, std::uint64_t rows)
 {
     constexpr std::uint64_t chunk = 10'000;
-    SqliteJobStore store(dir, std::chrono::milliseconds(0));
+    const auto store_ptr = open_sqlite_store(dir, std::chrono::milliseconds(0));
+    auto& store = *store_ptr;
     const auto t = Clock::now();
     for (std::uint64_t n = 0; n < rows;) {
         JobStore::Seq last = 0;
@@ -89,7 +96,8 @@ void fill(const std::string& dir, std::uint64_t rows)
 void reload(const std::string& dir)
 {
     auto t = Clock::now();
-    SqliteJobStore store(dir, std::chrono::milliseconds(0));
+    const auto store_ptr = open_sqlite_store(dir, std::chrono::milliseconds(0));
+    auto& store = *store_ptr;
     std::printf("open      %.3f s (includes PRAGMA quick_check)\n", seconds_since(t));
     std::uint64_t count = 0, bytes = 0;
     t = Clock::now();
@@ -107,7 +115,8 @@ void reload(const std::string& dir)
 void request_like(const std::string& dir, int threads, std::chrono::milliseconds interval, double run_s)
 {
     fs::remove_all(dir);
-    SqliteJobStore store(dir, interval);
+    const auto store_ptr = open_sqlite_store(dir, interval);
+    auto& store = *store_ptr;
     std::atomic<bool> stop{false};
     std::vector<std::vector<double>> lat(static_cast<std::size_t>(threads));
     std::vector<std::thread> pool;

@@ -10,7 +10,7 @@
 
 #include "api/api.h"
 #include "dispatch/dispatcher.h"
-#include "storage/sqlite_job_store.h"
+#include "storage/store_factory.h"
 #include "transport/fcgi_server.h"
 #include "transport/signals.h"
 #include "util/log.h"
@@ -48,7 +48,7 @@ int serve(const Config& config, const Options& options)
     const std::string dir = options.state_dir.value_or(config.store.dir);
     std::unique_ptr<storage::JobStore> store;
     try {
-        store = std::make_unique<storage::SqliteJobStore>(dir, std::chrono::milliseconds(config.store.commit_interval_ms));
+        store = storage::open_store({storage::Backend::sqlite, dir, std::chrono::milliseconds(config.store.commit_interval_ms)});
     } catch (const storage::StoreError& e) {
         std::cerr << "zookeeper-fcgi: " << e.what() << "\n";
         return exit_config;

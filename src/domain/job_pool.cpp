@@ -1,5 +1,5 @@
 // Survey lifecycle: queued → running → done, or → cancelled; finished jobs
-// expire after the result TTL. See job_pool.h for threads and lock order.
+// expire after the result TTL. Threads and lock order: docs/concurrency.md.
 
 #include "domain/job_pool.h"
 
@@ -123,18 +123,22 @@ Created JobPool::create(std::string_view animal)
     job.animal = animal;
     job.duration_ms = static_cast<std::int32_t>(survey_duration(job.id, r->workload));
     job.deadline_ms = job.created_ms + job.duration_ms;
-    table_.put(job);
-    ++queued_;
-    // Durable before it can run: a survey the client is told failed must
-    // not run on under an id nobody holds.
-    bool stored = false;
+    // The first write is queued under the shard lock, before the job can be
+    // seen: a cancel must find it queued after it, or the store would keep
+    // the queued row (its last write) and a restart would run the survey.
+    storage::JobStore::Seq seq = 0;
     try {
-        stored = durable(persist(job, storage::JobStore::Committer::caller));
-    } catch (...) {  // the write could not even be queued (bad_alloc): nothing may stay behind
-        forget(job.id);
+        table_.insert(job, [&](const Job& j) {
+            seq = persist(j, storage::JobStore::Committer::caller);
+            ++queued_;  // under the shard lock: see cancel()
+        });
+    } catch (...) {  // the write could not even be queued (bad_alloc): nothing was inserted
+        --in_flight_;
         throw;
     }
-    if (!stored) {
+    // Durable before it can run: a survey the client is told failed must
+    // not run on under an id nobody holds.
+    if (!durable(seq)) {
         forget(job.id);
         return {std::nullopt, CreateError::store_failed};
     }
@@ -376,7 +380,7 @@ void JobPool::expire(const JobId& id)
 }
 
 // Called under the job's shard lock, so the store sees each job's changes in
-// the order they happened (the store's mutex is taken inside it).
+// the order they happened; put() only queues (docs/concurrency.md).
 storage::JobStore::Seq JobPool::persist(const Job& job, storage::JobStore::Committer by)
 {
     return store_ ? store_->put(to_record(job), by) : 0;

@@ -6,11 +6,8 @@
 // while its creation is made durable, then the creating thread begins it, so
 // it runs from just after its creation until its deadline.
 //
-// Threads: callers (acceptors), the timer thread, the pool's workers.
-// Lock order: timer_mutex_ → a table shard's mutex → the store's mutex.
-// Only restore() holds timer_mutex_ while taking the others (before any other
-// thread runs); persist() is called under a shard lock so each job's writes
-// reach the store in order. rules_mutex_ and the ThreadPool's mutex are leaves.
+// Threads, lock order (timer_mutex_ → shard → store) and what may block:
+// docs/concurrency.md.
 #pragma once
 
 #include <atomic>

@@ -11,6 +11,14 @@ void JobTable::put(const Job& job)
     s.jobs.insert_or_assign(job.id, job);
 }
 
+void JobTable::insert(const Job& job, const std::function<void(const Job&)>& first)
+{
+    Shard& s = shard(job.id);
+    std::lock_guard lock(s.mutex);
+    first(job);
+    s.jobs.insert_or_assign(job.id, job);
+}
+
 std::optional<Job> JobTable::get(const JobId& id) const
 {
     const Shard& s = shard(id);

@@ -1,7 +1,7 @@
 // Every job the service holds, in memory: polls are answered from here, never
 // from storage. Sharded by id so acceptor and pool threads rarely contend.
-// Lock rule: a shard's mutex is a leaf lock; the callbacks given to update()
-// and for_each() run under it and must not call back into the pool or store.
+// Lock rule (docs/concurrency.md): callbacks run under the shard's mutex; they
+// may queue a store write (put/erase), never wait for one or call the pool.
 #pragma once
 
 #include <array>
@@ -20,6 +20,10 @@ class JobTable {
 public:
     // Inserts or replaces.
     void put(const Job& job);
+    // Runs first(job) under the shard lock, then inserts job (unless first
+    // threw): nothing can reach the job before first() has run, so a job's
+    // first store write is queued before any other.
+    void insert(const Job& job, const std::function<void(const Job&)>& first);
     std::optional<Job> get(const JobId& id) const;
     bool erase(const JobId& id);
     // Runs change(job) under the shard lock; returns what change returned, or

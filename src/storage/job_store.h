@@ -1,7 +1,8 @@
 // The storage interface the job pool writes through. Writes are batched into
 // transactions (group commit); callers that need durability wait for their
 // write's sequence number to be committed, and may commit the batch
-// themselves while they wait.
+// themselves while they wait. Implemented once, by CommitPipeline over a
+// backend Driver; opened by open_store(). Locks: docs/concurrency.md.
 #pragma once
 
 #include <cstdint>
@@ -25,7 +26,7 @@ struct StoreError : std::runtime_error {
 // transactions only, so their _count is the number of commits and
 // batch_operations' _sum the writes (puts and erases) committed.
 struct StoreStats {
-    Histogram::Snapshot commit_seconds;    // BEGIN to COMMIT done
+    Histogram::Snapshot commit_seconds;    // the driver committing one batch
     Histogram::Snapshot batch_operations;  // writes per transaction, before coalescing
 };
 
@@ -44,7 +45,7 @@ public:
     enum class Committer { writer, caller };
 
     // Queue an insert-or-replace / a delete; returns the write's sequence
-    // number. Never blocks on disk.
+    // number. Never blocks: callers may hold a job table shard lock.
     virtual Seq put(const JobRecord& record, Committer by) = 0;
     virtual Seq erase(const std::array<unsigned char, 16>& id) = 0;
 

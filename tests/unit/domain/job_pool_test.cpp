@@ -313,6 +313,43 @@ TEST_CASE("cancel: a job still queued (its creation not yet durable) is cancelle
           std::vector<RecordState>{RecordState::queued, RecordState::cancelled});
 }
 
+// Regression: create() put the job in the table, then queued its first write
+// outside the shard lock. A cancel in that gap queued its cancelled row first;
+// the creation's queued row followed and won (the store keeps each id's last
+// write), so after a restart the survey ran again although the cancel had
+// been answered. The creator is parked between the two here.
+TEST_CASE("a cancel racing a creation's first write stays cancelled after a restart")
+{
+    ManualClock clock(t0);
+    MemoryJobStore store;
+    auto pool = std::make_unique<JobPool>(clock, &store, test_shape(), test_rules());
+    pool->start();
+    store.park_next_put(RecordState::queued);
+    Created created;
+    std::thread creator([&] { created = pool->create("bisons"); });
+    REQUIRE(wait_until([&] { return store.parked() == 1; }));
+    const JobId id(store.parked_id());
+    std::atomic<bool> answered{false};
+    CancelOutcome outcome = CancelOutcome::unknown;
+    std::thread canceller([&] {
+        outcome = pool->cancel(id);
+        answered = true;
+    });
+    // The buggy order lets the cancel finish now; the fixed one holds it on
+    // the shard lock until the creation's write is queued, and this times out.
+    wait_until([&] { return answered.load(); }, std::chrono::milliseconds(200));
+    store.release_puts();
+    creator.join();
+    canceller.join();
+    REQUIRE(created.error == CreateError::none);
+    REQUIRE(outcome == CancelOutcome::cancelled);
+    CHECK(put_states(store.writes_for(id.bytes())).back() == RecordState::cancelled);
+    pool.reset();  // a restart on the same store
+    JobPool restarted(clock, &store, test_shape(), test_rules());
+    restarted.start();
+    CHECK(state_of(restarted, id) == JobState::cancelled);
+}
+
 TEST_CASE("a full pool queue makes the timer wait: every due completion still runs")
 {
     ManualClock clock(t0);
@@ -669,7 +706,7 @@ TEST_CASE("restore deadlock: more queued jobs than the worker queue holds")
     for (const JobId& id : ids) CHECK(reaches(*pool, id, JobState::running));
 }
 
-// A store whose put() throws (SqliteJobStore: only std::bad_alloc) on a pool
+// A store whose put() throws (the SQLite store: only std::bad_alloc) on a pool
 // thread: ThreadPool logs the task's exception, and the pool keeps working.
 TEST_CASE("a store exception on a pool thread is logged and the pool keeps working")
 {

@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <set>
+#include <stdexcept>
 #include <thread>
 #include <vector>
 
@@ -147,4 +148,20 @@ TEST_CASE("concurrent put, update, get, erase, for_each and size")
             CHECK(got.has_value() == (i % 2 == 0));
             if (got) CHECK(got->state == JobState::running);
         }
+}
+
+TEST_CASE("insert runs its callback, then inserts; nothing if the callback throws")
+{
+    JobTable t;
+    const Job a = job("bisons");
+    int called = 0;
+    t.insert(a, [&](const Job& j) {
+        CHECK(j.id == a.id);
+        ++called;
+    });
+    CHECK(called == 1);
+    CHECK(t.get(a.id));
+    const Job b = job("elks");
+    CHECK_THROWS(t.insert(b, [](const Job&) { throw std::runtime_error("refused"); }));
+    CHECK_FALSE(t.get(b.id));
 }

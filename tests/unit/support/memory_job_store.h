@@ -1,8 +1,8 @@
 // An in-memory storage::JobStore for the job pool's tests. It keeps the
 // records (so a second pool can restore them), logs every write in the order
 // it arrived, and can be told to misbehave: refuse durability, hold callers
-// in wait_durable(), report itself unhealthy, or throw from put() (an
-// exception inside a handler).
+// in wait_durable() or in put() before the write is recorded, report itself
+// unhealthy, or throw from put() (an exception inside a handler).
 #pragma once
 
 #include <algorithm>
@@ -48,7 +48,14 @@ public:
 
     Seq put(const storage::JobRecord& r, Committer) override
     {
-        std::lock_guard lock(mutex_);
+        std::unique_lock lock(mutex_);
+        if (park_state_ && *park_state_ == r.state) {
+            park_state_.reset();  // only the first such put parks
+            parked_id_ = r.id;
+            ++parked_;
+            puts_released_cv_.wait(lock, [&] { return puts_released_; });
+            --parked_;
+        }
         if (throw_on_put_ && (!throw_only_ || *throw_only_ == r.state))
             throw std::runtime_error("memory store: put refused");
         records_[r.id] = r;
@@ -111,6 +118,34 @@ public:
         std::lock_guard lock(mutex_);
         return held_;
     }
+    // The next put() of a record in `state` parks before it is recorded,
+    // until release_puts(): its caller stands between deciding the write and
+    // queuing it, while other threads' puts go through.
+    void park_next_put(storage::RecordState state)
+    {
+        std::lock_guard lock(mutex_);
+        park_state_ = state;
+        puts_released_ = false;
+    }
+    void release_puts()
+    {
+        {
+            std::lock_guard lock(mutex_);
+            puts_released_ = true;
+        }
+        puts_released_cv_.notify_all();
+    }
+    // Threads parked in put() right now, and the id the last one was writing.
+    int parked() const
+    {
+        std::lock_guard lock(mutex_);
+        return parked_;
+    }
+    Id parked_id() const
+    {
+        std::lock_guard lock(mutex_);
+        return parked_id_;
+    }
     void set_healthy(bool ok)
     {
         std::lock_guard lock(mutex_);
@@ -159,7 +194,12 @@ private:
     std::optional<storage::RecordState> throw_only_;                // guarded by mutex_
     std::optional<std::thread::id> holder_;                          // guarded by mutex_
     int held_ = 0;                                                   // guarded by mutex_
+    std::optional<storage::RecordState> park_state_;                 // guarded by mutex_
+    bool puts_released_ = true;                                      // guarded by mutex_
+    int parked_ = 0;                                                 // guarded by mutex_
+    Id parked_id_{};                                                 // guarded by mutex_
     std::condition_variable released_cv_;
+    std::condition_variable puts_released_cv_;
 };
 
 }  // namespace zk::test

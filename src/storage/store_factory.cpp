@@ -1,0 +1,22 @@
+// Picks the driver for StoreOptions::backend and wraps it in the pipeline.
+
+#include "storage/store_factory.h"
+
+#include "storage/commit_pipeline.h"
+#include "storage/sqlite_driver.h"
+
+namespace zk::storage {
+
+std::unique_ptr<JobStore> open_store(const StoreOptions& options)
+{
+    std::unique_ptr<Driver> driver;
+    switch (options.backend) {
+    case Backend::sqlite:
+        driver = open_sqlite_driver(options.dir);
+        break;
+    }
+    if (!driver) throw StoreError("unknown store backend");
+    return std::make_unique<CommitPipeline>(std::move(driver), options.commit_interval);
+}
+
+}  // namespace zk::storage

@@ -1,0 +1,25 @@
+// Opens the configured backend behind the shared CommitPipeline: the one
+// place that names the drivers. Plain options: storage knows nothing of config/.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "storage/job_store.h"
+
+namespace zk::storage {
+
+enum class Backend { sqlite };
+
+struct StoreOptions {
+    Backend backend = Backend::sqlite;
+    std::string dir;  // sqlite: the directory holding jobs.db
+    // How long the writer may gather a small batch; 0 commits at once.
+    std::chrono::milliseconds commit_interval{0};
+};
+
+// Throws StoreError (naming what) when the store cannot be opened.
+std::unique_ptr<JobStore> open_store(const StoreOptions& options);
+
+}  // namespace zk::storage
