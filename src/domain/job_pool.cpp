@@ -49,6 +49,7 @@ Job from_record(storage::JobRecord&& r)
 
 JobPool::JobPool(const Clock& clock, storage::JobStore* store, PoolShape shape, Rules rules)
     : clock_(clock),
+      started_ms_(clock.now_ms()),
       store_(store),
       shape_(shape),
       workers_(shape.threads, shape.queue_capacity),
@@ -215,6 +216,7 @@ std::shared_ptr<const Rules> JobPool::rules() const
 PoolStats JobPool::stats() const
 {
     PoolStats s;
+    s.started_ms = started_ms_;
     s.queued = queued_;
     s.running = running_;
     s.held = table_.size();
@@ -232,6 +234,7 @@ PoolStats JobPool::stats() const
     s.expired_total = expired_;
     s.survey_seconds = survey_seconds_.snapshot();
     s.completion_lag_seconds = completion_lag_seconds_.snapshot();
+    if (store_) s.store = store_->stats();
     return s;
 }
 

@@ -69,6 +69,7 @@ struct Lookup {
 enum class CancelOutcome { cancelled, already_cancelled, already_done, unknown, store_failed };
 
 struct PoolStats {
+    Millis started_ms = 0;  // when the pool was made: the service's start
     std::size_t queued = 0, running = 0, held = 0, timers = 0;
     std::size_t pool_threads = 0, pool_queue_depth = 0, pool_busy = 0;
     bool store_healthy = true;
@@ -76,6 +77,8 @@ struct PoolStats {
     Histogram::Snapshot survey_seconds;  // creation to completion
     // How late completions ran after their deadline.
     Histogram::Snapshot completion_lag_seconds;
+    // The store's own figures, if it keeps any (none without a store).
+    std::optional<storage::StoreStats> store;
 };
 
 // Which jobs a listing shows: newest first, older than `before` if given.
@@ -125,6 +128,7 @@ private:
     bool durable(storage::JobStore::Seq seq);
 
     const Clock& clock_;
+    const Millis started_ms_;
     storage::JobStore* const store_;
     const PoolShape shape_;
     JobTable table_;

@@ -29,7 +29,7 @@ namespace {
 
 struct Fixture {
     explicit Fixture(storage::JobStore* store = nullptr)
-        : pool(clock, store, test::test_shape(), test::test_rules()), metrics(t0), api(pool, clock, metrics),
+        : pool(clock, store, test::test_shape(), test::test_rules()), metrics(), api(pool, clock, metrics),
           dispatcher(api, metrics)
     {
         pool.start();
@@ -128,8 +128,10 @@ TEST_CASE("a handler that throws becomes a 500 problem naming the request id, an
     CHECK(std::string(d["detail"].GetString()).find("put refused") == std::string::npos);  // no internals leak
     CHECK(f.log_text.find("level=error event=handler_failed id=abc123 what=\"memory store: put refused\"") !=
           std::string::npos);
-    CHECK(f.log_text.find("level=warn event=request id=abc123 method=POST path=/animals/bisons status=500") !=
+    // The request line is an error too: the problem's cause is our bug.
+    CHECK(f.log_text.find("level=error event=request id=abc123 method=POST path=/animals/bisons status=500") !=
           std::string::npos);
+    CHECK(f.log_text.find(" cause=our_bug") != std::string::npos);
 
     // The service keeps answering.
     store.set_throw_on_put(false);
@@ -159,9 +161,10 @@ TEST_CASE("every request is logged once: id, method, path, status, duration")
     CHECK(f.log_text.find(" job=" + created.created_job + "\n") != std::string::npos);
     CHECK(created.created_job.size() == 36);
 
-    // 4xx are info, 5xx warn.
+    // The level follows the problem's cause: the client's mistakes are info.
     f.call("GET", "/nowhere");
     CHECK(f.log_text.find("level=info event=request") != std::string::npos);
+    CHECK(f.log_text.find(" cause=bad_input") != std::string::npos);
 }
 
 TEST_CASE("requests are counted per route and status")
