@@ -10,6 +10,8 @@
 #include <set>
 #include <sstream>
 
+#include "util/log.h"
+
 namespace zk {
 
 namespace {
@@ -167,7 +169,7 @@ Parser::Error Parser::service(std::string_view key, std::string_view value)
     if (key == "max_jobs") return count(value, 1, 100'000'000, s.max_jobs);
     if (key == "result_ttl") return number(value, 0.001, 365.0 * 86'400, s.result_ttl);
     if (key == "log_level") {
-        if (value != "debug" && value != "info" && value != "warn" && value != "error")
+        if (!log::parse_level(value))
             return fail("log_level must be debug, info, warn or error, not '" + std::string(value) + "'");
         s.log_level = value;
         return std::nullopt;

@@ -141,8 +141,8 @@ Created JobPool::create(std::string_view animal)
     }
     ++created_;
     // Begun here rather than on a pool thread: beginning is only a state
-    // change and a timer, and a hand-off per creation cost a third of the
-    // worker's CPU per creation (bench: 120 -> 87 us, 3.9 -> 2.7 switches).
+    // change and a timer, and a hand-off per creation cost a context switch
+    // and much of the worker's CPU per creation (figures in docs/performance.md).
     if (const Millis started = begin(job.id)) {
         job.state = JobState::running;
         job.started_ms = started;
