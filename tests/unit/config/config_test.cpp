@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <string>
 
 #include "../support/repo_path.h"
@@ -65,6 +66,34 @@ struct TempFile {
 };
 
 }  // namespace
+
+TEST_CASE("the shipped zookeeper.conf lists every setting at exactly its default")
+{
+    auto r = load_config(zk::test::repo_path("zookeeper.conf"));
+    if (auto* e = std::get_if<ConfigError>(&r)) FAIL(e->str());
+    const Config& c = std::get<Config>(r);
+    const Config d;
+    CHECK(c.workload.min_seconds == d.workload.min_seconds);
+    CHECK(c.workload.max_seconds == d.workload.max_seconds);
+    CHECK(c.service.acceptor_threads == d.service.acceptor_threads);
+    CHECK(c.service.awake_acceptors == d.service.awake_acceptors);
+    CHECK(c.service.pool_threads == d.service.pool_threads);
+    CHECK(c.service.queue_capacity == d.service.queue_capacity);
+    CHECK(c.service.max_jobs == d.service.max_jobs);
+    CHECK(c.service.result_ttl == d.service.result_ttl);
+    CHECK(c.service.log_level == d.service.log_level);
+    CHECK(c.store.dir == d.store.dir);
+    CHECK(c.store.commit_interval_ms == d.store.commit_interval_ms);
+    // Every key is written out, so deleting one line of the file changes nothing.
+    const std::string text = [] {
+        std::ifstream in(zk::test::repo_path("zookeeper.conf"));
+        return std::string(std::istreambuf_iterator<char>(in), {});
+    }();
+    for (const char* key : {"min_seconds =", "max_seconds =", "acceptor_threads =", "awake_acceptors =", "pool_threads =",
+                            "queue_capacity =", "max_jobs =", "result_ttl =", "log_level =", "dir =",
+                            "commit_interval_ms ="})
+        CHECK_MESSAGE(text.find(std::string("\n") + key) != std::string::npos, key);
+}
 
 TEST_CASE("the shipped zookeeper.conf parses with the documented values")
 {
