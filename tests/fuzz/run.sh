@@ -33,7 +33,7 @@ declare -A SOURCES=(
                   src/domain/deadline_queue.cpp src/domain/survey.cpp src/domain/vocabulary.cpp
                   src/domain/job.cpp src/domain/job_id.cpp src/util/random.cpp src/util/rfc3339.cpp
                   src/util/histogram.cpp src/util/prometheus.cpp src/util/log.cpp src/util/version.cpp"
-    [config_fuzz]="src/config/config.cpp src/config/settings.cpp src/util/log.cpp"
+    [config_fuzz]="src/config/config.cpp src/config/settings.cpp src/util/log.cpp src/util/rfc3339.cpp"
     [job_id_fuzz]="src/domain/job_id.cpp src/util/random.cpp"
     [fcgi_guard_fuzz]="src/transport/fcgi_guard.cpp"
 )
