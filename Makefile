@@ -49,7 +49,11 @@ all: $(BIN)
 
 $(BUILD)/%.o: %.cpp
 	@mkdir -p $(@D)
-	$(CXX) $(ALL_CXXFLAGS) -DZK_VERSION='"$(VERSION)"' -c $< -o $@
+	$(CXX) $(ALL_CXXFLAGS) -c $< -o $@
+
+# The version is baked into this one object, so a bump rebuilds only it.
+$(BUILD)/src/util/version.o: ALL_CXXFLAGS += -DZK_VERSION='"$(VERSION)"'
+$(BUILD)/src/util/version.o: $(wildcard VERSION)
 
 $(BUILD)/libzookeeper.a: $(OBJ)
 	@rm -f $@
@@ -119,7 +123,7 @@ tsan:
 	@$(MAKE) --no-print-directory SANITIZER=thread unit
 
 clean:
-	rm -rf build
+	rm -rf $(BUILD)
 
 -include $(OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BUILD)/src/main.d
 

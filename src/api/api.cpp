@@ -140,13 +140,12 @@ Response Api::list_animals() const
     return json(200, body->json);
 }
 
-// GET keeps the original's 200; POST is the correct form and answers 202.
-Response Api::start_survey(const std::string& animal, bool post)
+Response Api::start_survey(const std::string& animal, SurveyForm form)
 {
     auto created = pool_.create(animal);
     if (!created.job) return create_failed(created.error, animal);
     const std::string id = created.job->id.str();
-    auto r = json(post ? 202 : 200, json_string(id));
+    auto r = json(form == SurveyForm::post ? 202 : 200, json_string(id));
     r.header("Location", "/query/" + id);
     r.created_job = id;
     return r;
@@ -230,7 +229,7 @@ Response Api::health() const
     w.Key("version");
     w.String(version);
     w.Key("uptime_seconds");
-    w.Double(static_cast<double>(now - metrics_.start_ms()) / 1000.0);
+    w.Double(static_cast<double>(now - s.started_ms) / 1000.0);
     w.Key("jobs");
     w.StartObject();
     w.Key("queued");

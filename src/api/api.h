@@ -1,6 +1,7 @@
 // The HTTP API's handlers: each turns a routed request into a response value,
 // backed by the job pool. No FastCGI and no routing here: the dispatcher
-// calls these with decoded path parameters, and so do the unit tests.
+// calls these through the route table (api/routes.h) with decoded path
+// parameters, and the unit tests call them directly.
 #pragma once
 
 #include <memory>
@@ -29,7 +30,10 @@ public:
     Api(JobPool& pool, const Clock& clock, const Metrics& metrics) : pool_(pool), clock_(clock), metrics_(metrics) {}
 
     http::Response list_animals() const;
-    http::Response start_survey(const std::string& animal, bool post);
+    // GET is the original's form and keeps its 200; POST is the correct one
+    // and answers 202. Either way the survey is created.
+    enum class SurveyForm { get, post };
+    http::Response start_survey(const std::string& animal, SurveyForm form);
     http::Response poll(const std::string& id_text) const;
     http::Response cancel(const std::string& id_text);
     http::Response show_job(const std::string& id_text) const;

@@ -2,6 +2,7 @@
 
 #include "api/metrics.h"
 
+#include "api/routes.h"
 #include "util/prometheus.h"
 
 namespace zk::api {
@@ -9,9 +10,10 @@ namespace zk::api {
 namespace {
 
 const std::vector<double> request_buckets{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1};
-constexpr const char* endpoint_names[endpoint_count] = {"animals", "animal", "query", "job", "jobs", "healthz", "metrics", "none"};
-
-std::string label(const char* name, const std::string& value) { return std::string(name) + "=\"" + value + "\""; }
+std::string label(std::string_view name, std::string_view value)
+{
+    return std::string(name).append("=\"").append(value).append("\"");
+}
 
 void render_jobs(PrometheusText& p, const PoolStats& s)
 {
@@ -62,15 +64,17 @@ void render_store(PrometheusText& p, const storage::StoreStats& s)
 
 }  // namespace
 
-Metrics::Metrics(Millis process_start_ms, const storage::JobStore* store)
-    : start_ms_(process_start_ms), store_(store)
+Metrics::Metrics()
 {
-    for (auto& h : durations_) h = std::make_unique<Histogram>(request_buckets);
+    for (const Route& r : routes()) labels_.push_back(r.label);
+    labels_.push_back(unrouted_label);
+    counts_ = std::make_unique<Counts[]>(labels_.size());
+    for (std::size_t i = 0; i < labels_.size(); ++i) durations_.push_back(std::make_unique<Histogram>(request_buckets));
 }
 
-void Metrics::record_request(Endpoint endpoint, int status, double seconds)
+void Metrics::record_request(std::size_t route, int status, double seconds)
 {
-    const auto e = static_cast<std::size_t>(endpoint);
+    const std::size_t e = route < labels_.size() - 1 ? route : labels_.size() - 1;
     std::size_t slot = statuses.size();
     for (std::size_t i = 0; i < statuses.size(); ++i)
         if (statuses[i] == status) slot = i;
@@ -82,21 +86,21 @@ std::string Metrics::render(const PoolStats& pool) const
 {
     PrometheusText p;
     p.family("zookeeper_http_requests_total", "counter", "Requests answered by the worker, by route and status.");
-    for (std::size_t e = 0; e < endpoint_count; ++e)
+    for (std::size_t e = 0; e < labels_.size(); ++e)
         for (std::size_t s = 0; s < status_slots; ++s) {
             const auto n = counts_[e][s].load(std::memory_order_relaxed);
             if (n == 0) continue;
             const std::string code = s < statuses.size() ? std::to_string(statuses[s]) : "other";
-            p.sample("zookeeper_http_requests_total", label("route", endpoint_names[e]) + "," + label("status", code), n);
+            p.sample("zookeeper_http_requests_total", label("route", labels_[e]) + "," + label("status", code), n);
         }
     p.family("zookeeper_http_request_duration_seconds", "histogram", "Time the worker spent on a request, by route.");
-    for (std::size_t e = 0; e < endpoint_count; ++e)
-        p.histogram("zookeeper_http_request_duration_seconds", label("route", endpoint_names[e]), durations_[e]->snapshot());
+    for (std::size_t e = 0; e < labels_.size(); ++e)
+        p.histogram("zookeeper_http_request_duration_seconds", label("route", labels_[e]), durations_[e]->snapshot());
     render_jobs(p, pool);
     render_pool(p, pool);  // ends with zookeeper_store_up
-    if (const auto store = store_ ? store_->stats() : std::nullopt) render_store(p, *store);
+    if (pool.store) render_store(p, *pool.store);
     p.family("process_start_time_seconds", "gauge", "Start time of the process since the Unix epoch, in seconds.");
-    p.sample("process_start_time_seconds", "", static_cast<double>(start_ms_) / 1000.0);
+    p.sample("process_start_time_seconds", "", static_cast<double>(pool.started_ms) / 1000.0);
     return p.text();
 }
 

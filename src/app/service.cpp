@@ -56,7 +56,7 @@ int serve(const Config& config, const Options& options)
     SystemClock clock;
     JobPool pool(clock, store.get(), shape_from(config), rules_from(config));
     pool.start();
-    api::Metrics metrics(clock.now_ms(), store.get());
+    api::Metrics metrics;
     api::Api api(pool, clock, metrics);
     dispatch::Dispatcher dispatcher(api, metrics);
     transport::FcgiServer server(listen_fd, config.service.acceptor_threads, config.service.awake_acceptors,

@@ -9,7 +9,7 @@
 
 namespace zk::app {
 
-// Exit status for run(): 0 clean stop, 1 runtime failure, 2 bad config or store.
+// Exit status of run_service(): 0 clean stop, 1 runtime failure, 2 bad config or store.
 int run_service(const Options& options);
 
 // The parts of a config the job pool takes (exposed for tests).

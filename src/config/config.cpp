@@ -10,12 +10,12 @@
 #include <set>
 #include <sstream>
 
+#include "config/settings.h"
+
 namespace zk {
 
 namespace {
 
-constexpr double max_workload_seconds = 86'400;   // a day: anything longer is a typo
-constexpr std::size_t max_threads = 256;
 constexpr std::size_t max_word_length = 64;
 
 std::string_view trim(std::string_view s)
@@ -41,9 +41,26 @@ bool printable_word(std::string_view s)
     return true;
 }
 
+// "min_seconds, max_seconds": the section's keys, for an unknown-key error.
+std::string keys_of(std::string_view section)
+{
+    std::string out;
+    for (const Setting& s : settings())
+        if (s.section == section) out.append(out.empty() ? "" : ", ").append(s.key);
+    return out;
+}
+
+// A section of settings is one the table has rows for.
+bool has_settings(std::string_view section)
+{
+    for (const Setting& s : settings())
+        if (s.section == section) return true;
+    return false;
+}
+
 class Parser {
 public:
-    explicit Parser(const std::string& file) { config_.path = file; }
+    explicit Parser(const std::string& file) : config_(default_config()) { config_.path = file; }
     ConfigResult run(std::string_view text);
 
 private:
@@ -53,11 +70,6 @@ private:
     Error section(std::string_view name);
     Error word(std::string_view text);
     Error setting(std::string_view key, std::string_view value);
-    Error workload(std::string_view key, std::string_view value);
-    Error service(std::string_view key, std::string_view value);
-    Error store(std::string_view key, std::string_view value);
-    Error number(std::string_view value, double min, double max, double& out) const;
-    Error count(std::string_view value, std::size_t min, std::size_t max, std::size_t& out) const;
     Error finish();
     std::vector<std::string>* words(const std::string& section);
 
@@ -112,7 +124,7 @@ std::vector<std::string>* Parser::words(const std::string& name)
 Parser::Error Parser::section(std::string_view name)
 {
     const std::string s(name);
-    if (!words(s) && s != "workload" && s != "service" && s != "store")
+    if (!words(s) && !has_settings(s))
         return fail("unknown section [" + s + "]");
     if (auto it = section_lines_.find(s); it != section_lines_.end())
         return fail("section [" + s + "] repeated (first on line " + std::to_string(it->second) + ")");
@@ -144,74 +156,9 @@ Parser::Error Parser::setting(std::string_view key, std::string_view value)
     if (auto it = seen.find(k); it != seen.end())
         return fail("'" + k + "' set twice in [" + section_ + "] (first on line " + std::to_string(it->second) + ")");
     seen[k] = line_;
-    if (section_ == "workload") return workload(key, value);
-    if (section_ == "service") return service(key, value);
-    return store(key, value);
-}
-
-Parser::Error Parser::workload(std::string_view key, std::string_view value)
-{
-    auto& w = config_.workload;
-    if (key == "min_seconds") return number(value, 0.001, max_workload_seconds, w.min_seconds);
-    if (key == "max_seconds") return number(value, 0.001, max_workload_seconds, w.max_seconds);
-    return fail("unknown key '" + std::string(key) + "' in [workload] (expected min_seconds, max_seconds)");
-}
-
-Parser::Error Parser::service(std::string_view key, std::string_view value)
-{
-    auto& s = config_.service;
-    if (key == "acceptor_threads") return count(value, 1, max_threads, s.acceptor_threads);
-    if (key == "awake_acceptors") return count(value, 1, max_threads, s.awake_acceptors);
-    if (key == "pool_threads") return count(value, 1, max_threads, s.pool_threads);
-    if (key == "queue_capacity") return count(value, 1, 10'000'000, s.queue_capacity);
-    if (key == "max_jobs") return count(value, 1, 100'000'000, s.max_jobs);
-    if (key == "result_ttl") return number(value, 0.001, 365.0 * 86'400, s.result_ttl);
-    if (key == "log_level") {
-        if (value != "debug" && value != "info" && value != "warn" && value != "error")
-            return fail("log_level must be debug, info, warn or error, not '" + std::string(value) + "'");
-        s.log_level = value;
-        return std::nullopt;
-    }
-    return fail("unknown key '" + std::string(key) +
-                "' in [service] (expected acceptor_threads, awake_acceptors, pool_threads, queue_capacity, max_jobs, result_ttl, log_level)");
-}
-
-Parser::Error Parser::store(std::string_view key, std::string_view value)
-{
-    auto& s = config_.store;
-    if (key == "dir") {
-        if (value.empty() || value[0] != '/') return fail("[store] dir must be an absolute path");
-        s.dir = value;
-        return std::nullopt;
-    }
-    if (key == "commit_interval_ms") return count(value, 0, 1000, s.commit_interval_ms);
-    return fail("unknown key '" + std::string(key) + "' in [store] (expected dir, commit_interval_ms)");
-}
-
-Parser::Error Parser::number(std::string_view value, double min, double max, double& out) const
-{
-    double v = 0;
-    const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
-    if (ec != std::errc{} || end != value.data() + value.size() || value.empty())
-        return fail("'" + std::string(value) + "' is not a number");
-    if (!(v >= min && v <= max)) {
-        std::ostringstream m;
-        m << "'" << value << "' is out of range (" << min << " to " << max << ")";
-        return fail(m.str());
-    }
-    out = v;
-    return std::nullopt;
-}
-
-Parser::Error Parser::count(std::string_view value, std::size_t min, std::size_t max, std::size_t& out) const
-{
-    std::size_t v = 0;
-    const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
-    if (ec != std::errc{} || end != value.data() + value.size() || value.empty())
-        return fail("'" + std::string(value) + "' is not a whole number");
-    if (v < min || v > max)
-        return fail("'" + std::string(value) + "' is out of range (" + std::to_string(min) + " to " + std::to_string(max) + ")");
-    out = v;
+    const Setting* row = find_setting(section_, key);
+    if (!row) return fail("unknown key '" + k + "' in [" + section_ + "] (expected " + keys_of(section_) + ")");
+    if (auto problem = apply_setting(*row, value, config_)) return fail(*problem);
     return std::nullopt;
 }
 

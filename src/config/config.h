@@ -1,7 +1,8 @@
 // zookeeper.conf: the original's INI word lists ([animals], [verbs],
 // [adjectives], [adverbs]; one key-only line per word) plus [workload],
-// [service] and [store] with `key = value` lines. Defaults live here, in one
-// place; every error names the file, the line and what is wrong.
+// [service] and [store] with `key = value` lines. Every key, its default and
+// its range live in one table (config/settings.h); every error names the
+// file, the line and what is wrong.
 #pragma once
 
 #include <cstddef>
@@ -12,24 +13,26 @@
 
 namespace zk {
 
+// The settings, zero until set: their defaults and meanings are the rows of
+// config/settings.cpp (default_config() applies them; so does the parser).
 struct WorkloadSettings {
-    double min_seconds = 10;
-    double max_seconds = 20;
+    double min_seconds = 0;
+    double max_seconds = 0;
 };
 
 struct ServiceSettings {
-    std::size_t acceptor_threads = 8;
-    std::size_t awake_acceptors = 1;  // acceptors that may sleep waiting for work
-    std::size_t pool_threads = 2;
-    std::size_t queue_capacity = 4096;  // due pool tasks waiting; beyond it the timer waits
-    std::size_t max_jobs = 100'000;     // queued + running surveys; beyond it 503
-    double result_ttl = 3600;           // seconds a finished survey is kept
-    std::string log_level = "info";
+    std::size_t acceptor_threads = 0;
+    std::size_t awake_acceptors = 0;
+    std::size_t pool_threads = 0;
+    std::size_t queue_capacity = 0;
+    std::size_t max_jobs = 0;
+    double result_ttl = 0;
+    std::string log_level;
 };
 
 struct StoreSettings {
-    std::string dir = "/var/lib/zookeeper";
-    std::size_t commit_interval_ms = 0;  // extra wait to gather a batch; 0: batches form while a commit runs
+    std::string dir;
+    std::size_t commit_interval_ms = 0;
 };
 
 struct Config {

@@ -13,53 +13,39 @@ namespace zk::dispatch {
 
 namespace {
 
-log::Level level_for(int status)
+// Our bugs are errors; a missing dependency or a limit is worth a warning
+// (an operator acts on it); the client's mistakes are ordinary traffic.
+log::Level level_for(const http::Response& response)
 {
-    if (status >= 500) return log::Level::warn;
-    return log::Level::info;
-}
-
-api::Endpoint endpoint_of(Route route)
-{
-    switch (route) {
-    case Route::animals: return api::Endpoint::animals;
-    case Route::animal: return api::Endpoint::animal;
-    case Route::query: return api::Endpoint::query;
-    case Route::job: return api::Endpoint::job;
-    case Route::jobs: return api::Endpoint::jobs;
-    case Route::healthz: return api::Endpoint::healthz;
-    case Route::metrics: return api::Endpoint::metrics;
+    if (!response.cause) return response.status >= 500 ? log::Level::warn : log::Level::info;
+    switch (*response.cause) {
+    case http::Cause::our_bug: return log::Level::error;
+    case http::Cause::unavailable:
+    case http::Cause::limit: return log::Level::warn;
+    case http::Cause::bad_input:
+    case http::Cause::job_state: break;
     }
-    return api::Endpoint::none;
+    return log::Level::info;
 }
 
 }  // namespace
 
-http::Response Dispatcher::call(const http::Request& request, api::Endpoint& endpoint)
+http::Response Dispatcher::call(const http::Request& request, std::size_t& route_index)
 {
-    auto routed = route(request.method, request.uri);
+    auto routed = route(api::routes(), request.method, request.uri);
     if (auto* error = std::get_if<http::Response>(&routed)) return std::move(*error);
     const RouteMatch& m = std::get<RouteMatch>(routed);
-    endpoint = endpoint_of(m.route);
-    switch (m.route) {
-    case Route::animals: return api_.list_animals();
-    case Route::animal: return api_.start_survey(m.param, request.method == "POST");
-    case Route::query: return request.method == "DELETE" ? api_.cancel(m.param) : api_.poll(m.param);
-    case Route::job: return api_.show_job(m.param);
-    case Route::jobs: return api_.list_jobs(m.query);
-    case Route::healthz: return api_.health();
-    case Route::metrics: return api_.metrics();
-    }
-    return http::problem(http::ProblemKind::internal, "unrouted request");
+    route_index = m.index;
+    return m.handler(api_, api::Call{request, m.param, m.query});
 }
 
 http::Response Dispatcher::dispatch(const http::Request& request) noexcept
 {
     const auto start = std::chrono::steady_clock::now();
     http::Response response;
-    api::Endpoint endpoint = api::Endpoint::none;
+    std::size_t route_index = api::routes().size();  // unrouted until the router says otherwise
     try {
-        response = call(request, endpoint);
+        response = call(request, route_index);
     } catch (const std::exception& e) {
         log::error("handler_failed").kv("id", request.request_id).kv("what", e.what());
         response = http::problem(http::ProblemKind::internal, "the request failed; it is logged as " + request.request_id);
@@ -68,13 +54,14 @@ http::Response Dispatcher::dispatch(const http::Request& request) noexcept
         response = http::problem(http::ProblemKind::internal, "the request failed; it is logged as " + request.request_id);
     }
     const auto us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start);
-    metrics_.record_request(endpoint, response.status, static_cast<double>(us.count()) / 1e6);
-    log::Line line(level_for(response.status), "request");
+    metrics_.record_request(route_index, response.status, static_cast<double>(us.count()) / 1e6);
+    log::Line line(level_for(response), "request");
     line.kv("id", request.request_id)
         .kv("method", request.method)
         .kv("path", request.uri)
         .kv("status", response.status)
         .kv("dur_us", us.count());
+    if (response.cause) line.kv("cause", http::to_string(*response.cause));
     if (!response.created_job.empty()) line.kv("job", response.created_job);
     return response;
 }

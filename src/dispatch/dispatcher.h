@@ -1,6 +1,9 @@
-// The one place a request becomes a response: route, call the handler, and
-// catch any exception (our bug) as a 500 problem. Logs one line per request.
+// The one place a request becomes a response: route (api/routes.h), call the
+// matched row's handler, and catch any exception (our bug) as a 500 problem.
+// Logs one line per request, its level from the answer's cause.
 #pragma once
+
+#include <cstddef>
 
 #include "api/api.h"
 #include "api/metrics.h"
@@ -15,7 +18,8 @@ public:
     http::Response dispatch(const http::Request& request) noexcept;
 
 private:
-    http::Response call(const http::Request& request, api::Endpoint& endpoint);
+    // `route` gets the matched row's index, for the request metrics.
+    http::Response call(const http::Request& request, std::size_t& route);
 
     api::Api& api_;
     api::Metrics& metrics_;

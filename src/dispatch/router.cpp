@@ -1,8 +1,7 @@
-// The route table and path decoding.
+// Path decoding and matching against the route table.
 
 #include "dispatch/router.h"
 
-#include <array>
 #include <vector>
 
 #include "http/problem.h"
@@ -15,24 +14,6 @@ using zk::http::Response;
 namespace zk::dispatch {
 
 namespace {
-
-// HEAD is listed only where GET is safe: GET on /animals/{animal} creates.
-struct RouteSpec {
-    Route route;
-    std::string_view prefix;  // first segment
-    bool has_param;
-    std::string_view allow;   // the Allow header: methods, comma separated
-};
-
-constexpr std::array<RouteSpec, 7> routes{{
-    {Route::animals, "animals", false, "GET, HEAD"},
-    {Route::animal, "animals", true, "GET, POST"},
-    {Route::query, "query", true, "GET, HEAD, DELETE"},
-    {Route::job, "jobs", true, "GET, HEAD"},
-    {Route::jobs, "jobs", false, "GET, HEAD"},
-    {Route::healthz, "healthz", false, "GET, HEAD"},
-    {Route::metrics, "metrics", false, "GET, HEAD"},
-}};
 
 bool clean(std::string_view s)
 {
@@ -47,17 +28,6 @@ int hex_value(char c)
     if (c >= 'a' && c <= 'f') return c - 'a' + 10;
     if (c >= 'A' && c <= 'F') return c - 'A' + 10;
     return -1;
-}
-
-bool allows(std::string_view allow, std::string_view method)
-{
-    while (!allow.empty()) {
-        const auto comma = allow.find(',');
-        if (allow.substr(0, comma) == method) return true;
-        if (comma == std::string_view::npos) break;
-        allow.remove_prefix(comma + 2);  // ", "
-    }
-    return false;
 }
 
 // Splits "/a/b" into decoded segments, or explains why it cannot.
@@ -123,6 +93,11 @@ std::optional<QueryParams> decode_query(std::string_view query)
 
 std::variant<RouteMatch, Response> route(std::string_view method, std::string_view uri)
 {
+    return route(api::routes(), method, uri);
+}
+
+std::variant<RouteMatch, Response> route(std::span<const api::Route> table, std::string_view method, std::string_view uri)
+{
     const auto qmark = uri.find('?');
     const auto path = uri.substr(0, qmark);
     if (uri.size() > max_uri_length)
@@ -130,18 +105,20 @@ std::variant<RouteMatch, Response> route(std::string_view method, std::string_vi
     auto split = segments(path);
     if (auto* error = std::get_if<Response>(&split)) return std::move(*error);
     auto& segs = std::get<std::vector<std::string>>(split);
-    for (const RouteSpec& spec : routes) {
-        if (segs[0] != spec.prefix || segs.size() != (spec.has_param ? 2u : 1u)) continue;
-        if (spec.has_param && segs[1].empty()) continue;
-        if (!allows(spec.allow, method)) {
-            auto r = problem(ProblemKind::method_not_allowed,
-                             quote_user_text(method) + " is not allowed here; allowed: " + std::string(spec.allow));
-            r.header("Allow", std::string(spec.allow));
+    for (std::size_t i = 0; i < table.size(); ++i) {
+        const api::Route& row = table[i];
+        if (segs[0] != row.segment || segs.size() != (row.has_param ? 2u : 1u)) continue;
+        if (row.has_param && segs[1].empty()) continue;
+        const api::Verb* verb = row.find(method);
+        if (!verb) {
+            const std::string allow = row.allow();
+            auto r = problem(ProblemKind::method_not_allowed, quote_user_text(method) + " is not allowed here; allowed: " + allow);
+            r.header("Allow", allow);
             return r;
         }
         auto query = decode_query(qmark == std::string_view::npos ? std::string_view{} : uri.substr(qmark + 1));
         if (!query) return problem(ProblemKind::bad_parameter, "the query string cannot be decoded");
-        return RouteMatch{spec.route, spec.has_param ? std::move(segs[1]) : std::string{}, std::move(*query)};
+        return RouteMatch{i, &row, verb->handler, row.has_param ? std::move(segs[1]) : std::string{}, std::move(*query)};
     }
     return problem(ProblemKind::no_route, "no resource at " + quote_user_text(path));
 }

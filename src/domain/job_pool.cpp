@@ -49,6 +49,7 @@ Job from_record(storage::JobRecord&& r)
 
 JobPool::JobPool(const Clock& clock, storage::JobStore* store, PoolShape shape, Rules rules)
     : clock_(clock),
+      started_ms_(clock.now_ms()),
       store_(store),
       shape_(shape),
       workers_(shape.threads, shape.queue_capacity),
@@ -144,8 +145,8 @@ Created JobPool::create(std::string_view animal)
     }
     ++created_;
     // Begun here rather than on a pool thread: beginning is only a state
-    // change and a timer, and a hand-off per creation cost a third of the
-    // worker's CPU per creation (bench: 120 -> 87 us, 3.9 -> 2.7 switches).
+    // change and a timer, and a hand-off per creation cost a context switch
+    // and much of the worker's CPU per creation (figures in docs/performance.md).
     if (const Millis started = begin(job.id)) {
         job.state = JobState::running;
         job.started_ms = started;
@@ -219,6 +220,7 @@ std::shared_ptr<const Rules> JobPool::rules() const
 PoolStats JobPool::stats() const
 {
     PoolStats s;
+    s.started_ms = started_ms_;
     s.queued = queued_;
     s.running = running_;
     s.held = table_.size();
@@ -236,6 +238,7 @@ PoolStats JobPool::stats() const
     s.expired_total = expired_;
     s.survey_seconds = survey_seconds_.snapshot();
     s.completion_lag_seconds = completion_lag_seconds_.snapshot();
+    if (store_) s.store = store_->stats();
     return s;
 }
 

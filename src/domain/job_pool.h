@@ -13,6 +13,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstddef>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -32,22 +33,24 @@
 
 namespace zk {
 
-// What a config reload may change.
+// What a config reload may change. The defaults of these and of PoolShape
+// are the config's (config/config.h), in one place; app::rules_from and
+// app::shape_from fill them, so the zeros here only mean "not set".
 struct Rules {
     std::shared_ptr<const Vocabulary> vocabulary;
     Workload workload;
-    std::size_t max_jobs = 100'000;      // queued + running
-    Millis result_ttl_ms = 3'600'000;   // how long finished jobs are kept
+    std::size_t max_jobs = 0;   // queued + running
+    Millis result_ttl_ms = 0;   // how long finished jobs are kept
 };
 
 // Fixed for the life of the process.
 struct PoolShape {
-    std::size_t threads = 2;
+    std::size_t threads = 0;
     // Due completions and expiries waiting for a thread; when it is full the
     // timer thread waits (nothing due is dropped).
-    std::size_t queue_capacity = 4096;
+    std::size_t queue_capacity = 0;
     // The timer thread re-reads the clock at least this often, so a wall
-    // clock step is noticed and tests can move a ManualClock.
+    // clock step is noticed and tests can move a ManualClock. Not a setting.
     Millis timer_max_wait_ms = 250;
 };
 
@@ -66,6 +69,7 @@ struct Lookup {
 enum class CancelOutcome { cancelled, already_cancelled, already_done, unknown, store_failed };
 
 struct PoolStats {
+    Millis started_ms = 0;  // when the pool was made: the service's start
     std::size_t queued = 0, running = 0, held = 0, timers = 0;
     std::size_t pool_threads = 0, pool_queue_depth = 0, pool_busy = 0;
     bool store_healthy = true;
@@ -73,6 +77,8 @@ struct PoolStats {
     Histogram::Snapshot survey_seconds;  // creation to completion
     // How late completions ran after their deadline.
     Histogram::Snapshot completion_lag_seconds;
+    // The store's own figures, if it keeps any (none without a store).
+    std::optional<storage::StoreStats> store;
 };
 
 // Which jobs a listing shows: newest first, older than `before` if given.
@@ -80,7 +86,8 @@ struct JobFilter {
     std::optional<JobState> state;
     std::optional<std::string> animal;
     std::optional<JobId> before;
-    std::size_t limit = 50;
+    // All matches unless set; the API sets its page size (api/api.h).
+    std::size_t limit = std::numeric_limits<std::size_t>::max();
 };
 
 class JobPool {
@@ -122,6 +129,7 @@ private:
     bool durable(storage::JobStore::Seq seq);
 
     const Clock& clock_;
+    const Millis started_ms_;
     storage::JobStore* const store_;
     const PoolShape shape_;
     JobTable table_;

@@ -12,10 +12,11 @@
 
 namespace zk {
 
-// The configured survey length range, inclusive, in milliseconds.
+// The configured survey length range, inclusive, in milliseconds; its
+// default is the config's ([workload] in config/config.h).
 struct Workload {
-    Millis min_ms = 10'000;
-    Millis max_ms = 20'000;
+    Millis min_ms = 0;
+    Millis max_ms = 0;
 };
 
 Millis survey_duration(const JobId& id, const Workload& workload);

@@ -1,4 +1,4 @@
-// Reason phrases for the statuses this service answers with.
+// Reason phrases for the statuses this service answers with, and cause names.
 
 #include "http/message.h"
 
@@ -22,6 +22,18 @@ const char* reason_phrase(int status)
     case 503: return "Service Unavailable";
     }
     return "Unknown";
+}
+
+const char* to_string(Cause cause)
+{
+    switch (cause) {
+    case Cause::bad_input: return "bad_input";
+    case Cause::job_state: return "job_state";
+    case Cause::limit: return "limit";
+    case Cause::unavailable: return "unavailable";
+    case Cause::our_bug: return "our_bug";
+    }
+    return "unknown";
 }
 
 }  // namespace zk::http

@@ -3,6 +3,7 @@
 // from one value to the other and are tested that way.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -11,6 +12,13 @@ namespace zk::http {
 
 // Decoded query parameters, in the order sent.
 using QueryParams = std::vector<std::pair<std::string, std::string>>;
+
+// Why an answer is an error, as the problem catalogue (problem.h) sorts them:
+// the client's input, the state of a job, a limit of ours, a dependency that
+// is unavailable (the job store), or our own bug.
+enum class Cause { bad_input, job_state, limit, unavailable, our_bug };
+
+const char* to_string(Cause cause);
 
 struct Request {
     std::string method;      // "GET", as sent
@@ -26,6 +34,8 @@ struct Response {
     // Not sent: the job this request created, for the request's log line, so
     // a job's id leads to the request (and request id) that started it.
     std::string created_job;
+    // Not sent: set on problem answers, for the log line's level and cause.
+    std::optional<Cause> cause;
 
     Response& header(std::string name, std::string value)
     {

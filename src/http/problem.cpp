@@ -2,6 +2,8 @@
 
 #include "http/problem.h"
 
+#include <iterator>
+
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
@@ -11,29 +13,40 @@ namespace {
 
 constexpr std::size_t max_echo_length = 64;
 
+constexpr ProblemInfo catalogue[] = {
+    {ProblemKind::bad_path, 400, Cause::bad_input, "bad-path", "The request path cannot be decoded"},
+    {ProblemKind::bad_job_id, 400, Cause::bad_input, "bad-job-id", "Not a job id"},
+    {ProblemKind::bad_parameter, 400, Cause::bad_input, "bad-parameter", "A query parameter is invalid"},
+    {ProblemKind::uri_too_long, 414, Cause::bad_input, "uri-too-long", "The request path is too long"},
+    {ProblemKind::no_route, 404, Cause::bad_input, "no-route", "No such resource"},
+    {ProblemKind::unknown_animal, 404, Cause::bad_input, "unknown-animal", "No such animal"},
+    {ProblemKind::unknown_job, 404, Cause::bad_input, "unknown-job", "No such job"},
+    {ProblemKind::result_expired, 404, Cause::job_state, "result-expired", "The result has expired"},
+    {ProblemKind::method_not_allowed, 405, Cause::bad_input, "method-not-allowed", "Method not allowed"},
+    {ProblemKind::job_cancelled, 410, Cause::job_state, "job-cancelled", "The survey was cancelled"},
+    {ProblemKind::job_finished, 409, Cause::job_state, "job-finished", "The survey has already finished"},
+    {ProblemKind::too_many_jobs, 503, Cause::limit, "too-many-jobs", "Too many surveys in flight"},
+    {ProblemKind::shutting_down, 503, Cause::limit, "shutting-down", "The service is shutting down"},
+    {ProblemKind::store_failed, 503, Cause::unavailable, "store-failed", "The job store failed"},
+    {ProblemKind::internal, 500, Cause::our_bug, "internal", "Internal error"},
+};
+
+// info() indexes the catalogue by kind: one row per kind, in enum order.
+constexpr bool indexed_by_kind()
+{
+    for (std::size_t i = 0; i < std::size(catalogue); ++i)
+        if (static_cast<std::size_t>(catalogue[i].kind) != i) return false;
+    return std::size(catalogue) == static_cast<std::size_t>(ProblemKind::internal) + 1;
+}
+static_assert(indexed_by_kind(), "the problem catalogue must list every ProblemKind once, in enum order");
+
 }  // namespace
 
 const ProblemInfo& info(ProblemKind kind)
 {
-    static const ProblemInfo table[] = {
-        {400, Cause::bad_input, "bad-path", "The request path cannot be decoded"},
-        {400, Cause::bad_input, "bad-job-id", "Not a job id"},
-        {400, Cause::bad_input, "bad-parameter", "A query parameter is invalid"},
-        {414, Cause::bad_input, "uri-too-long", "The request path is too long"},
-        {404, Cause::bad_input, "no-route", "No such resource"},
-        {404, Cause::bad_input, "unknown-animal", "No such animal"},
-        {404, Cause::bad_input, "unknown-job", "No such job"},
-        {404, Cause::job_state, "result-expired", "The result has expired"},
-        {405, Cause::bad_input, "method-not-allowed", "Method not allowed"},
-        {410, Cause::job_state, "job-cancelled", "The survey was cancelled"},
-        {409, Cause::job_state, "job-finished", "The survey has already finished"},
-        {503, Cause::limit, "too-many-jobs", "Too many surveys in flight"},
-        {503, Cause::limit, "shutting-down", "The service is shutting down"},
-        {503, Cause::our_bug, "store-failed", "The job store failed"},
-        {500, Cause::our_bug, "internal", "Internal error"},
-    };
-    return table[static_cast<int>(kind)];
+    return catalogue[static_cast<std::size_t>(kind)];
 }
+
 
 Response problem(ProblemKind kind, std::string_view detail)
 {
@@ -54,6 +67,7 @@ Response problem(ProblemKind kind, std::string_view detail)
     Response r;
     r.status = p.status;
     r.content_type = "application/problem+json";
+    r.cause = p.cause;
     r.body.assign(buf.GetString(), buf.GetSize());
     return r;
 }

@@ -1,6 +1,7 @@
 // Every error answer is built here, as RFC 9457 application/problem+json.
-// Problems are sorted by cause: the client's input, the state of a job, a
-// limit of ours, or our own bug; each kind has one status and one type URI.
+// Problems are sorted by cause (http::Cause): the client's input, the state
+// of a job, a limit of ours, an unavailable dependency, or our own bug; each
+// kind has one status and one type URI.
 #pragma once
 
 #include <string>
@@ -9,8 +10,6 @@
 #include "http/message.h"
 
 namespace zk::http {
-
-enum class Cause { bad_input, job_state, limit, our_bug };
 
 enum class ProblemKind {
     bad_path,            // 400: undecodable or ambiguous path
@@ -27,10 +26,11 @@ enum class ProblemKind {
     too_many_jobs,       // 503 + Retry-After
     shutting_down,       // 503
     store_failed,        // 503
-    internal,            // 500
+    internal,            // 500; keep it last (the catalogue checks its size against it)
 };
 
 struct ProblemInfo {
+    ProblemKind kind;  // the row's own kind: the catalogue checks it is indexed by it
     int status;
     Cause cause;
     const char* slug;   // type is "/problems/<slug>"

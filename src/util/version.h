@@ -1,10 +1,7 @@
-// The release version, from the VERSION file via the Makefile's -DZK_VERSION.
+// The release version, from the VERSION file. Only version.cpp is compiled
+// with it (-DZK_VERSION), so a version bump rebuilds one object, not all.
 #pragma once
 
-#ifndef ZK_VERSION
-#define ZK_VERSION "0.0.0-dev"
-#endif
-
 namespace zk {
-inline constexpr const char* version = ZK_VERSION;
+extern const char* const version;
 }

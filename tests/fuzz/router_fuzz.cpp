@@ -42,6 +42,7 @@ void check_route(std::string_view method, std::string_view uri)
     auto result = zk::dispatch::route(method, uri);
     if (auto* m = std::get_if<zk::dispatch::RouteMatch>(&result)) {
         require(uri.size() <= zk::dispatch::max_uri_length, "an over-long target was routed");
+        require(m->route != nullptr && m->handler != nullptr, "a match without a row or a handler");
         require(m->param.find('/') == std::string::npos, "a route parameter holds '/'");
         require(!has_control(m->param), "a route parameter holds a control character");
         require(m->param != "." && m->param != "..", "a route parameter is a dot segment");

@@ -24,6 +24,7 @@ using test::parse_json;
 using http::Response;
 using test::t0;
 using test::wait_until;
+using api::Api;
 
 namespace {
 
@@ -57,7 +58,7 @@ std::string problem(const Response& r, int status, const std::string& slug)
 
 struct Fixture {
     explicit Fixture(Rules rules = test::test_rules(), storage::JobStore* store = nullptr)
-        : pool(clock, store, test::test_shape(), std::move(rules)), metrics(t0), api(pool, clock, metrics)
+        : pool(clock, store, test::test_shape(), std::move(rules)), metrics(), api(pool, clock, metrics)
     {
         pool.start();
     }
@@ -65,7 +66,7 @@ struct Fixture {
     // Starts a survey (its creator begins it before answering).
     std::string started(const char* animal = "bisons")
     {
-        const Response r = api.start_survey(animal, true);
+        const Response r = api.start_survey(animal, Api::SurveyForm::post);
         REQUIRE(r.status == 202);
         const std::string id = parse_json(r.body).GetString();
         REQUIRE(pool.find(*JobId::parse(id)).job->state == JobState::running);
@@ -122,9 +123,9 @@ TEST_CASE("GET /animals follows a reconfiguration")
 TEST_CASE("start_survey: GET answers 200, POST 202, both with the id and Location")
 {
     Fixture f;
-    for (bool post : {false, true}) {
-        const Response r = f.api.start_survey("bisons", post);
-        const auto d = json(r, post ? 202 : 200);
+    for (const auto form : {Api::SurveyForm::get, Api::SurveyForm::post}) {
+        const Response r = f.api.start_survey("bisons", form);
+        const auto d = json(r, form == Api::SurveyForm::post ? 202 : 200);
         REQUIRE(d.IsString());
         const auto id = JobId::parse(d.GetString());
         REQUIRE(id);
@@ -139,9 +140,9 @@ TEST_CASE("start_survey: GET answers 200, POST 202, both with the id and Locatio
 TEST_CASE("start_survey: an unknown animal is 404 with the name quoted")
 {
     Fixture f;
-    const std::string detail = problem(f.api.start_survey("Bisons", true), 404, "unknown-animal");
+    const std::string detail = problem(f.api.start_survey("Bisons", Api::SurveyForm::post), 404, "unknown-animal");
     CHECK(detail == "there is no animal 'Bisons'; see /animals");
-    const std::string odd = problem(f.api.start_survey("x\r\ny" + std::string(100, 'z'), false), 404, "unknown-animal");
+    const std::string odd = problem(f.api.start_survey("x\r\ny" + std::string(100, 'z'), Api::SurveyForm::get), 404, "unknown-animal");
     CHECK(odd.find("'x??y") != std::string::npos);
     CHECK(odd.find('\n') == std::string::npos);
     CHECK(odd.find("...'") != std::string::npos);
@@ -151,15 +152,15 @@ TEST_CASE("start_survey: an unknown animal is 404 with the name quoted")
 TEST_CASE("start_survey: limits answer 503 with Retry-After")
 {
     Fixture f(test::test_rules(10'000, 20'000, 1));
-    REQUIRE(f.api.start_survey("bisons", true).status == 202);
-    const Response r = f.api.start_survey("bisons", true);
+    REQUIRE(f.api.start_survey("bisons", Api::SurveyForm::post).status == 202);
+    const Response r = f.api.start_survey("bisons", Api::SurveyForm::post);
     problem(r, 503, "too-many-jobs");
     CHECK(header(r, "Retry-After") == std::to_string(api::busy_retry_after_seconds));
     CHECK(std::stoi(header(r, "Retry-After")) >= 1);
     CHECK(r.find_header("Location") == nullptr);
 
     f.pool.stop();
-    const Response s = f.api.start_survey("bisons", true);
+    const Response s = f.api.start_survey("bisons", Api::SurveyForm::post);
     problem(s, 503, "shutting-down");
     CHECK(header(s, "Retry-After") == "2");
 }
@@ -170,7 +171,7 @@ TEST_CASE("start_survey and cancel: a store that cannot commit is 503 store-fail
     Fixture f(test::test_rules(), &store);
     const std::string id = f.started();
     store.set_durable(false);
-    const Response created = f.api.start_survey("bisons", true);
+    const Response created = f.api.start_survey("bisons", Api::SurveyForm::post);
     problem(created, 503, "store-failed");
     CHECK(header(created, "Retry-After") == "2");
     const Response cancelled = f.api.cancel(id);
@@ -214,7 +215,7 @@ TEST_CASE("poll: a queued job (its creation not yet durable) is answered like a 
     Fixture f(test::test_rules(), &store);
     store.hold_durability();
     Response created;
-    std::thread creator([&] { created = f.api.start_survey("bisons", true); });
+    std::thread creator([&] { created = f.api.start_survey("bisons", Api::SurveyForm::post); });
     REQUIRE(wait_until([&] { return store.held() == 1; }));
     JobFilter queued;
     queued.state = JobState::queued;

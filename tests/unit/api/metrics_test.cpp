@@ -1,8 +1,11 @@
-// Unit tests for api::Metrics rendering the job store's write figures: the
-// families appear as well-formed histograms next to zookeeper_store_up, and
-// are left out for a store that keeps none.
+// Unit tests for api::Metrics: its route labels are the route table's, and
+// it renders the job store's write figures (carried by PoolStats) as
+// well-formed histograms next to zookeeper_store_up, left out for a store
+// that keeps none.
 
 #include "api/metrics.h"
+
+#include "api/routes.h"
 
 #include <doctest/doctest.h>
 
@@ -35,9 +38,11 @@ public:
 };
 
 // The pool's histograms need bounds to render; the rest may stay zero.
-PoolStats pool_stats()
+PoolStats pool_stats(const storage::JobStore* store = nullptr)
 {
     PoolStats s;
+    s.started_ms = t0;
+    if (store) s.store = store->stats();
     s.survey_seconds = Histogram({10}).snapshot();
     s.completion_lag_seconds = Histogram({1}).snapshot();
     return s;
@@ -54,8 +59,8 @@ TEST_CASE("metrics: the store's commit time and batch size are histograms")
     store.commit.observe(0.002);
     store.batch.observe(1);
     store.batch.observe(3);
-    const api::Metrics metrics(t0, &store);
-    const std::string text = metrics.render(pool_stats());
+    const api::Metrics metrics;
+    const std::string text = metrics.render(pool_stats(&store));
     CAPTURE(text);
 
     CHECK(has(text, "# TYPE zookeeper_store_commit_seconds histogram"));
@@ -88,10 +93,42 @@ TEST_CASE("metrics: no store families without a store or with one that keeps no 
     test::MemoryJobStore memory;
     for (const storage::JobStore* store : {static_cast<const storage::JobStore*>(nullptr),
                                            static_cast<const storage::JobStore*>(&memory)}) {
-        const std::string text = api::Metrics(t0, store).render(pool_stats());
+        const std::string text = api::Metrics().render(pool_stats(store));
         CAPTURE(text);
         CHECK(text.find("zookeeper_store_commit_seconds") == std::string::npos);
         CHECK(text.find("zookeeper_store_batch_operations") == std::string::npos);
         CHECK(has(text, "zookeeper_store_up 1"));
     }
+}
+
+TEST_CASE("metrics: the route labels are the route table's, then none")
+{
+    const api::Metrics metrics;
+    const auto labels = metrics.labels();
+    const auto table = api::routes();
+    REQUIRE(labels.size() == table.size() + 1);
+    for (std::size_t i = 0; i < table.size(); ++i) CHECK(labels[i] == table[i].label);
+    CHECK(labels.back() == api::unrouted_label);
+}
+
+TEST_CASE("metrics: a request is counted under its row's label; an unknown index under none")
+{
+    api::Metrics metrics;
+    metrics.record_request(0, 200, 0.001);
+    metrics.record_request(api::routes().size(), 404, 0.001);
+    metrics.record_request(api::routes().size() + 7, 404, 0.001);
+    const std::string text = metrics.render(pool_stats());
+    CAPTURE(text);
+    const std::string first(api::routes()[0].label);
+    CHECK(has(text, "zookeeper_http_requests_total{route=\"" + first + "\",status=\"200\"} 1"));
+    CHECK(has(text, "zookeeper_http_requests_total{route=\"none\",status=\"404\"} 2"));
+}
+
+TEST_CASE("metrics: the start time is the pool's")
+{
+    PoolStats stats = pool_stats();
+    stats.started_ms = 1'700'000'000'500;
+    const std::string text = api::Metrics().render(stats);
+    CAPTURE(text);
+    CHECK(text.find("\nprocess_start_time_seconds 1700000000.5") != std::string::npos);
 }

@@ -3,6 +3,8 @@
 
 #include "config/config.h"
 
+#include "config/settings.h"
+
 #include <doctest/doctest.h>
 
 #include <unistd.h>
@@ -11,6 +13,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <string>
 
 #include "../support/repo_path.h"
@@ -66,6 +69,26 @@ struct TempFile {
 
 }  // namespace
 
+TEST_CASE("the shipped zookeeper.conf lists every setting at exactly its default")
+{
+    auto r = load_config(zk::test::repo_path("zookeeper.conf"));
+    if (auto* e = std::get_if<ConfigError>(&r)) FAIL(e->str());
+    const Config& c = std::get<Config>(r);
+    const Config d = zk::default_config();
+    CHECK(c.workload.min_seconds == d.workload.min_seconds);
+    CHECK(c.workload.max_seconds == d.workload.max_seconds);
+    CHECK(c.service.acceptor_threads == d.service.acceptor_threads);
+    CHECK(c.service.awake_acceptors == d.service.awake_acceptors);
+    CHECK(c.service.pool_threads == d.service.pool_threads);
+    CHECK(c.service.queue_capacity == d.service.queue_capacity);
+    CHECK(c.service.max_jobs == d.service.max_jobs);
+    CHECK(c.service.result_ttl == d.service.result_ttl);
+    CHECK(c.service.log_level == d.service.log_level);
+    CHECK(c.store.dir == d.store.dir);
+    CHECK(c.store.commit_interval_ms == d.store.commit_interval_ms);
+    // That it spells every key out is settings_test's.
+}
+
 TEST_CASE("the shipped zookeeper.conf parses with the documented values")
 {
     const std::string path = zk::test::repo_path("zookeeper.conf");
@@ -102,7 +125,7 @@ TEST_CASE("the original service's file parses unchanged and gets the defaults")
     CHECK(c.verbs.size() == 9);
     CHECK(c.adjectives.size() == 16);
     CHECK(c.adverbs.size() == 11);
-    const Config defaults;
+    const Config defaults = zk::default_config();
     CHECK(c.workload.min_seconds == defaults.workload.min_seconds);
     CHECK(c.workload.max_seconds == defaults.workload.max_seconds);
     CHECK(c.service.acceptor_threads == defaults.service.acceptor_threads);

@@ -16,6 +16,7 @@
 #include "../support/memory_job_store.h"
 #include "../support/pool_fixture.h"
 #include "../support/wait.h"
+#include "api/routes.h"
 #include "util/log.h"
 
 using namespace zk;
@@ -29,7 +30,7 @@ namespace {
 
 struct Fixture {
     explicit Fixture(storage::JobStore* store = nullptr)
-        : pool(clock, store, test::test_shape(), test::test_rules()), metrics(t0), api(pool, clock, metrics),
+        : pool(clock, store, test::test_shape(), test::test_rules()), metrics(), api(pool, clock, metrics),
           dispatcher(api, metrics)
     {
         pool.start();
@@ -128,8 +129,10 @@ TEST_CASE("a handler that throws becomes a 500 problem naming the request id, an
     CHECK(std::string(d["detail"].GetString()).find("put refused") == std::string::npos);  // no internals leak
     CHECK(f.log_text.find("level=error event=handler_failed id=abc123 what=\"memory store: put refused\"") !=
           std::string::npos);
-    CHECK(f.log_text.find("level=warn event=request id=abc123 method=POST path=/animals/bisons status=500") !=
+    // The request line is an error too: the problem's cause is our bug.
+    CHECK(f.log_text.find("level=error event=request id=abc123 method=POST path=/animals/bisons status=500") !=
           std::string::npos);
+    CHECK(f.log_text.find(" cause=our_bug") != std::string::npos);
 
     // The service keeps answering.
     store.set_throw_on_put(false);
@@ -159,9 +162,10 @@ TEST_CASE("every request is logged once: id, method, path, status, duration")
     CHECK(f.log_text.find(" job=" + created.created_job + "\n") != std::string::npos);
     CHECK(created.created_job.size() == 36);
 
-    // 4xx are info, 5xx warn.
+    // The level follows the problem's cause: the client's mistakes are info.
     f.call("GET", "/nowhere");
     CHECK(f.log_text.find("level=info event=request") != std::string::npos);
+    CHECK(f.log_text.find(" cause=bad_input") != std::string::npos);
 }
 
 TEST_CASE("requests are counted per route and status")
@@ -176,4 +180,39 @@ TEST_CASE("requests are counted per route and status")
     CHECK(text.find("zookeeper_http_requests_total{route=\"animal\",status=\"404\"} 1\n") != std::string::npos);
     CHECK(text.find("zookeeper_http_requests_total{route=\"none\",status=\"404\"} 1\n") != std::string::npos);
     CHECK(text.find("zookeeper_http_request_duration_seconds_count{route=\"animals\"} 2\n") != std::string::npos);
+}
+
+TEST_CASE("a store that cannot commit is an unavailable dependency: a warning, not our bug")
+{
+    test::MemoryJobStore store;
+    Fixture f(&store);
+    store.set_durable(false);
+    const Response r = f.call("POST", "/animals/bisons", "s-1");
+    CHECK(r.status == 503);
+    CHECK(type_of(r) == "/problems/store-failed");
+    CHECK(f.log_text.find("level=warn event=request id=s-1 method=POST path=/animals/bisons status=503") !=
+          std::string::npos);
+    CHECK(f.log_text.find(" cause=unavailable") != std::string::npos);
+}
+
+TEST_CASE("every row of the route table is reachable, and each method counts under the row's label")
+{
+    Fixture f;
+    for (const api::Route& row : api::routes()) {
+        const std::string uri = "/" + std::string(row.segment) + (row.has_param ? "/x" : "");
+        for (const api::Verb& v : row.verbs) {
+            if (!v.handler) continue;
+            CAPTURE(uri);
+            CAPTURE(v.method);
+            const Response r = f.call(std::string(v.method), uri);
+            // Neither 404 no-route nor 405: the router found the row and its method.
+            CHECK(r.status != 405);
+            if (r.content_type == "application/problem+json") CHECK(type_of(r) != "/problems/no-route");
+        }
+    }
+    const std::string text = f.metrics.render(f.pool.stats());
+    for (const api::Route& row : api::routes())
+        CHECK_MESSAGE(text.find("zookeeper_http_requests_total{route=\"" + std::string(row.label) + "\"") != std::string::npos,
+                      row.label);
+    CHECK(text.find("route=\"none\",status") == std::string::npos);  // nothing went unrouted
 }

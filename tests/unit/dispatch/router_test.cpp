@@ -45,7 +45,7 @@ RouteMatch routed(std::string_view method, std::string_view uri)
 
 struct Case {
     const char* uri;
-    Route route;
+    const char* label;
     const char* param;
     const char* allow;
 };
@@ -53,13 +53,13 @@ struct Case {
 const char* const id = "018bcfe5-6800-7abc-8def-0123456789ab";
 
 const std::vector<Case> cases = {
-    {"/animals", Route::animals, "", "GET, HEAD"},
-    {"/animals/bisons", Route::animal, "bisons", "GET, POST"},
-    {"/query/018bcfe5-6800-7abc-8def-0123456789ab", Route::query, id, "GET, HEAD, DELETE"},
-    {"/jobs/018bcfe5-6800-7abc-8def-0123456789ab", Route::job, id, "GET, HEAD"},
-    {"/jobs", Route::jobs, "", "GET, HEAD"},
-    {"/healthz", Route::healthz, "", "GET, HEAD"},
-    {"/metrics", Route::metrics, "", "GET, HEAD"},
+    {"/animals", "animals", "", "GET, HEAD"},
+    {"/animals/bisons", "animal", "bisons", "GET, POST"},
+    {"/query/018bcfe5-6800-7abc-8def-0123456789ab", "query", id, "GET, HEAD, DELETE"},
+    {"/jobs/018bcfe5-6800-7abc-8def-0123456789ab", "job", id, "GET, HEAD"},
+    {"/jobs", "jobs", "", "GET, HEAD"},
+    {"/healthz", "healthz", "", "GET, HEAD"},
+    {"/metrics", "metrics", "", "GET, HEAD"},
 };
 
 bool listed(const std::string& allow, const std::string& method)
@@ -85,7 +85,7 @@ TEST_CASE("every route with every method: allowed ones route, others get 405 wit
             CAPTURE(m);
             if (listed(c.allow, m)) {
                 const RouteMatch r = routed(m, c.uri);
-                CHECK(r.route == c.route);
+                CHECK(r.route->label == c.label);
                 CHECK(r.param == c.param);
                 CHECK(r.query.empty());
             } else {
@@ -98,8 +98,8 @@ TEST_CASE("every route with every method: allowed ones route, others get 405 wit
 
 TEST_CASE("HEAD is allowed only where GET is safe")
 {
-    CHECK(routed("HEAD", "/animals").route == Route::animals);
-    CHECK(routed("HEAD", "/query/x").route == Route::query);
+    CHECK(routed("HEAD", "/animals").route->label == "animals");
+    CHECK(routed("HEAD", "/query/x").route->label == "query");
     // GET /animals/{animal} starts a survey: HEAD must not.
     CHECK(*refused("HEAD", "/animals/bisons", 405, "method-not-allowed").find_header("Allow") == "GET, POST");
 }
@@ -117,7 +117,7 @@ TEST_CASE("path segments are percent-decoded once, in either hex case")
     CHECK(routed("GET", "/animals/bi%73ons").param == "bisons");
     CHECK(routed("GET", "/animals/bi%73%6Fns").param == "bisons");
     CHECK(routed("GET", "/animals/%62%69%73%6f%6e%73").param == "bisons");
-    CHECK(routed("GET", "/%61nimals").route == Route::animals);  // the route name is matched decoded
+    CHECK(routed("GET", "/%61nimals").route->label == "animals");  // the route name is matched decoded
     CHECK(routed("GET", "/animals/red%20deer").param == "red deer");
     CHECK(routed("GET", "/animals/%252F").param == "%2F");  // decoded once, not twice
     CHECK(routed("GET", "/animals/caf%C3%A9").param == "caf\xc3\xa9");
@@ -196,7 +196,7 @@ TEST_CASE("the 404 detail echoes the path, quoted and cut short")
 TEST_CASE("the query string does not change the route and is decoded into parameters")
 {
     const RouteMatch a = routed("GET", "/animals?format=json");
-    CHECK(a.route == Route::animals);
+    CHECK(a.route->label == "animals");
     REQUIRE(a.query.size() == 1);
     CHECK(a.query[0] == std::pair<std::string, std::string>{"format", "json"});
     CHECK(routed("GET", "/animals/bisons?x=1").param == "bisons");

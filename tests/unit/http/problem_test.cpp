@@ -61,7 +61,8 @@ TEST_CASE("causes line up with status classes; slugs and titles are unique")
         titles.insert(p.title);
         CHECK(std::string(p.title).size() > 3);
         if (p.status < 500) CHECK((p.cause == Cause::bad_input || p.cause == Cause::job_state));
-        else CHECK((p.cause == Cause::limit || p.cause == Cause::our_bug));
+        else CHECK((p.cause == Cause::limit || p.cause == Cause::unavailable || p.cause == Cause::our_bug));
+        CHECK(static_cast<int>(p.kind) == static_cast<int>(k));  // the catalogue is indexed by kind
         for (char c : std::string(p.slug)) CHECK(((c >= 'a' && c <= 'z') || c == '-'));
     }
     CHECK(slugs.size() == std::size(all_kinds));
@@ -69,6 +70,19 @@ TEST_CASE("causes line up with status classes; slugs and titles are unique")
     CHECK(info(ProblemKind::internal).cause == Cause::our_bug);
     CHECK(info(ProblemKind::too_many_jobs).cause == Cause::limit);
     CHECK(info(ProblemKind::job_cancelled).cause == Cause::job_state);
+    // A failed store is a dependency gone, not a bug of ours.
+    CHECK(info(ProblemKind::store_failed).cause == Cause::unavailable);
+}
+
+TEST_CASE("problem() marks its answer with the kind's cause, for the request log")
+{
+    for (ProblemKind k : all_kinds) {
+        const Response r = problem(k, "x");
+        REQUIRE(r.cause);
+        CHECK(*r.cause == info(k).cause);
+    }
+    CHECK(std::string(to_string(Cause::unavailable)) == "unavailable");
+    CHECK(std::string(to_string(Cause::our_bug)) == "our_bug");
 }
 
 TEST_CASE("problem() renders type, title, status and detail as problem+json")

@@ -1,0 +1,118 @@
+// The settings table and the value parsers it names. Error texts are the
+// ones the parser has always given; config.cpp adds the file and line.
+
+#include "config/settings.h"
+
+#include <charconv>
+#include <sstream>
+
+#include "util/log.h"
+
+namespace zk {
+
+namespace {
+
+constexpr double max_workload_seconds = 86'400;  // a day: anything longer is a typo
+constexpr double max_threads = 256;
+constexpr double max_ttl_seconds = 365.0 * 86'400;
+
+using K = SettingKind;
+
+// Grouped by section, in zookeeper.conf's order: unknown-key errors list them so.
+constexpr Setting table[] = {
+    {"workload", "min_seconds", K::number, 0.001, max_workload_seconds, "10", "shortest survey, in seconds",
+     [](Config& c) -> SettingField { return &c.workload.min_seconds; }},
+    {"workload", "max_seconds", K::number, 0.001, max_workload_seconds, "20", "longest survey, in seconds",
+     [](Config& c) -> SettingField { return &c.workload.max_seconds; }},
+    {"service", "acceptor_threads", K::count, 1, max_threads, "8", "threads that accept and answer FastCGI requests",
+     [](Config& c) -> SettingField { return &c.service.acceptor_threads; }},
+    {"service", "awake_acceptors", K::count, 1, max_threads, "1", "acceptors that may sleep waiting for work",
+     [](Config& c) -> SettingField { return &c.service.awake_acceptors; }},
+    {"service", "pool_threads", K::count, 1, max_threads, "2", "threads that complete and expire surveys",
+     [](Config& c) -> SettingField { return &c.service.pool_threads; }},
+    {"service", "queue_capacity", K::count, 1, 10'000'000, "4096", "due pool tasks that may wait; beyond it the timer waits",
+     [](Config& c) -> SettingField { return &c.service.queue_capacity; }},
+    {"service", "max_jobs", K::count, 1, 100'000'000, "100000", "queued + running surveys; beyond it 503",
+     [](Config& c) -> SettingField { return &c.service.max_jobs; }},
+    {"service", "result_ttl", K::number, 0.001, max_ttl_seconds, "3600", "seconds a finished survey stays queryable",
+     [](Config& c) -> SettingField { return &c.service.result_ttl; }},
+    {"service", "log_level", K::log_level, 0, 0, "info", "least severe level logged: debug, info, warn or error",
+     [](Config& c) -> SettingField { return &c.service.log_level; }},
+    {"store", "dir", K::absolute_path, 0, 0, "/var/lib/zookeeper", "where the job database lives",
+     [](Config& c) -> SettingField { return &c.store.dir; }},
+    {"store", "commit_interval_ms", K::count, 0, 1000, "0", "extra wait to gather a commit batch; 0: none",
+     [](Config& c) -> SettingField { return &c.store.commit_interval_ms; }},
+};
+
+std::optional<std::string> number(std::string_view value, const Setting& s, double& out)
+{
+    double v = 0;
+    const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
+    if (ec != std::errc{} || end != value.data() + value.size() || value.empty())
+        return "'" + std::string(value) + "' is not a number";
+    if (!(v >= s.min && v <= s.max)) {
+        std::ostringstream m;
+        m << "'" << value << "' is out of range (" << s.min << " to " << s.max << ")";
+        return m.str();
+    }
+    out = v;
+    return std::nullopt;
+}
+
+std::optional<std::string> count(std::string_view value, const Setting& s, std::size_t& out)
+{
+    const auto min = static_cast<std::size_t>(s.min), max = static_cast<std::size_t>(s.max);
+    std::size_t v = 0;
+    const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
+    if (ec != std::errc{} || end != value.data() + value.size() || value.empty())
+        return "'" + std::string(value) + "' is not a whole number";
+    if (v < min || v > max)
+        return "'" + std::string(value) + "' is out of range (" + std::to_string(min) + " to " + std::to_string(max) + ")";
+    out = v;
+    return std::nullopt;
+}
+
+std::optional<std::string> text(std::string_view value, const Setting& s, std::string& out)
+{
+    if (s.kind == K::log_level && !log::parse_level(value))
+        return std::string(s.key) + " must be debug, info, warn or error, not '" + std::string(value) + "'";
+    if (s.kind == K::absolute_path && (value.empty() || value[0] != '/'))
+        return "[" + std::string(s.section) + "] " + std::string(s.key) + " must be an absolute path";
+    out = value;
+    return std::nullopt;
+}
+
+}  // namespace
+
+std::span<const Setting> settings() { return table; }
+
+const Setting* find_setting(std::string_view section, std::string_view key)
+{
+    for (const Setting& s : table)
+        if (s.section == section && s.key == key) return &s;
+    return nullptr;
+}
+
+std::optional<std::string> apply_setting(const Setting& setting, std::string_view value, Config& config)
+{
+    // A row whose field does not fit its kind throws bad_variant_access;
+    // settings_test applies every row, so no such row ships.
+    const SettingField field = setting.field(config);
+    switch (setting.kind) {
+    case K::number: return number(value, setting, *std::get<double*>(field));
+    case K::count: return count(value, setting, *std::get<std::size_t*>(field));
+    case K::log_level:
+    case K::absolute_path: break;
+    }
+    return text(value, setting, *std::get<std::string*>(field));
+}
+
+Config default_config()
+{
+    Config c;
+    // Cannot fail: settings_test parses every default through the same path.
+    for (const Setting& s : table) apply_setting(s, s.default_text, c);
+    return c;
+}
+
+}  // namespace zk
