@@ -28,7 +28,7 @@ else
   $(error SANITIZER must be address, undefined or thread, not '$(SANITIZER)')
 endif
 
-ALL_CXXFLAGS = -std=c++20 $(WARN) $(SANFLAGS) -Isrc -pthread $(DEPFLAGS) $(CXXFLAGS)
+ALL_CXXFLAGS = -std=c++20 $(WARN) $(SANFLAGS) -Isrc -pthread $(DEPFLAGS) $(CPPFLAGS) $(CXXFLAGS)
 ALL_LDFLAGS  = $(SANFLAGS) -pthread $(LDFLAGS)
 LDLIBS       = -lfcgi -luuid -lsqlite3
 
@@ -43,7 +43,7 @@ BIN        := $(BUILD)/zookeeper-fcgi
 UNIT       := $(BUILD)/unit-tests
 
 .PHONY: all check unit integration ui-check run install uninstall clean bench \
-        asan tsan deps systemd-check fuzz bench-profile
+        asan tsan deps systemd-check fuzz bench-profile deb
 
 all: $(BIN)
 
@@ -202,6 +202,13 @@ uninstall:
 	    $(DESTDIR)$(UNITDIR)/nginx.service.d $(DESTDIR)$(ZK_CONFDIR); do \
 	    if [ -d $$d ]; then rmdir --ignore-fail-on-non-empty $$d; fi; \
 	done
+
+# The Debian package (debian/): dpkg-buildpackage -us -uc -b in a clean copy
+# under build/deb/, then lintian (errors and warnings fail). The .deb lands in
+# build/deb/; docs/production.md installs it.
+deb:
+	@deploy/install-deps.sh --deb
+	@deploy/build-deb.sh
 
 # Boots a Debian 12 container with systemd-nspawn and proves the production
 # install there. Root; about 2 min on a cold cache (debootstrap + packages
