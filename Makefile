@@ -127,7 +127,7 @@ clean:
 # Production install (deployment section; see README "Production").
 # `make install` puts the worker, its config, the systemd units and the nginx
 # site in place; `make uninstall` removes exactly those files. Neither starts,
-# enables or reloads anything (deploy/install.sh does that), so both work
+# enables or reloads anything (the Debian package's scripts do that), so both work
 # with DESTDIR for packaging. An existing zookeeper.conf is never overwritten:
 # operators edit it in place; uninstall keeps it too unless it is unchanged.
 # ---------------------------------------------------------------------------

@@ -205,3 +205,14 @@ def manpage_fcgi_options_match_help(env):
         check(re.search(r"\.TP\n\.B %s\n" % status, page), "exit status %s of --help not in EXIT STATUS" % status)
     env.note("%d options documented: %s" % (len(help_opts), " ".join(sorted(help_opts))))
     del plain
+
+
+@test
+def manpage_versions_match_version_file(env):
+    """The pages' headers name the release: bumping VERSION means looking at them."""
+    with open(os.path.join(env.repo, "VERSION")) as f:
+        version = f.read().strip()
+    for name in ("zookeeper-fcgi.8", "zookeeper.conf.5"):
+        th = [l for l in read(man_path(env, name)).splitlines() if l.startswith(".TH ")]
+        check(th and '"zookeeper %s"' % version in th[0],
+              "%s: .TH line %s does not say \"zookeeper %s\" (VERSION)" % (name, th[:1], version))
