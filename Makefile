@@ -28,7 +28,7 @@ else
   $(error SANITIZER must be address, undefined or thread, not '$(SANITIZER)')
 endif
 
-ALL_CXXFLAGS = -std=c++20 $(WARN) $(SANFLAGS) -Isrc -pthread $(DEPFLAGS) $(CXXFLAGS)
+ALL_CXXFLAGS = -std=c++20 $(WARN) $(SANFLAGS) -Isrc -pthread $(DEPFLAGS) $(CPPFLAGS) $(CXXFLAGS)
 ALL_LDFLAGS  = $(SANFLAGS) -pthread $(LDFLAGS)
 LDLIBS       = -lfcgi -luuid -lsqlite3
 
@@ -43,7 +43,7 @@ BIN        := $(BUILD)/zookeeper-fcgi
 UNIT       := $(BUILD)/unit-tests
 
 .PHONY: all check unit integration ui-check run install uninstall clean bench \
-        asan tsan deps systemd-check fuzz bench-profile
+        asan tsan deps systemd-check fuzz bench-profile deb
 
 all: $(BIN)
 
@@ -131,7 +131,7 @@ clean:
 # Production install (deployment section; see README "Production").
 # `make install` puts the worker, its config, the systemd units and the nginx
 # site in place; `make uninstall` removes exactly those files. Neither starts,
-# enables or reloads anything (deploy/install.sh does that), so both work
+# enables or reloads anything (the Debian package's scripts do that), so both work
 # with DESTDIR for packaging. An existing zookeeper.conf is never overwritten:
 # operators edit it in place; uninstall keeps it too unless it is unchanged.
 # ---------------------------------------------------------------------------
@@ -206,6 +206,13 @@ uninstall:
 	    $(DESTDIR)$(UNITDIR)/nginx.service.d $(DESTDIR)$(ZK_CONFDIR); do \
 	    if [ -d $$d ]; then rmdir --ignore-fail-on-non-empty $$d; fi; \
 	done
+
+# The Debian package (debian/): dpkg-buildpackage -us -uc -b in a clean copy
+# under build/deb/, then lintian (errors and warnings fail). The .deb lands in
+# build/deb/; docs/production.md installs it.
+deb:
+	@deploy/install-deps.sh --deb
+	@deploy/build-deb.sh
 
 # Boots a Debian 12 container with systemd-nspawn and proves the production
 # install there. Root; about 2 min on a cold cache (debootstrap + packages

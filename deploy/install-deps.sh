@@ -2,11 +2,14 @@
 # zookeeper: install the Debian packages that building, testing and running the service need, and only the missing ones.
 # When everything is present it only asks dpkg: no network, no root, well under a second.
 #
-# usage: deploy/install-deps.sh [--runtime | --bench] [--tools DIR]
+# usage: deploy/install-deps.sh [--runtime | --bench | --deb] [--tools DIR]
 #   (none)       building, running and every test (make run, make check)
 #   --runtime    building and running only: what a production host needs
 #                (deploy/install.sh); no browsers, compilers for fuzzing or test tools
 #   --bench      everything, and what `make bench` needs (wrk, perf, valgrind)
+#   --deb        building the Debian package (`make deb`): the build
+#                dependencies of debian/control plus debhelper, devscripts
+#                (dch) and lintian; no browsers or test tools
 #   --tools DIR  where promtool goes (default build/tools): the metrics test
 #                checks the worker's /metrics with it
 set -euo pipefail
@@ -17,8 +20,9 @@ while (($#)); do
     case $1 in
         --runtime) mode=runtime; shift ;;
         --bench) mode=bench; shift ;;
+        --deb) mode=deb; shift ;;
         --tools) tools=$2; shift 2 ;;
-        *) echo "usage: $0 [--runtime | --bench] [--tools DIR]" >&2; exit 2 ;;
+        *) echo "usage: $0 [--runtime | --bench | --deb] [--tools DIR]" >&2; exit 2 ;;
     esac
 done
 
@@ -50,7 +54,20 @@ TEST_PACKAGES=(
     clang
     libclang-rt-14-dev
 )
-[[ $mode == runtime ]] || PACKAGES+=("${TEST_PACKAGES[@]}")
+# `make deb` (debian/control's Build-Depends are in the lists above, and
+# doctest-dev for the unit tests dh_auto_test runs).
+DEB_PACKAGES=(
+    debhelper
+    dpkg-dev
+    devscripts      # dch: the upgrade test of make systemd-check bumps the version
+    lintian
+    doctest-dev
+)
+case $mode in
+    runtime) ;;
+    deb) PACKAGES+=("${DEB_PACKAGES[@]}") ;;
+    *) PACKAGES+=("${TEST_PACKAGES[@]}") ;;
+esac
 
 # `make bench` and `make bench-profile`.
 [[ $mode != bench ]] || PACKAGES+=(wrk linux-perf valgrind)
@@ -78,7 +95,7 @@ install_promtool() {
 missing=()
 # The UI test installs playwright-core with npm. Node may come from another
 # source than Debian (its npm then comes bundled): ask apt only when absent.
-[[ $mode == runtime ]] || command -v npm >/dev/null || PACKAGES+=(nodejs npm)
+[[ $mode == runtime || $mode == deb ]] || command -v npm >/dev/null || PACKAGES+=(nodejs npm)
 
 for pkg in "${PACKAGES[@]}"; do
     # "ii" = wanted and installed; anything else (absent, removed with its
@@ -88,7 +105,7 @@ for pkg in "${PACKAGES[@]}"; do
 done
 
 if ((${#missing[@]} == 0)); then
-    [[ $mode == runtime ]] || install_promtool
+    [[ $mode == runtime || $mode == deb ]] || install_promtool
     exit 0
 fi
 
@@ -102,4 +119,4 @@ echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -q
 apt-get install -y -q --no-install-recommends "${missing[@]}"
-[[ $mode == runtime ]] || install_promtool
+[[ $mode == runtime || $mode == deb ]] || install_promtool

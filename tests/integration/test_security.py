@@ -104,7 +104,7 @@ def make_certificate(files, addrs):
          "-addext", "subjectAltName=" + san])
 
 
-# Like deploy/install.sh: root:www-data 0640, SHA-512 crypt.
+# Like the package's postinst: root:www-data 0640, SHA-512 crypt.
 def make_htpasswd(files, password):
     hashed = run(["openssl", "passwd", "-6", "-stdin"], input=password.encode()).stdout
     with open(files["htpasswd"], "w") as f:

@@ -1,19 +1,23 @@
 #!/usr/bin/env bash
-# tests/systemd/check.sh (`make systemd-check`): the production install, proven
+# tests/systemd/check.sh (`make systemd-check`): the Debian package, proven
 # under a real systemd in a throw-away Debian 12 container (systemd-nspawn).
 #
 # How it works:
 #   1. A Debian 12 root filesystem is debootstrapped once into build/systemd/base
 #      and the project's packages are installed into it (cached; redone only
 #      when deploy/install-deps.sh or the package list below changes).
-#   2. Each run copies base to build/systemd/run (a second or so), copies the
-#      working tree in, seeds a short-workload config, and boots the copy with
-#      `systemd-nspawn --boot --private-network` (its own loopback only).
-#   3. Inside, through nsenter: deploy/install.sh (twice: the second run must
-#      change nothing), then HTTPS, a survey, socket ownership, the worker's
-#      sandbox, reload, restart-on-crash, a clean stop, the security score and
-#      `make uninstall`.
-#   4. The container is always powered off (trap), and every step has a timeout.
+#   2. On the host: `make deb` (build/deb/zookeeper_VERSION_*.deb, lintian
+#      clean) and a "next release" VERSION+check1 built the same way into
+#      build/systemd/deb-next/ for the upgrade test.
+#   3. Each run copies base to build/systemd/run (a second or so), copies both
+#      .debs in, and boots the copy with `systemd-nspawn --boot
+#      --private-network` (its own loopback only).
+#   4. Inside, through nsenter: `apt install ./zookeeper_*.deb` (again: the
+#      second must change nothing), then HTTPS, a survey, socket ownership,
+#      the worker's sandbox, the security score, the upgrade (a stored job and
+#      the edited conffile survive), reload, restart-on-crash, a clean stop,
+#      `apt remove` (config and jobs stay) and `apt purge` (they go).
+#   5. The container is always powered off (trap), and every step has a timeout.
 # Never boot systemd on the host's own root: its boot-time cleanup empties /tmp.
 set -euo pipefail
 
@@ -22,13 +26,17 @@ WORK=${SYSTEMD_CHECK_DIR:-$REPO/build/systemd}
 BASE=$WORK/base
 RUN=$WORK/run
 LOG=$WORK/log
-SRC_IN_CT=/usr/src/zookeeper
+DEB_IN_CT=/root/deb
+VERSION=$(cat "$REPO/VERSION")
+NEXT_VERSION=$VERSION+check1
+NEXT_DIR=$WORK/deb-next
 MAX_SECONDS=${SYSTEMD_CHECK_TIMEOUT:-1200}
 # What this check itself runs inside, whether or not deploy/install-deps.sh
 # (which provides everything the service needs) happens to list it too.
 EXTRA_PKGS="curl openssl procps"
 CT_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 CERT=/etc/zookeeper/tls/zookeeper.crt
+BIN=/usr/sbin/zookeeper-fcgi
 
 PASSED=0
 FAILED=0
@@ -117,26 +125,27 @@ install_base_packages() {
 
 # ---- this run's container ---------------------------------------------------
 
-# Short surveys keep the check fast; install.sh must keep this edited config.
-seed_config() {
-    install -d "$RUN/etc/zookeeper"
-    sed -e 's/^\([[:space:]]*min_seconds[[:space:]]*=\).*/\1 0.2/' \
-        -e 's/^\([[:space:]]*max_seconds[[:space:]]*=\).*/\1 0.5/' \
-        "$REPO/zookeeper.conf" > "$RUN/etc/zookeeper/zookeeper.conf"
+# Both packages, built on the host; the container has no network, and its
+# base already holds every package they depend on.
+build_packages() {
+    step "make deb (host)"
+    make -s -C "$REPO" deb 2>&1 | sed 's/^/      | /'
+    [ "${PIPESTATUS[0]}" -eq 0 ] || die "make deb failed"
+    DEB=$(ls "$REPO"/build/deb/zookeeper_"$VERSION"_*.deb)
+    pass "make deb: $(basename "$DEB"), lintian clean"
+    step "the next release, $NEXT_VERSION, for the upgrade (host)"
+    DEB_BUILD_OPTIONS=nocheck "$REPO/deploy/build-deb.sh" --out "$NEXT_DIR" \
+        --version "$NEXT_VERSION" --no-lintian 2>&1 | sed 's/^/      | /'
+    [ "${PIPESTATUS[0]}" -eq 0 ] || die "building $NEXT_VERSION failed"
+    NEXT_DEB=$(ls "$NEXT_DIR"/zookeeper_"$NEXT_VERSION"_*.deb)
 }
 
-# The working tree plus the host's build outputs (timestamps kept), so `make`
-# inside is a no-op when the host build is current.
 prepare_run() {
     step "fresh container tree $RUN"
     rm -rf "$RUN"
     cp -a "$BASE" "$RUN"
-    install -d "$RUN$SRC_IN_CT"
-    tar -C "$REPO" --exclude=./build --exclude=./.git --exclude=__pycache__ \
-        --exclude=./node_modules -cf - . | tar -C "$RUN$SRC_IN_CT" -xf -
-    tar -C "$REPO" -cf - build/zookeeper-fcgi build/libzookeeper.a build/src |
-        tar -C "$RUN$SRC_IN_CT" -xf -
-    seed_config
+    install -d "$RUN$DEB_IN_CT"
+    cp "$DEB" "$NEXT_DEB" "$RUN$DEB_IN_CT/"
 }
 
 boot() {
@@ -189,38 +198,66 @@ poweroff() {
 
 # ---- checks inside ----------------------------------------------------------
 
-# Everything install.sh and make install own, hashed: a second run of the
-# script must leave it identical, and the worker running (same pid).
-# Contents, modes, owners and link targets count; mtimes do not (`install`
-# rewrites identical files).
+# Everything the package owns or creates, hashed: a second `apt install` of
+# the same .deb must leave it identical, and the worker running (same pid).
+# Contents, modes, owners and link targets count.
 install_snapshot() {
-    in_ct sh -c 'paths="/etc/zookeeper /etc/nginx /usr/local /etc/systemd/system
-            /lib/systemd/system/zookeeper.service /lib/systemd/system/nginx.service.d"
-        { find $paths -xdev -printf "%p %m %u %g %l\n" 2>/dev/null | sort
+    in_ct sh -c 'paths="/etc/zookeeper /etc/nginx /usr/sbin/zookeeper-fcgi /usr/share/zookeeper
+            /usr/share/doc/zookeeper /etc/systemd/system /lib/systemd/system/zookeeper.service
+            /lib/systemd/system/nginx.service.d /var/lib/dpkg/status"
+        { find $paths -xdev -printf "%p %m %u %g %l %T@\n" 2>/dev/null | sort
           find $paths -xdev -type f -exec sha256sum {} + 2>/dev/null | sort; } | sha256sum
         systemctl show -p MainPID --value zookeeper.service'
 }
 
+apt_ct() {
+    T=300 in_ct env DEBIAN_FRONTEND=noninteractive apt-get -q -y "$@" < /dev/null
+}
+
+# Short surveys keep the check fast: the first edit of the conffile, which
+# the upgrade must keep.
+edit_config() {
+    in_ct sed -i -e 's/^\([[:space:]]*min_seconds[[:space:]]*=\).*/\1 0.2/' \
+        -e 's/^\([[:space:]]*max_seconds[[:space:]]*=\).*/\1 0.5/' /etc/zookeeper/zookeeper.conf
+    in_ct systemctl reload zookeeper.service
+}
+
 check_install() {
-    step "deploy/install.sh inside the container"
-    if T=600 in_ct sh -c "cd $SRC_IN_CT && deploy/install.sh" > "$WORK/install.log" 2>&1; then
-        pass "deploy/install.sh"
-        sed 's/^/      | /' "$WORK/install.log" | tail -25
+    step "apt install ./$(basename "$DEB") inside the container"
+    if (cd / && in_ct sh -c "cd $DEB_IN_CT && DEBIAN_FRONTEND=noninteractive apt install -y ./$(basename "$DEB")" \
+            < /dev/null > "$WORK/install.log" 2>&1); then
+        pass "apt install ./$(basename "$DEB")"
+        grep -v '^WARNING: apt does not have' "$WORK/install.log" | sed 's/^/      | /' | tail -12
     else
-        fail "deploy/install.sh (log: $WORK/install.log)"
+        fail "apt install ./$(basename "$DEB") (log: $WORK/install.log)"
         sed 's/^/      | /' "$WORK/install.log" | tail -25
         return 1  # nothing after this can pass
     fi
+    expect "zookeeper.service enabled by the package" in_ct systemctl is-enabled --quiet zookeeper.service
+    expect "zookeeper.service started by the package" in_ct systemctl is-active --quiet zookeeper.service
+    expect "conffile: /etc/zookeeper/zookeeper.conf" \
+        in_ct sh -c 'dpkg-query -W -f="\${Conffiles}" zookeeper | grep -q " /etc/zookeeper/zookeeper.conf "'
+    expect "postinst created the TLS certificate and key" \
+        in_ct test -s $CERT -a -s /etc/zookeeper/tls/zookeeper.key
+    local perms; perms=$(in_ct stat -c '%n %U:%G %a' /etc/zookeeper/tls /etc/zookeeper/tls/zookeeper.key \
+        /etc/zookeeper/operators.htpasswd /etc/zookeeper/operator-password 2>&1 | paste -sd ';')
+    note "$perms"
+    expect "postinst created the operator account (root:www-data 0640) and its password file (0600)" \
+        [ "$perms" = "/etc/zookeeper/tls root:root 700;/etc/zookeeper/tls/zookeeper.key root:root 600;/etc/zookeeper/operators.htpasswd root:www-data 640;/etc/zookeeper/operator-password root:root 600" ]
+    expect "man pages installed (zookeeper-fcgi.8, zookeeper.conf.5)" \
+        in_ct test -s /usr/share/man/man8/zookeeper-fcgi.8.gz -a -s /usr/share/man/man5/zookeeper.conf.5.gz
+    edit_config
     local first second
     first=$(install_snapshot)
-    if T=600 in_ct sh -c "cd $SRC_IN_CT && deploy/install.sh" > "$WORK/install2.log" 2>&1; then
+    if (in_ct sh -c "cd $DEB_IN_CT && DEBIAN_FRONTEND=noninteractive apt install -y ./$(basename "$DEB")" \
+            < /dev/null > "$WORK/install2.log" 2>&1); then
         second=$(install_snapshot)
-        expect "second deploy/install.sh changed nothing (files, worker pid)" [ "$first" = "$second" ]
+        note "$(grep -E 'newest version|upgraded' "$WORK/install2.log" | paste -sd ' ')"
+        expect "second apt install of the same .deb changed nothing (files, dpkg status, worker pid)" \
+            [ "$first" = "$second" ]
     else
-        fail "deploy/install.sh, second run (log: $WORK/install2.log)"
+        fail "second apt install (log: $WORK/install2.log)"
     fi
-    expect "install kept the operator's edited zookeeper.conf" \
-        in_ct grep -qE '^[[:space:]]*max_seconds[[:space:]]*=[[:space:]]*0\.5' /etc/zookeeper/zookeeper.conf
 }
 
 check_units() {
@@ -405,21 +442,89 @@ check_security_score() {
         END { exit !(v != "" && v < 1.0) }' <<<"$line"
 }
 
-check_uninstall() {
-    step "make uninstall inside the container"
-    in_ct systemctl disable --now --quiet zookeeper.service || true
-    in_ct sh -c "cd $SRC_IN_CT && make -s uninstall" 2>&1 | sed 's/^/      | /' || true
+# A finished survey's answer, to compare after the upgrade.
+finished_job() {
+    local animal id body code i
+    animal=$(curl_ct https://localhost/animals 2>&1 | sed -E 's/^\["([^"]+)".*/\1/' || true)
+    id=$(curl_ct -X POST "https://localhost/animals/$animal" 2>&1 | tr -d '"' || true)
+    for i in $(seq 100); do
+        body=$(curl_ct -w ' %{http_code}' "https://localhost/query/$id" 2>&1 || true)
+        code=${body##* }
+        [ "$code" = 200 ] && break
+        sleep 0.3
+    done
+    printf '%s\n%s\n' "$id" "$body"
+}
+
+check_upgrade() {
+    step "upgrade to $NEXT_VERSION (apt install ./$(basename "$NEXT_DEB"))"
+    local job id before after pid cert_before
+    job=$(finished_job); id=$(head -1 <<<"$job"); before=$(tail -1 <<<"$job")
+    note "stored before: /query/$id -> $before"
+    pid=$(worker_pid)
+    cert_before=$(in_ct sha256sum $CERT /etc/zookeeper/tls/zookeeper.key /etc/zookeeper/operators.htpasswd)
+    if in_ct sh -c "cd $DEB_IN_CT && DEBIAN_FRONTEND=noninteractive apt install -y ./$(basename "$NEXT_DEB")" \
+            < /dev/null > "$WORK/upgrade.log" 2>&1; then
+        pass "apt install ./$(basename "$NEXT_DEB") (no conffile prompt: stdin is /dev/null)"
+    else
+        fail "upgrade (log: $WORK/upgrade.log)"
+        sed 's/^/      | /' "$WORK/upgrade.log" | tail -20
+    fi
+    grep -E 'Unpacking|Setting up zookeeper|Configuration file' "$WORK/upgrade.log" | sed 's/^/      | /' || true
+    expect "dpkg has zookeeper $NEXT_VERSION" \
+        [ "$(in_ct dpkg-query -W -f='${Version}' zookeeper)" = "$NEXT_VERSION" ]
+    local new_pid ok=false; new_pid=$(worker_pid)
+    [ "$new_pid" != "$pid" ] && [ "$new_pid" != 0 ] && in_ct systemctl is-active --quiet zookeeper.service && ok=true
+    expect "the worker was restarted by the upgrade (pid $pid -> $new_pid), active" $ok
+    expect "zookeeper-fcgi --version says $NEXT_VERSION" \
+        grep -qx "zookeeper-fcgi $NEXT_VERSION" <<<"$(in_ct $BIN --version)"
+    after=$(curl_ct -w ' %{http_code}' "https://localhost/query/$id" 2>&1 || true)
+    note "after the upgrade: /query/$id -> $after"
+    ok=false
+    [ -n "$id" ] && [ "${before##* }" = 200 ] && [ "$before" = "$after" ] && ok=true
+    expect "the job stored before the upgrade answers the same after it (200)" $ok
+    expect "the upgrade kept the edited conffile (max_seconds = 0.5)" \
+        in_ct grep -qE '^[[:space:]]*max_seconds[[:space:]]*=[[:space:]]*0\.5' /etc/zookeeper/zookeeper.conf
+    expect "the upgrade kept the certificate, key and operator accounts" \
+        [ "$cert_before" = "$(in_ct sha256sum $CERT /etc/zookeeper/tls/zookeeper.key /etc/zookeeper/operators.htpasswd)" ]
+    check_survey
+}
+
+check_remove() {
+    step "apt remove zookeeper"
+    in_ct systemctl start zookeeper.service || true
+    expect "worker running before the remove" in_ct systemctl is-active --quiet zookeeper.service
+    if apt_ct remove zookeeper > "$WORK/remove.log" 2>&1; then pass "apt remove zookeeper"
+    else fail "apt remove zookeeper (log: $WORK/remove.log)"; fi
+    expect "apt remove stopped the service (no zookeeper-fcgi process)" \
+        in_ct sh -c '! pgrep -x zookeeper-fcgi >/dev/null && ! systemctl is-active --quiet zookeeper.service'
+    expect "dpkg status rc (removed, config files kept)" \
+        [ "$(in_ct dpkg-query -W -f='${db:Status-Abbrev}' zookeeper | tr -d ' ')" = rc ]
+    expect "worker, unit and site link gone" in_ct sh -c '! test -e /usr/sbin/zookeeper-fcgi &&
+        ! test -e /lib/systemd/system/zookeeper.service && ! test -e /etc/nginx/sites-enabled/zookeeper'
+    expect "apt remove kept the edited /etc/zookeeper/zookeeper.conf and the TLS files" \
+        in_ct sh -c 'grep -qE "^max_seconds = 0.5" /etc/zookeeper/zookeeper.conf && test -s '$CERT
+    local store; store=$(in_ct sh -c 'readlink /var/lib/zookeeper; ls /var/lib/private/zookeeper' 2>&1 | paste -sd ' ')
+    note "/var/lib/zookeeper -> $store"
+    expect "apt remove kept the job store in /var/lib/zookeeper" \
+        in_ct sh -c 'test -L /var/lib/zookeeper && ls /var/lib/private/zookeeper | grep -q .'
+    expect "nginx still valid and active after the remove" \
+        in_ct sh -c 'nginx -t -q && systemctl is-active --quiet nginx.service'
+}
+
+check_purge() {
+    step "apt purge zookeeper"
+    if apt_ct purge zookeeper > "$WORK/purge.log" 2>&1; then pass "apt purge zookeeper"
+    else fail "apt purge zookeeper (log: $WORK/purge.log)"; fi
     local left
-    left=$(in_ct sh -c 'ls -d /usr/local/bin/zookeeper-fcgi /lib/systemd/system/zookeeper.service \
-        /lib/systemd/system/nginx.service.d/zookeeper.conf /etc/nginx/sites-enabled/zookeeper \
-        /etc/nginx/sites-available/zookeeper /etc/nginx/zookeeper /usr/local/share/doc/zookeeper \
-        /usr/local/share/zookeeper 2>/dev/null' || true)
-    expect "make uninstall removed every installed file${left:+ (left: $left)}" [ -z "$left" ]
-    expect "make uninstall kept the edited zookeeper.conf" in_ct test -f /etc/zookeeper/zookeeper.conf
-    expect "nginx config still valid after uninstall" in_ct nginx -t -q
-    # The rest of docs/production.md's uninstall sequence.
-    in_ct systemctl daemon-reload || true
-    expect "systemctl reload nginx after uninstall" in_ct systemctl reload nginx.service
+    left=$(in_ct sh -c 'ls -d /etc/zookeeper /var/lib/zookeeper /var/lib/private/zookeeper \
+        /etc/nginx/zookeeper /etc/nginx/sites-available/zookeeper /usr/share/zookeeper \
+        /usr/share/doc/zookeeper /var/log/nginx/zookeeper.access.log 2>/dev/null' || true)
+    expect "apt purge removed config, TLS files, accounts and jobs${left:+ (left: $left)}" [ -z "$left" ]
+    expect "dpkg knows no zookeeper any more" \
+        in_ct sh -c '! dpkg-query -W -f="\${db:Status-Abbrev}" zookeeper 2>/dev/null | grep -q "^[a-z]"'
+    expect "nginx still valid and active after the purge" \
+        in_ct sh -c 'nginx -t -q && systemctl is-active --quiet nginx.service'
 }
 
 # On the host, fast: install into a DESTDIR and uninstall leaves no file behind.
@@ -453,7 +558,8 @@ main() {
     trap finish EXIT
     trap 'exit 1' INT TERM
     host_prerequisites
-    make -s -C "$REPO" all
+    build_packages
+    make -s -C "$REPO" -j2 all
     step "systemd-analyze security --offline=true systemd/zookeeper.service (host)"
     note "$(systemd-analyze security --offline=true "$REPO/systemd/zookeeper.service" | tail -1)"
     check_destdir_roundtrip
@@ -465,8 +571,8 @@ main() {
     # the rest still run (errexit does not apply inside a `||` list).
     local c
     check_install || return 0
-    for c in check_units check_https check_sandbox check_lifecycle \
-             check_security_score check_uninstall; do
+    for c in check_units check_https check_sandbox check_security_score \
+             check_upgrade check_lifecycle check_remove check_purge; do
         "$c" || fail "$c stopped on an unexpected error"
     done
 }
