@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# zookeeper: run the whole stack (spawn-fcgi + worker + nginx over HTTPS) in a private prefix, in the foreground.
-# Ctrl-C/SIGTERM stops both and exits 0; SIGHUP reloads both; if either dies, the other is stopped and the exit is non-zero.
+# zookeeper: run the whole stack (spawn-fcgi + worker(s) + nginx over HTTPS) in a private prefix, in the foreground.
+# Ctrl-C/SIGTERM stops all and exits 0; SIGHUP reloads all; if nginx or the only worker dies, the rest is stopped
+# and the exit is non-zero. With several workers (PostgreSQL) a worker that dies is started again after a pause.
 #
 # Everything it writes stays under --prefix DIR: the rendered nginx config,
 # logs/, tmp/, tls/ (the dev certificate), state/ (the worker's store, unless
 # --state-dir says otherwise), web/ (a copy of the dashboard's files), the
-# FastCGI socket and the pid files.
+# FastCGI socket(s) and the pid files; with --store postgresql also pg/, a
+# throwaway PostgreSQL cluster (deploy/pg-cluster.sh) kept between runs.
 # As root, the worker and nginx's workers run as www-data: the socket is
 # www-data:www-data 0660, so only they can use it. Otherwise nobody switches
 # user and the socket is 0600.
@@ -19,6 +21,8 @@ readonly SERVICE_USER=www-data
 # requests in flight, which are short.
 readonly WORKER_GRACE_S=5
 readonly NGINX_GRACE_S=5  # above worker_shutdown_timeout in dev.conf.in
+readonly RESPAWN_PAUSE_S=1  # before a dead worker of several is started again
+readonly PG_PORT=54329      # names the cluster's socket file; nothing listens on TCP
 
 usage() {
     cat <<EOF
@@ -26,6 +30,9 @@ usage: $0 --bin BIN --config CONF --prefix DIR
           [--https-port 8443] [--http-port 8080] [--state-dir DIR]
           [--nginx-dir DIR]   (the nginx/ templates to render; default the
                                repository's, bench/ passes a tuned copy)
+          [--store sqlite|postgresql] [--workers N]
+                              (several workers need PostgreSQL: SQLite has one
+                               writer by design)
 EOF
 }
 
@@ -35,10 +42,11 @@ die() {
 }
 
 bin='' conf='' prefix='' state_dir='' https_port=8443 http_port=8080 nginx_dir=$REPO/nginx
+store=sqlite workers=1
 parse_args() {
     while (($#)); do
         case $1 in
-            --bin | --config | --prefix | --state-dir | --https-port | --http-port | --nginx-dir)
+            --bin | --config | --prefix | --state-dir | --https-port | --http-port | --nginx-dir | --store | --workers)
                 [[ $# -ge 2 ]] || die "$1 needs a value"
                 case $1 in
                     --bin) bin=$2 ;;
@@ -48,6 +56,8 @@ parse_args() {
                     --https-port) https_port=$2 ;;
                     --http-port) http_port=$2 ;;
                     --nginx-dir) nginx_dir=$2 ;;
+                    --store) store=$2 ;;
+                    --workers) workers=$2 ;;
                 esac
                 shift 2
                 ;;
@@ -65,6 +75,11 @@ parse_args() {
     [[ -x $bin && -f $bin ]] || die "worker binary '$bin' is not an executable file"
     [[ -r $conf && -f $conf ]] || die "config '$conf' is not a readable file"
     [[ -r $nginx_dir/dev.conf.in ]] || die "nginx templates '$nginx_dir' lack dev.conf.in"
+    [[ $store == sqlite || $store == postgresql ]] || die "--store takes sqlite or postgresql, not '$store'"
+    [[ $workers =~ ^[1-9][0-9]?$ ]] || die "--workers takes 1 to 99, not '$workers'"
+    if [[ $store == sqlite && $workers != 1 ]]; then
+        die "WORKERS=$workers needs STORE=postgresql: SQLite has a single writer by design (one worker per store)"
+    fi
 }
 
 # Absolute paths: the worker re-reads its config on SIGHUP from wherever it
@@ -81,6 +96,9 @@ resolve_paths() {
     mkdir -p "$state_dir"
     state_dir=$(realpath -e "$state_dir")
     socket=$prefix/zookeeper.sock
+    sockets=("$socket")
+    local i
+    for ((i = 2; i <= workers; i++)); do sockets+=("$prefix/zookeeper-$i.sock"); done
     worker_pidfile=$prefix/zookeeper-fcgi.pid
     cert=$prefix/tls/cert.pem
     key=$prefix/tls/key.pem
@@ -101,7 +119,7 @@ clear_stale() {
         fi
         rm -f "$pidfile"
     done
-    rm -f "$socket"
+    rm -f "${sockets[@]}"
 }
 
 setup_user() {
@@ -149,9 +167,21 @@ render() {
     sed "${sed_args[@]}" "$1" >"$2"
 }
 
+# The template names one worker's socket; several workers get one server
+# line each, with the same parameters.
+upstream_servers() {
+    ((workers > 1)) || return 0
+    local line lines='' i
+    line=$(grep -E "^[[:space:]]*server unix:$socket[ ;]" "$1") || die "no upstream server line for $socket in $1"
+    for i in "${sockets[@]}"; do lines+=${line//"$socket"/"$i"}$'\n'; done
+    awk -v old="$line" -v new="${lines%$'\n'}" '$0 == old { print new; next } { print }' "$1" >"$1.tmp"
+    mv "$1.tmp" "$1"
+}
+
 render_nginx() {
     mkdir -p "$prefix/logs" "$prefix/tmp"
     render "$nginx_dir/zookeeper-http.conf.in" "$prefix/zookeeper-http.conf"
+    upstream_servers "$prefix/zookeeper-http.conf"
     render "$nginx_dir/zookeeper-locations.conf" "$prefix/zookeeper-locations.conf"
     # Operators' endpoints as in production; the dev stack only listens on
     # loopback, which they let in without credentials, so none are made.
@@ -169,23 +199,42 @@ render_nginx() {
         || die "nginx rejected $prefix/nginx.conf"
 }
 
-worker_pid='' nginx_pid='' stop_requested=''
+worker_pids=() nginx_pid='' stop_requested='' store_url=''
 sed_args=()
 
+pidfile_of() { (($1 == 1)) && echo "$worker_pidfile" || echo "$prefix/zookeeper-fcgi-$1.pid"; }
+
+# The throwaway cluster lives in $prefix/pg and survives between runs, like
+# the SQLite file in state/.
+start_database() {
+    [[ $store == postgresql ]] || return 0
+    store_url=$("$HERE/pg-cluster.sh" start "$prefix/pg" --port "$PG_PORT") \
+        || die "the PostgreSQL cluster in $prefix/pg did not start"
+    echo "zookeeper: PostgreSQL in $prefix/pg ($store_url)"
+}
+
+# Worker N (1-based) on sockets[N-1]. -n: spawn-fcgi binds the socket as fd 0
+# and execs the worker in place, so $! is the worker itself, which this
+# script supervises.
 start_worker() {
-    # -n: spawn-fcgi binds the socket as fd 0 and execs the worker in place, so
-    # $! is the worker itself, which this script supervises.
-    spawn-fcgi -n -s "$socket" "${spawn_opts[@]}" -- \
-        "$bin" --config "$conf" --state-dir "$state_dir" &
-    worker_pid=$!
-    echo "$worker_pid" >"$worker_pidfile"
-    local i
+    local n=$1 sock=${sockets[$(($1 - 1))]} i
+    local args=(--config "$conf" --state-dir "$state_dir")
+    [[ $store == sqlite ]] || args+=(--backend "$store" --worker-name "worker-$n")
+    rm -f "$sock"
+    ZOOKEEPER_STORE_URL=$store_url spawn-fcgi -n -s "$sock" "${spawn_opts[@]}" -- "$bin" "${args[@]}" &
+    worker_pids[n]=$!
+    echo "${worker_pids[n]}" >"$(pidfile_of "$n")"
     for ((i = 0; i < 50; i++)); do
-        [[ -S $socket ]] && return 0
-        kill -0 "$worker_pid" 2>/dev/null || break
+        [[ -S $sock ]] && return 0
+        kill -0 "${worker_pids[n]}" 2>/dev/null || break
         sleep 0.1
     done
-    [[ -S $socket ]] || die "spawn-fcgi did not create $socket"
+    [[ -S $sock ]] || die "spawn-fcgi did not create $sock"
+}
+
+start_workers() {
+    local n
+    for ((n = 1; n <= workers; n++)); do start_worker "$n"; done
 }
 
 start_nginx() {
@@ -218,14 +267,21 @@ stop_all() {
     # drains what nginx already handed it.
     stop_child "$nginx_pid" QUIT "$NGINX_GRACE_S" nginx
     nginx_pid=''
-    stop_child "$worker_pid" TERM "$WORKER_GRACE_S" zookeeper-fcgi
-    worker_pid=''
-    rm -f "$socket" "$worker_pidfile"
+    local n
+    for n in "${!worker_pids[@]}"; do
+        stop_child "${worker_pids[n]}" TERM "$WORKER_GRACE_S" "zookeeper-fcgi (worker $n)"
+        rm -f "$(pidfile_of "$n")"
+    done
+    worker_pids=()
+    rm -f "${sockets[@]}"
+    # The database last: the workers commit what they hold as they stop.
+    [[ $store == sqlite ]] || "$HERE/pg-cluster.sh" stop "$prefix/pg" --port "$PG_PORT" || true
 }
 
 reload_all() {
     echo "run-stack: SIGHUP: reloading the worker's config and nginx" >&2
-    kill -HUP "$worker_pid" 2>/dev/null || true
+    local pid
+    for pid in "${worker_pids[@]}"; do kill -HUP "$pid" 2>/dev/null || true; done
     kill -HUP "$nginx_pid" 2>/dev/null || true
 }
 
@@ -233,13 +289,13 @@ wait_ready() {
     local i code
     for ((i = 0; i < 100; i++)); do
         [[ -z $stop_requested ]] || return 0
-        if ! kill -0 "$worker_pid" 2>/dev/null || ! kill -0 "$nginx_pid" 2>/dev/null; then
+        if ! kill -0 "${worker_pids[1]}" 2>/dev/null || ! kill -0 "$nginx_pid" 2>/dev/null; then
             return 0
         fi
         code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 \
             --cacert "$cert" "https://localhost:$https_port/animals" 2>/dev/null) || true
         if [[ $code == 200 ]]; then
-            echo "run-stack: ready (pids: worker $worker_pid, nginx $nginx_pid)" >&2
+            echo "run-stack: ready (pids: worker ${worker_pids[*]}, nginx $nginx_pid)" >&2
             return 0
         fi
         sleep 0.1
@@ -253,31 +309,37 @@ wait_ready() {
 # `wait PID` still returns the dead child's status. Sleeping in a waited-for
 # background job keeps Ctrl-C and SIGTERM prompt.
 supervise() {
-    local done_pid status
+    local done_pid status n dead
     while :; do
         if [[ -n $stop_requested ]]; then
             stop_all
             echo "run-stack: stopped" >&2
             exit 0
         fi
-        done_pid=''
-        if ! kill -0 "$worker_pid" 2>/dev/null; then
-            done_pid=$worker_pid
-        elif ! kill -0 "$nginx_pid" 2>/dev/null; then
-            done_pid=$nginx_pid
-        else
+        dead=''
+        for n in "${!worker_pids[@]}"; do
+            kill -0 "${worker_pids[n]}" 2>/dev/null || { dead=$n; break; }
+        done
+        if [[ -z $dead ]] && kill -0 "$nginx_pid" 2>/dev/null; then
             sleep 0.2 &
             wait $! 2>/dev/null || true
             continue
         fi
         status=0
-        wait "$done_pid" 2>/dev/null || status=$?
-        if [[ $done_pid == "$worker_pid" ]]; then
-            worker_pid=''
+        if [[ -n $dead ]]; then
+            wait "${worker_pids[dead]}" 2>/dev/null || status=$?
+            if ((workers > 1)); then
+                echo "run-stack: worker $dead exited with status $status; the others serve; starting it again in ${RESPAWN_PAUSE_S}s" >&2
+                sleep "$RESPAWN_PAUSE_S"
+                start_worker "$dead"
+                continue
+            fi
+            unset "worker_pids[dead]"
             echo "run-stack: zookeeper-fcgi exited with status $status; stopping nginx" >&2
         else
+            wait "$nginx_pid" 2>/dev/null || status=$?
             nginx_pid=''
-            echo "run-stack: nginx exited with status $status (see $prefix/logs/error.log); stopping the worker" >&2
+            echo "run-stack: nginx exited with status $status (see $prefix/logs/error.log); stopping the workers" >&2
         fi
         stop_all
         exit $((status == 0 ? 1 : status))
@@ -301,7 +363,8 @@ main() {
     echo "zookeeper: CA certificate $cert"
     echo "zookeeper:   curl --cacert $cert https://localhost:$https_port/animals"
     echo "zookeeper: logs in $prefix/logs, worker log on stderr; Ctrl-C stops"
-    start_worker
+    start_database
+    start_workers
     start_nginx
     wait_ready
     supervise

@@ -1,0 +1,74 @@
+// The PostgreSQL schema and its versioned migrations, and the statements
+// the driver prepares. Kept apart from the driver so a reader finds the whole
+// data model in one place.
+#pragma once
+
+#include <array>
+
+namespace zk::storage::pg {
+
+// Held for the migration's transaction: two workers starting at once on an
+// empty database migrate one after the other, and the second finds it done.
+constexpr long long migration_lock_key = 0x7a6b'0001;  // "zk", lock 1
+
+// Migration N brings the schema from version N-1 to N. Append only.
+constexpr std::array<const char*, 1> migrations{
+    // 1: the jobs table. Ids are UUIDv7 (time-ordered), so the primary key
+    // doubles as the listing's keyset cursor. The partial indexes serve the
+    // sweeps: unfinished jobs by deadline (rescue), finished ones by when
+    // they finished (retention).
+    "CREATE TABLE jobs ("
+    " id uuid PRIMARY KEY,"
+    " animal text NOT NULL,"
+    " state smallint NOT NULL CHECK (state BETWEEN 0 AND 3),"
+    " created_ms bigint NOT NULL,"
+    " started_ms bigint NOT NULL,"
+    " deadline_ms bigint NOT NULL,"
+    " finished_ms bigint NOT NULL,"
+    " duration_ms integer NOT NULL,"
+    " result text NOT NULL);"
+    "CREATE INDEX jobs_unfinished ON jobs (deadline_ms) WHERE state < 2;"
+    "CREATE INDEX jobs_finished ON jobs (finished_ms) WHERE state >= 2;"
+    "CREATE INDEX jobs_state ON jobs (state, id);",
+};
+
+constexpr const char* job_columns =
+    "id, animal, state, created_ms, started_ms, deadline_ms, finished_ms, duration_ms, result";
+
+// Prepared on every connection, by name.
+struct Prepared {
+    const char* name;
+    const char* sql;
+};
+constexpr std::array<Prepared, 7> statements{{
+    // Every write of a job is its whole record: a creation inserts it, a
+    // completion or cancellation replaces an unfinished one, so a job's state
+    // changes once, whichever worker writes first; a finished row is never
+    // touched again (0 rows: the write was skipped). One statement for both,
+    // because the pipeline keeps only a job's last write of a batch: a cancel
+    // may arrive in the same batch as the creation it cancels.
+    {"zk_put",
+     "INSERT INTO jobs (id, animal, state, created_ms, started_ms, deadline_ms, finished_ms, duration_ms, result)"
+     " VALUES ($1::uuid, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO UPDATE SET"
+     " state = EXCLUDED.state, started_ms = EXCLUDED.started_ms, finished_ms = EXCLUDED.finished_ms,"
+     " result = EXCLUDED.result WHERE jobs.state < 2"},
+    {"zk_erase", "DELETE FROM jobs WHERE id = $1::uuid"},
+    {"zk_fetch",
+     "SELECT id, animal, state, created_ms, started_ms, deadline_ms, finished_ms, duration_ms, result"
+     " FROM jobs WHERE id = $1::uuid"},
+    // Newest first; $1 state, $2 animal, $3 cursor (NULL for none), $4 limit.
+    {"zk_list",
+     "SELECT id, animal, state, created_ms, started_ms, deadline_ms, finished_ms, duration_ms, result"
+     " FROM jobs WHERE ($1::smallint IS NULL OR state = $1::smallint) AND ($2::text IS NULL OR animal = $2::text)"
+     " AND ($3::uuid IS NULL OR id < $3::uuid) ORDER BY id DESC LIMIT $4"},
+    // Overdue unfinished jobs. Not locked: finishing is conditional (zk_finish)
+    // and a result is a function of the id, so two sweepers racing agree.
+    {"zk_overdue",
+     "SELECT id, animal, state, created_ms, started_ms, deadline_ms, finished_ms, duration_ms, result"
+     " FROM jobs WHERE state < 2 AND deadline_ms <= $1 ORDER BY deadline_ms LIMIT $2"},
+    {"zk_purge",
+     "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE state >= 2 AND finished_ms < $1 LIMIT $2)"},
+    {"zk_now", "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint"},
+}};
+
+}  // namespace zk::storage::pg

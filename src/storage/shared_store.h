@@ -1,0 +1,51 @@
+// What a store shared by several workers answers besides taking writes: the
+// database, not any worker's memory, is then the truth about a job. Every
+// call may wait for the database (bounded by the store's timeouts) and
+// reports failure as a value, so the caller answers 503 rather than freezes.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "storage/job_record.h"
+
+namespace zk::storage {
+
+using RecordId = std::array<unsigned char, 16>;
+
+// Newest first; `before` is the keyset cursor (the last id of a page).
+struct ListQuery {
+    std::optional<RecordState> state;
+    std::optional<std::string> animal;
+    std::optional<RecordId> before;
+    std::size_t limit = 50;
+};
+
+class SharedStore {
+public:
+    virtual ~SharedStore() = default;
+
+    // false: the database did not answer (down, timed out, no connection free).
+    virtual bool fetch(const RecordId& id, std::optional<JobRecord>& out) = 0;
+    virtual bool list(const ListQuery& query, std::vector<JobRecord>& out) = 0;
+
+    // Finishes up to `limit` unfinished jobs whose deadline is at or before
+    // due_ms: `finish` turns each into its done record (a survey's result is
+    // a function of its id, so any worker gives the same one), written only
+    // if the job is still unfinished. Returns how many it finished.
+    virtual std::optional<std::size_t> rescue(std::int64_t due_ms, std::size_t limit,
+                                              const std::function<void(JobRecord&)>& finish) = 0;
+    // Deletes up to `limit` jobs finished before finished_before_ms.
+    virtual std::optional<std::size_t> purge(std::int64_t finished_before_ms, std::size_t limit) = 0;
+    // The database's clock (ms since the epoch): the one clock all workers share.
+    virtual std::optional<std::int64_t> now_ms() = 0;
+    // False while the database is known to be unreachable.
+    virtual bool reachable() const = 0;
+};
+
+}  // namespace zk::storage
