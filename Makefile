@@ -28,9 +28,11 @@ else
   $(error SANITIZER must be address, undefined or thread, not '$(SANITIZER)')
 endif
 
-ALL_CXXFLAGS = -std=c++20 $(WARN) $(SANFLAGS) -Isrc -pthread $(DEPFLAGS) $(CPPFLAGS) $(CXXFLAGS)
+ALL_CXXFLAGS = -std=c++20 $(WARN) $(SANFLAGS) -Isrc -isystem $(PG_INCLUDE) -pthread $(DEPFLAGS) $(CPPFLAGS) $(CXXFLAGS)
 ALL_LDFLAGS  = $(SANFLAGS) -pthread $(LDFLAGS)
-LDLIBS       = -lfcgi -luuid -lsqlite3
+LDLIBS       = -lfcgi -luuid -lsqlite3 -lpq
+# libpq's headers (Debian's libpq-dev) live outside the default search path.
+PG_INCLUDE  ?= /usr/include/postgresql
 
 CONFIG     ?= zookeeper.conf
 VERSION    := $(shell cat VERSION 2>/dev/null || echo 0.0.0)

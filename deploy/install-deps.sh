@@ -37,11 +37,13 @@ PACKAGES=(
     rapidjson-dev
     uuid-dev
     libsqlite3-dev
+    libpq-dev       # the PostgreSQL store's client library
     sqlite3         # the store's salvage recipe (README)
     openssl         # certificates, operator passwords
     curl
 )
 TEST_PACKAGES=(
+    postgresql-15   # make run STORE=postgresql and the tests' throwaway clusters (deploy/pg-cluster.sh)
     libfcgi-bin
     doctest-dev
     python3

@@ -48,7 +48,10 @@ int serve(const Config& config, const Options& options)
     const std::string dir = options.state_dir.value_or(config.store.dir);
     std::unique_ptr<storage::JobStore> store;
     try {
-        store = storage::open_store({storage::Backend::sqlite, dir, std::chrono::milliseconds(config.store.commit_interval_ms)});
+        storage::StoreOptions o;
+        o.dir = dir;
+        o.commit_interval = std::chrono::milliseconds(config.store.commit_interval_ms);
+        store = storage::open_store(o);
     } catch (const storage::StoreError& e) {
         std::cerr << "zookeeper-fcgi: " << e.what() << "\n";
         return exit_config;

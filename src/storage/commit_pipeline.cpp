@@ -28,6 +28,11 @@ const std::vector<double> commit_buckets{0.00001, 0.000025, 0.00005, 0.0001, 0.0
 // Powers of two: batches are 1 when idle, and grow to thousands only while a
 // slow commit lets the queue build up (pending_ has no cap).
 const std::vector<double> batch_buckets{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096};
+// Failed ranges and skipped writes kept for waiters: a waiter reads its own
+// at its next wake-up, so only a caller that never waits leaves one behind;
+// beyond these the oldest go.
+constexpr std::size_t failures_kept = 64;
+constexpr std::size_t skips_kept = 4096;
 
 // Fills out with each id's last write in batch (a later put or erase
 // replaces an earlier one), sorted by id so a B-tree is walked once.
@@ -71,7 +76,7 @@ void CommitPipeline::load(const std::function<void(JobRecord&&)>& visit) { drive
 
 JobStore::Seq CommitPipeline::put(const JobRecord& record, Committer by)
 {
-    return enqueue(Op{Write{record, false}, 0}, by);  // the copy is made outside the lock
+    return enqueue(Op{Write{record, false}, 0, by == Committer::caller}, by);  // the copy is made outside the lock
 }
 
 JobStore::Seq CommitPipeline::erase(const std::array<unsigned char, 16>& id)
@@ -91,6 +96,7 @@ JobStore::Seq CommitPipeline::enqueue(Op op, Committer by)
     {
         std::lock_guard lock(mutex_);
         seq = ++last_seq_;
+        if (failed_) failures_.back().upto = seq;  // refused: fails with the rest
         if (stopping_ || failed_) return seq;
         op.seq = seq;
         if (pending_.empty()) first_pending_at_ = Clock::now();
@@ -105,23 +111,39 @@ JobStore::Seq CommitPipeline::enqueue(Op op, Committer by)
 
 // The first waiter to find no commit running commits everything queued (its
 // own write among it); the others wait for that commit, or lead the next.
-bool CommitPipeline::wait_durable(Seq seq)
+JobStore::Durability CommitPipeline::wait(Seq seq)
 {
     const bool may_lead = commit_interval_.count() == 0;
     Lock lock(mutex_);
     if (committed_ < seq && !failed_ && !writer_done_) {
         // Committing or waiting for a commit may take a while (a disk, a lock
-        // held by an operator's sqlite3): the thread's owner may stand in.
+        // held by an operator's sqlite3, a database server): the thread's
+        // owner may stand in.
         lock.unlock();  // the hook takes its owner's lock, never under ours
         util::will_block();
         lock.lock();
     }
     for (;;) {
-        if (committed_ >= seq) return true;
-        if (failed_ || writer_done_) return false;
+        if (failed_seq(seq)) return Durability::failed;
+        if (committed_ >= seq) {
+            const auto it = std::find(skipped_.begin(), skipped_.end(), seq);
+            if (it == skipped_.end()) return Durability::committed;
+            skipped_.erase(it);
+            return Durability::skipped;
+        }
+        if (writer_done_) return Durability::failed;
         if (may_lead && !committing_ && !pending_.empty() && pending_.front().seq <= seq) commit_pending(lock);
         else committed_cv_.wait(lock);
     }
+}
+
+bool CommitPipeline::wait_durable(Seq seq) { return wait(seq) != Durability::failed; }
+
+bool CommitPipeline::failed_seq(Seq seq) const
+{
+    for (const Failed& f : failures_)
+        if (seq > f.after && seq <= f.upto) return true;
+    return false;
 }
 
 bool CommitPipeline::healthy() const { return !failed_; }
@@ -154,6 +176,7 @@ void CommitPipeline::run()
     for (;;) {
         await_writer_work(lock);
         committed_cv_.wait(lock, [this] { return !committing_; });  // a leader may be committing
+        if (failed_ && !stopping_) recover(lock);
         if (!pending_.empty()) commit_pending(lock);
         sync_if_due(lock);
         if (stopping_ && pending_.empty()) break;  // nothing more can be queued
@@ -169,11 +192,13 @@ void CommitPipeline::run()
 // allows, for the batch to fill.
 void CommitPipeline::await_writer_work(Lock& lock)
 {
+    const bool reconnects = driver_->recovers();
     for (;;) {
         if (stopping_ || writer_work_ > 0) break;
         const auto now = Clock::now();
         auto until = now + sync_interval;
         if (sync_due_) until = std::min(until, *sync_due_);
+        if (failed_ && reconnects) until = std::min(until, reconnect_at_);
         if (!pending_.empty()) until = std::min(until, first_pending_at_ + sync_interval);
         if (until <= now) break;
         writer_cv_.wait_until(lock, until);
@@ -194,6 +219,10 @@ void CommitPipeline::commit_pending(Lock& lock)
     lock.unlock();
     const bool ok = !failed_ && commit_batch();
     const Seq last = batch_.back().seq;
+    batch_skips_.clear();
+    if (ok)
+        for (const Op& op : batch_)
+            if (op.by_caller && op.write.skipped) batch_skips_.push_back(op.seq);
     batch_.clear();  // the records are freed outside the lock
     lock.lock();
     committing_ = false;
@@ -217,19 +246,60 @@ bool CommitPipeline::commit_batch()
     return true;
 }
 
-// The failure policy, in one place. Sticky: a later commit succeeding would
-// leave a hole behind sequence numbers already reported durable-or-failed.
-// A backend that reconnects (PostgreSQL) would instead fail this batch's
-// waiters only (a per-seq failure mark), stay unhealthy until its driver
-// reconnects, and accept writes again. Called with mutex_ held.
+// The failure policy, in one place. A failed commit fails its batch and
+// everything queued behind it (their waiters get false; writes nobody waits
+// for are lost, which a shared store's sweep repairs); writes are refused
+// until recover() succeeds, which with a driver that does not recover is
+// never. Called with mutex_ held.
 void CommitPipeline::settle(bool ok, Seq last)
 {
     if (ok) {
         committed_ = last;
+        note_skips();
         if (!sync_due_) sync_due_ = Clock::now() + sync_interval;
-    } else {
-        failed_ = true;
+        return;
     }
+    if (!failed_) {
+        if (failures_.size() == failures_kept) failures_.erase(failures_.begin());
+        failures_.push_back({committed_, last_seq_});
+        reconnect_at_ = Clock::now() + driver_->reconnect_interval();
+        writer_cv_.notify_one();
+    }
+    failures_.back().upto = last_seq_;
+    failed_ = true;
+    pending_.clear();
+    writer_work_ = 0;
+}
+
+// A skip counts only once its batch has committed, so a waiter that sees
+// committed_ pass its seq finds its skip already noted.
+void CommitPipeline::note_skips()
+{
+    for (Seq s : batch_skips_) {
+        if (skipped_.size() == skips_kept) skipped_.erase(skipped_.begin());
+        skipped_.push_back(s);
+    }
+    batch_skips_.clear();
+}
+
+// The writer, while failed_: asks the driver to reconnect once its interval
+// has passed; on success the store takes writes again (sequence numbers
+// refused meanwhile stay failed). Called with the lock held and the token free.
+void CommitPipeline::recover(Lock& lock)
+{
+    if (!driver_->recovers() || Clock::now() < reconnect_at_) return;
+    committing_ = true;
+    lock.unlock();
+    const bool ok = driver_->reconnect();
+    lock.lock();
+    committing_ = false;
+    if (ok) {
+        failed_ = false;
+        log::info("store_recovered").kv("store", driver_->name());
+    } else {
+        reconnect_at_ = Clock::now() + driver_->reconnect_interval();
+    }
+    committed_cv_.notify_all();
 }
 
 // The driver's sync() bounds how long a commit stays off stable storage. The

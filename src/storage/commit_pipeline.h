@@ -11,9 +11,12 @@
 // commit_interval > 0 only the writer commits, after gathering. Within a
 // batch only each id's last write reaches the driver (coalescing).
 //
-// A failed commit is sticky: the store turns unhealthy and refuses further
-// writes (see settle(), the one place that decides it). Measured figures:
-// docs/performance.md, "Storage measurements".
+// A failed commit fails every write not yet committed (its waiters get
+// false) and turns the store unhealthy; writes are refused meanwhile. With
+// SQLite that is final. A driver that recovers() (PostgreSQL) is asked to
+// reconnect by the writer, once per its reconnect_interval(), and the store
+// takes writes again once it has: settle() and recover() are the one place
+// that decides. Measured figures: docs/performance.md, "Storage measurements".
 #pragma once
 
 #include <atomic>
@@ -47,7 +50,10 @@ public:
     Seq put(const JobRecord& record, Committer by) override;
     Seq erase(const std::array<unsigned char, 16>& id) override;
     bool wait_durable(Seq seq) override;
+    Durability wait(Seq seq) override;
     bool healthy() const override;
+    std::string_view backend() const override { return driver_->name(); }
+    SharedStore* shared() override { return driver_->shared(); }
     std::optional<StoreStats> stats() const override;
     // Commits what is queued, joins the writer, closes the driver. Idempotent.
     void close() override;
@@ -59,6 +65,11 @@ private:
     struct Op {
         Write write;
         Seq seq = 0;
+        bool by_caller = false;  // its waiter is told a skip apart
+    };
+    // Writes failed together: (after, upto]. Kept for waiters still asleep.
+    struct Failed {
+        Seq after, upto;
     };
 
     Seq enqueue(Op op, Committer by);
@@ -67,6 +78,9 @@ private:
     void commit_pending(Lock& lock);
     bool commit_batch();
     void settle(bool ok, Seq last);
+    void note_skips();
+    bool failed_seq(Seq seq) const;
+    void recover(Lock& lock);
     void sync_if_due(Lock& lock);
 
     const std::chrono::milliseconds commit_interval_;
@@ -98,6 +112,10 @@ private:
     Seq committed_ = 0;
     std::optional<Clock::time_point> sync_due_;  // when the oldest unsynced commit is due a sync()
     bool writer_done_ = false;
+    std::vector<Failed> failures_;       // the last few, oldest first
+    std::vector<Seq> skipped_;           // caller writes skipped, until their waiter reads them
+    std::vector<Seq> batch_skips_;       // the batch's, gathered outside the lock
+    Clock::time_point reconnect_at_{};   // while failed_ with a driver that recovers
     std::atomic<bool> failed_{false};
 
     // Observed by the committer once per committed batch, before it is

@@ -3,6 +3,7 @@
 // durable, close. No threads and no locks of its own: docs/concurrency.md.
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <span>
 #include <string_view>
@@ -11,10 +12,16 @@
 
 namespace zk::storage {
 
+class SharedStore;
+
 // One queued write: insert-or-replace the record, or delete its id.
 struct Write {
     JobRecord record;  // only the id for an erase
     bool erase = false;
+    // The driver's answer, set by commit(): a shared store's conditional
+    // write that found the job already finished (by another worker) and
+    // left it as it was. The pipeline reports it to the write's waiter.
+    mutable bool skipped = false;
 };
 
 // commit(), sync() and close() are called by one thread at a time (the
@@ -44,6 +51,20 @@ public:
     // Releases the connection and whatever marks the store in use. Called
     // once, after the last commit().
     virtual void close() = 0;
+
+    // Whether a failed commit is final. SQLite's is (a disk or file that
+    // failed once is not trusted again: the store stays unhealthy). A
+    // database server's is not: the pipeline fails that batch's waiters and
+    // calls reconnect() until it succeeds, then takes writes again.
+    virtual bool recovers() const { return false; }
+    // Called by the writer, holding the token, while the store is
+    // unhealthy, once per reconnect_interval().
+    virtual bool reconnect() { return false; }
+    virtual std::chrono::milliseconds reconnect_interval() const { return std::chrono::seconds(1); }
+
+    // The reads of a store several workers share (nullptr: this worker's
+    // memory is the truth, as with SQLite).
+    virtual SharedStore* shared() { return nullptr; }
 };
 
 }  // namespace zk::storage

@@ -10,8 +10,10 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 
 #include "storage/job_record.h"
+#include "storage/shared_store.h"
 #include "util/histogram.h"
 
 namespace zk::storage {
@@ -54,8 +56,22 @@ public:
     // running.
     virtual bool wait_durable(Seq seq) = 0;
 
-    // False once a commit has failed; health reporting reads it.
+    // As wait_durable(), telling a committed write from one a shared store
+    // skipped because another worker had finished the job first (only a
+    // put() by Committer::caller is told apart; any other write that
+    // committed reports committed).
+    enum class Durability { committed, skipped, failed };
+    virtual Durability wait(Seq seq) { return wait_durable(seq) ? Durability::committed : Durability::failed; }
+
+    // False while commits fail (for good with SQLite; until the database
+    // answers again with PostgreSQL); health reporting reads it.
     virtual bool healthy() const = 0;
+
+    // "sqlite", "postgresql", or what a test double calls itself.
+    virtual std::string_view backend() const { return "memory"; }
+    // The reads of a store several workers share; nullptr when this
+    // worker's memory is the truth (SQLite).
+    virtual SharedStore* shared() { return nullptr; }
 
     // Write figures, callable from any thread at any time (also after
     // close()). Stores with no writer to measure (test doubles) have none.

@@ -88,10 +88,10 @@ pg::Params put_params(const JobRecord& r)
     return p;
 }
 
-pg::Connection::Statement statement_for(const PgWrite& w)
+pg::Connection::Statement statement_for(const Write& w)
 {
-    if (w.erase) return {"zk_erase", pg::Params().add(uuid_text(w.record->id))};
-    return {"zk_put", put_params(*w.record)};
+    if (w.erase) return {"zk_erase", pg::Params().add(uuid_text(w.record.id))};
+    return {"zk_put", put_params(w.record)};
 }
 
 // Ours go first: what the operator wrote in the string wins.
@@ -184,32 +184,47 @@ bool PostgresDriver::connect_commit(std::string& error)
     return commit_conn_.connect(error) && setup_(commit_conn_, error);
 }
 
-bool PostgresDriver::commit(const std::vector<PgWrite>& batch, std::vector<PgOutcome>& outcomes)
+// Nothing to restore: the database, not this worker's memory, holds the
+// jobs, and polls read it.
+void PostgresDriver::load(const std::function<void(JobRecord&&)>&) {}
+
+void PostgresDriver::close()
 {
-    outcomes.assign(batch.size(), PgOutcome::failed);
-    if (!commit_conn_.connected()) {
-        std::string error;
-        if (!connect_commit(error)) {
-            log::error("store_commit_failed").kv("backend", "postgresql").kv("error", error);
-            return false;
-        }
+    commit_conn_.drop();
+}
+
+bool PostgresDriver::reconnect()
+{
+    std::string error;
+    if (connect_commit(error)) {
         log::info("store_reconnected").kv("backend", "postgresql").kv("db", where_);
+        return true;
     }
-    for (std::size_t from = 0; from < batch.size(); from += chunk_size)
-        if (!apply_chunk(batch, from, std::min(batch.size(), from + chunk_size), outcomes)) return false;
+    log::warn("store_reconnect_failed").kv("backend", "postgresql").kv("error", error);
+    return false;
+}
+
+bool PostgresDriver::commit(std::span<const Write* const> writes)
+{
+    if (!commit_conn_.connected()) {
+        log::error("store_commit_failed").kv("backend", "postgresql").kv("error", "not connected");
+        return false;
+    }
+    for (std::size_t from = 0; from < writes.size(); from += chunk_size)
+        if (!apply_chunk(writes.subspan(from, std::min(chunk_size, writes.size() - from)))) return false;
     return true;
 }
 
-// One round trip, one implicit transaction. A statement that fails aborts
-// the chunk: every write of it is then reported failed.
-bool PostgresDriver::apply_chunk(const std::vector<PgWrite>& batch, std::size_t from, std::size_t to,
-                                 std::vector<PgOutcome>& outcomes)
+// One round trip, one implicit transaction (all or nothing). A failed
+// statement aborts the chunk; the batch then fails as a whole, chunks
+// before it included as far as waiters know (they were committed: a retry
+// of those writes finds them and is skipped or applied again, harmlessly).
+bool PostgresDriver::apply_chunk(std::span<const Write* const> chunk)
 {
     statements_.clear();
-    for (std::size_t i = from; i < to; ++i) statements_.push_back(statement_for(batch[i]));
+    for (const Write* w : chunk) statements_.push_back(statement_for(*w));
     std::string error;
-    const bool delivered = commit_conn_.pipeline(statements_, results_, error);
-    bool ok = delivered;
+    bool ok = commit_conn_.pipeline(statements_, results_, error);
     for (const pg::Result& r : results_)
         if (!r.ok()) {
             ok = false;
@@ -217,11 +232,10 @@ bool PostgresDriver::apply_chunk(const std::vector<PgWrite>& batch, std::size_t 
         }
     if (!ok) {
         log::error("store_commit_failed").kv("backend", "postgresql").kv("error", error);
-        if (!commit_conn_.connected() || !delivered) commit_conn_.drop();
+        commit_conn_.drop();  // reconnect() starts afresh, whatever state it was left in
         return false;
     }
-    for (std::size_t i = from; i < to; ++i)
-        outcomes[i] = results_[i - from].affected() > 0 || batch[i].erase ? PgOutcome::applied : PgOutcome::skipped;
+    for (std::size_t i = 0; i < chunk.size(); ++i) chunk[i]->skipped = !chunk[i]->erase && results_[i].affected() == 0;
     return true;
 }
 

@@ -15,9 +15,11 @@
 #include <chrono>
 #include <cstddef>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
+#include "storage/driver.h"
 #include "storage/job_record.h"
 #include "storage/pg_connection.h"
 #include "storage/pg_pool.h"
@@ -33,29 +35,27 @@ struct PostgresOptions {
     std::chrono::milliseconds retry_after{1000};        // after a failed connect, fail fast this long
 };
 
-// One write as the pipeline hands it over.
-struct PgWrite {
-    const JobRecord* record;
-    bool erase;
-};
-enum class PgOutcome { applied, skipped, failed };
-
-class PostgresDriver final : public SharedStore {
+class PostgresDriver final : public Driver, public SharedStore {
 public:
     // Connects, migrates the schema (safe when workers start together) and
     // prepares. Throws StoreError naming the database on failure.
     explicit PostgresDriver(PostgresOptions options);
     ~PostgresDriver() override;
 
-    // Applies a batch in order; outcomes gets one entry per write. False
-    // when the batch could not be committed (every outcome failed or
-    // unknown); the next call reconnects first.
-    bool commit(const std::vector<PgWrite>& batch, std::vector<PgOutcome>& outcomes);
-    // The writes a shared store keeps are the database's: nothing is loaded.
-    const std::string& name() const { return name_; }
-    const std::string& where() const { return where_; }
-    bool commit_connected() const { return commit_conn_.connected(); }
+    // Driver. Writes go out in order, chunk_size per round trip; a write
+    // that found its job finished is marked skipped. A failed commit drops
+    // the connection; reconnect() makes a new one.
+    std::string_view name() const override { return "postgresql"; }
+    void load(const std::function<void(JobRecord&&)>& visit) override;
+    bool commit(std::span<const Write* const> writes) override;
+    bool sync() override { return true; }  // commits are synchronous already
+    void close() override;
+    bool recovers() const override { return true; }
+    bool reconnect() override;
+    std::chrono::milliseconds reconnect_interval() const override { return options_.retry_after; }
+    SharedStore* shared() override { return this; }
 
+    // SharedStore: through the read pool.
     bool fetch(const RecordId& id, std::optional<JobRecord>& out) override;
     bool list(const ListQuery& query, std::vector<JobRecord>& out) override;
     std::optional<std::size_t> rescue(std::int64_t due_ms, std::size_t limit,
@@ -67,12 +67,10 @@ public:
 private:
     bool connect_commit(std::string& error);
     void migrate();
-    bool apply_chunk(const std::vector<PgWrite>& batch, std::size_t from, std::size_t to,
-                     std::vector<PgOutcome>& outcomes);
+    bool apply_chunk(std::span<const Write* const> chunk);
 
     const PostgresOptions options_;
     const std::string conninfo_;  // with our timeouts added
-    const std::string name_ = "postgresql";
     const std::string where_;     // the database named, without a password
     const pg::Pool::Prepare setup_;  // run on every new connection
     pg::Connection commit_conn_;  // the commit token holder's alone

@@ -3,6 +3,7 @@
 #include "storage/store_factory.h"
 
 #include "storage/commit_pipeline.h"
+#include "storage/postgres_driver.h"
 #include "storage/sqlite_driver.h"
 
 namespace zk::storage {
@@ -13,6 +14,11 @@ std::unique_ptr<JobStore> open_store(const StoreOptions& options)
     switch (options.backend) {
     case Backend::sqlite:
         driver = open_sqlite_driver(options.dir);
+        break;
+    case Backend::postgresql:
+        driver = std::make_unique<PostgresDriver>(PostgresOptions{options.url, options.read_connections,
+                                                                  options.statement_timeout, options.connect_timeout,
+                                                                  options.reconnect_interval});
         break;
     }
     if (!driver) throw StoreError("unknown store backend");
