@@ -31,7 +31,7 @@ namespace {
 
 std::unique_ptr<JobStore> open_sqlite_store(const std::string& dir, std::chrono::milliseconds interval)
 {
-    return zk::storage::open_store({zk::storage::Backend::sqlite, dir, interval});
+    return zk::storage::open_store(zk::storage::sqlite_options(dir, interval));
 }
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }

@@ -52,7 +52,7 @@ Response create_failed(CreateError error, const std::string& animal)
 }
 
 // The job with that id, or the answer explaining why there is none.
-std::variant<Job, Response> lookup(const JobPool& pool, const std::string& id_text)
+std::variant<Job, Response> lookup(JobPool& pool, const std::string& id_text)
 {
     const auto id = JobId::parse(id_text);
     if (!id) return problem(ProblemKind::bad_job_id, http::quote_user_text(id_text) + " is not a UUID");
@@ -60,6 +60,8 @@ std::variant<Job, Response> lookup(const JobPool& pool, const std::string& id_te
     if (found.status == LookupStatus::expired)
         return problem(ProblemKind::result_expired, "job " + id->str() + " finished and its result has expired");
     if (found.status == LookupStatus::unknown) return problem(ProblemKind::unknown_job, "no job " + id->str());
+    if (found.status == LookupStatus::unavailable)
+        return busy(ProblemKind::store_failed, "the job store did not answer; retry later");
     return std::move(*found.job);
 }
 
@@ -205,7 +207,9 @@ Response Api::list_jobs(const QueryParams& params) const
     if (auto* error = std::get_if<Response>(&parsed)) return std::move(*error);
     JobFilter filter = std::get<JobFilter>(parsed);
     ++filter.limit;  // one more than asked tells whether a next page exists
-    auto jobs = pool_.list(filter);
+    auto listed = pool_.list(filter);
+    if (!listed) return busy(ProblemKind::store_failed, "the job store did not answer; retry later");
+    auto& jobs = *listed;
     const bool more = jobs.size() == filter.limit;
     if (more) jobs.pop_back();
     const Millis now = clock_.now_ms();
@@ -241,6 +245,10 @@ Response Api::health() const
     w.EndObject();
     w.Key("store");
     w.String(s.store_healthy ? "ok" : "failed");
+    w.Key("backend");
+    w.String(s.backend.data(), static_cast<rapidjson::SizeType>(s.backend.size()));
+    w.Key("worker");
+    w.String(s.worker.c_str());
     w.EndObject();
     return json(s.store_healthy ? 200 : 503, std::string(buf.GetString(), buf.GetSize()));
 }

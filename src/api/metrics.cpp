@@ -45,6 +45,15 @@ void render_pool(PrometheusText& p, const PoolStats& s)
     p.sample("zookeeper_pool_queue_depth", "", static_cast<std::uint64_t>(s.pool_queue_depth));
     p.family("zookeeper_timers", "gauge", "Pending completion and expiry timers.");
     p.sample("zookeeper_timers", "", static_cast<std::uint64_t>(s.timers));
+    p.family("zookeeper_worker_info", "gauge", "Always 1: which worker answered and which store backend it uses.");
+    p.sample("zookeeper_worker_info", "worker=\"" + s.worker + "\",backend=\"" + std::string(s.backend) + "\"",
+             static_cast<std::uint64_t>(1));
+    if (s.shared) {
+        p.family("zookeeper_jobs_rescued_total", "counter", "Late surveys of other workers this one completed.");
+        p.sample("zookeeper_jobs_rescued_total", "", s.rescued_total);
+        p.family("zookeeper_jobs_purged_total", "counter", "Finished surveys this one deleted from the shared store.");
+        p.sample("zookeeper_jobs_purged_total", "", s.purged_total);
+    }
     p.family("zookeeper_store_up", "gauge", "1 while the job store commits, 0 after a failed commit.");
     p.sample("zookeeper_store_up", "", static_cast<std::uint64_t>(s.store_healthy ? 1 : 0));
 }

@@ -14,6 +14,8 @@ struct Options {
     std::string config_path = "/etc/zookeeper/zookeeper.conf";
     std::optional<std::string> state_dir;  // overrides [store] dir
     std::optional<std::string> log_level;  // overrides [service] log_level
+    std::optional<std::string> backend;    // overrides [store] backend
+    std::optional<std::string> worker_name;  // overrides [service] worker_name
 };
 
 struct UsageError {

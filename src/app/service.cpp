@@ -4,12 +4,19 @@
 
 #include "app/service.h"
 
+#include <cctype>
 #include <chrono>
+#include <cstdlib>
 #include <iostream>
 #include <memory>
 
+#include <unistd.h>
+
 #include "api/api.h"
 #include "dispatch/dispatcher.h"
+#include "config/settings.h"
+#include "domain/cluster_clock.h"
+#include "domain/sweeper.h"
 #include "storage/store_factory.h"
 #include "transport/fcgi_server.h"
 #include "transport/signals.h"
@@ -43,21 +50,73 @@ void reload(JobPool& pool, const Options& options)
     log::info("reloaded").kv("config", options.config_path).kv("animals", static_cast<std::int64_t>(config.animals.size()));
 }
 
+// The environment variable that overrides [store] url, so a password need
+// not sit in the config file.
+constexpr const char* store_url_env = "ZOOKEEPER_STORE_URL";
+
+// Where the store's settings came from, for the one line a failed start prints.
+std::string store_origin(const Config& config)
+{
+    if (std::getenv(store_url_env)) return store_url_env;
+    for (const char* key : {"store.url", "store.backend"})
+        if (auto it = config.lines.find(key); it != config.lines.end())
+            return config.path + ":" + std::to_string(it->second);
+    return config.path;
+}
+
+storage::StoreOptions store_options(const Config& config)
+{
+    storage::StoreOptions o;
+    o.backend = config.store.backend == "postgresql" ? storage::Backend::postgresql : storage::Backend::sqlite;
+    o.dir = config.store.dir;
+    o.commit_interval = std::chrono::milliseconds(config.store.commit_interval_ms);
+    const char* env = std::getenv(store_url_env);
+    o.url = env ? env : config.store.url;
+    o.read_connections = config.store.read_connections;
+    o.statement_timeout = std::chrono::milliseconds(config.store.statement_timeout_ms);
+    o.connect_timeout = std::chrono::seconds(config.store.connect_timeout_s);
+    o.reconnect_interval = std::chrono::milliseconds(config.store.reconnect_interval_ms);
+    return o;
+}
+
+std::string default_worker_name()
+{
+    char host[256] = {};
+    if (::gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
+    std::string name;
+    for (const char* c = host; *c; ++c)  // what worker_name allows
+        if (std::isalnum(static_cast<unsigned char>(*c)) || *c == '.' || *c == '-' || *c == '_') name.push_back(*c);
+    return (name.empty() ? "worker" : name) + ":" + std::to_string(::getpid());
+}
+
+// A shared store's sweeper, on the pool's clock.
+std::unique_ptr<Sweeper> make_sweeper(storage::JobStore& store, ClusterClock& clock, JobPool& pool, const Config& c)
+{
+    storage::SharedStore* shared = store.shared();
+    if (!shared) return nullptr;
+    SweepShape shape;
+    shape.interval_ms = static_cast<Millis>(c.store.sweep_interval_ms);
+    shape.rescue_after_ms = static_cast<Millis>(c.store.rescue_after_ms);
+    Sweeper::Hooks hooks{[&pool](storage::JobRecord& r) { pool.finish_late(r); },
+                         [&pool] { return pool.rules()->result_ttl_ms; },
+                         [&pool](std::size_t n) { pool.count_purged(n); }};
+    return std::make_unique<Sweeper>(*shared, clock, shape, std::move(hooks));
+}
+
 int serve(const Config& config, const Options& options)
 {
-    const std::string dir = options.state_dir.value_or(config.store.dir);
     std::unique_ptr<storage::JobStore> store;
     try {
-        storage::StoreOptions o;
-        o.dir = dir;
-        o.commit_interval = std::chrono::milliseconds(config.store.commit_interval_ms);
-        store = storage::open_store(o);
+        store = storage::open_store(store_options(config));
     } catch (const storage::StoreError& e) {
-        std::cerr << "zookeeper-fcgi: " << e.what() << "\n";
+        std::cerr << "zookeeper-fcgi: " << store_origin(config) << ": " << e.what() << "\n";
         return exit_config;
     }
-    SystemClock clock;
+    SystemClock system_clock;
+    ClusterClock clock(system_clock);  // offset 0 unless a shared store's sweeper sets one
     JobPool pool(clock, store.get(), shape_from(config), rules_from(config));
+    auto sweeper = make_sweeper(*store, clock, pool, config);
+    if (sweeper) sweeper->start();
     pool.start();
     api::Metrics metrics;
     api::Api api(pool, clock, metrics);
@@ -66,7 +125,8 @@ int serve(const Config& config, const Options& options)
                                  [&](const http::Request& r) { return dispatcher.dispatch(r); });
     server.on_fatal(transport::request_terminate);
     server.start();
-    log::info("started").kv("config", options.config_path).kv("state_dir", dir)
+    log::info("started").kv("config", options.config_path).kv("backend", store->backend())
+        .kv("worker", config.service.worker_name).kv("state_dir", config.store.dir)
         .kv("acceptors", static_cast<std::int64_t>(config.service.acceptor_threads))
         .kv("awake", static_cast<std::int64_t>(config.service.awake_acceptors))
         .kv("restored", static_cast<std::int64_t>(pool.stats().held));
@@ -74,10 +134,27 @@ int serve(const Config& config, const Options& options)
     log::info("stopping");
     server.stop();
     server.join();
+    if (sweeper) sweeper->stop();
     pool.stop();
     store->close();
     log::info("stopped");
     return store->healthy() ? 0 : exit_runtime;
+}
+
+// The config with the command line's overrides applied through the same
+// checks as the file's; the reason when one is bad.
+std::optional<std::string> apply_overrides(Config& c, const Options& o)
+{
+    const std::pair<const char*, const std::optional<std::string>*> overrides[] = {
+        {"dir", &o.state_dir}, {"backend", &o.backend}};
+    for (const auto& [key, value] : overrides)
+        if (*value)
+            if (auto bad = apply_setting(*find_setting("store", key), **value, c)) return "--" + std::string(key) + ": " + *bad;
+    if (o.worker_name)
+        if (auto bad = apply_setting(*find_setting("service", "worker_name"), *o.worker_name, c))
+            return "--worker-name: " + *bad;
+    if (c.service.worker_name.empty()) c.service.worker_name = default_worker_name();
+    return std::nullopt;
 }
 
 }  // namespace
@@ -97,6 +174,7 @@ PoolShape shape_from(const Config& c)
     PoolShape s;
     s.threads = c.service.pool_threads;
     s.queue_capacity = c.service.queue_capacity;
+    s.worker = c.service.worker_name;
     return s;
 }
 
@@ -107,7 +185,11 @@ int run_service(const Options& options)
         std::cerr << "zookeeper-fcgi: " << e->str() << "\n";
         return exit_config;
     }
-    const Config& config = std::get<Config>(loaded);
+    Config& config = std::get<Config>(loaded);
+    if (auto bad = apply_overrides(config, options)) {
+        std::cerr << "zookeeper-fcgi: " << *bad << "\n";
+        return exit_config;
+    }
     apply_log_level(config, options);
     if (!transport::is_listening_socket(listen_fd)) {
         std::cerr << "zookeeper-fcgi: file descriptor 0 is not a listening socket; start me with spawn-fcgi\n";

@@ -159,6 +159,7 @@ Parser::Error Parser::setting(std::string_view key, std::string_view value)
     const Setting* row = find_setting(section_, key);
     if (!row) return fail("unknown key '" + k + "' in [" + section_ + "] (expected " + keys_of(section_) + ")");
     if (auto problem = apply_setting(*row, value, config_)) return fail(*problem);
+    config_.lines[section_ + "." + k] = line_;
     return std::nullopt;
 }
 

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstddef>
+#include <map>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -28,11 +29,20 @@ struct ServiceSettings {
     std::size_t max_jobs = 0;
     double result_ttl = 0;
     std::string log_level;
+    std::string worker_name;
 };
 
 struct StoreSettings {
+    std::string backend;
     std::string dir;
     std::size_t commit_interval_ms = 0;
+    std::string url;
+    std::size_t read_connections = 0;
+    std::size_t statement_timeout_ms = 0;
+    std::size_t connect_timeout_s = 0;
+    std::size_t reconnect_interval_ms = 0;
+    std::size_t rescue_after_ms = 0;
+    std::size_t sweep_interval_ms = 0;
 };
 
 struct Config {
@@ -41,6 +51,9 @@ struct Config {
     WorkloadSettings workload;
     ServiceSettings service;
     StoreSettings store;
+    // Where each setting was given: "section.key" → line, for errors found
+    // after parsing (an unreachable database names the url's line).
+    std::map<std::string, int> lines;
 };
 
 struct ConfigError {

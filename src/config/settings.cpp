@@ -3,6 +3,7 @@
 
 #include "config/settings.h"
 
+#include <cctype>
 #include <charconv>
 #include <sstream>
 
@@ -38,10 +39,28 @@ constexpr Setting table[] = {
      [](Config& c) -> SettingField { return &c.service.result_ttl; }},
     {"service", "log_level", K::log_level, 0, 0, "info", "least severe level logged: debug, info, warn or error",
      [](Config& c) -> SettingField { return &c.service.log_level; }},
-    {"store", "dir", K::absolute_path, 0, 0, "/var/lib/zookeeper", "where the job database lives",
+    {"service", "worker_name", K::name, 0, 0, "", "this worker's name in /healthz, /metrics and logs; empty: host:pid",
+     [](Config& c) -> SettingField { return &c.service.worker_name; }},
+    {"store", "backend", K::backend, 0, 0, "sqlite", "sqlite (one worker) or postgresql (several workers, one database)",
+     [](Config& c) -> SettingField { return &c.store.backend; }},
+    {"store", "dir", K::absolute_path, 0, 0, "/var/lib/zookeeper", "sqlite: where the job database lives",
      [](Config& c) -> SettingField { return &c.store.dir; }},
     {"store", "commit_interval_ms", K::count, 0, 1000, "0", "extra wait to gather a commit batch; 0: none",
      [](Config& c) -> SettingField { return &c.store.commit_interval_ms; }},
+    {"store", "url", K::text, 0, 0, "", "postgresql: libpq connection string or URI; ZOOKEEPER_STORE_URL overrides it",
+     [](Config& c) -> SettingField { return &c.store.url; }},
+    {"store", "read_connections", K::count, 1, 64, "4", "postgresql: connections for reads (polls of jobs held elsewhere, /jobs, sweeps)",
+     [](Config& c) -> SettingField { return &c.store.read_connections; }},
+    {"store", "statement_timeout_ms", K::count, 100, 600'000, "5000", "postgresql: longest wait for one statement",
+     [](Config& c) -> SettingField { return &c.store.statement_timeout_ms; }},
+    {"store", "connect_timeout_s", K::count, 1, 300, "5", "postgresql: longest wait for a connection",
+     [](Config& c) -> SettingField { return &c.store.connect_timeout_s; }},
+    {"store", "reconnect_interval_ms", K::count, 100, 60'000, "1000", "postgresql: pause between reconnects while the database is down",
+     [](Config& c) -> SettingField { return &c.store.reconnect_interval_ms; }},
+    {"store", "rescue_after_ms", K::count, 100, 3'600'000, "2000", "postgresql: how late a survey may be before any worker completes it",
+     [](Config& c) -> SettingField { return &c.store.rescue_after_ms; }},
+    {"store", "sweep_interval_ms", K::count, 100, 60'000, "500", "postgresql: how often each worker sweeps for late and expired surveys",
+     [](Config& c) -> SettingField { return &c.store.sweep_interval_ms; }},
 };
 
 std::optional<std::string> number(std::string_view value, const Setting& s, double& out)
@@ -72,12 +91,26 @@ std::optional<std::string> count(std::string_view value, const Setting& s, std::
     return std::nullopt;
 }
 
+// Shown in metric labels and log lines unquoted: nothing that needs escaping.
+bool worker_name(std::string_view v)
+{
+    constexpr std::size_t max_length = 64;
+    if (v.size() > max_length) return false;
+    for (unsigned char c : v)
+        if (!std::isalnum(c) && c != '.' && c != '_' && c != '-' && c != ':') return false;
+    return true;
+}
+
 std::optional<std::string> text(std::string_view value, const Setting& s, std::string& out)
 {
     if (s.kind == K::log_level && !log::parse_level(value))
         return std::string(s.key) + " must be debug, info, warn or error, not '" + std::string(value) + "'";
     if (s.kind == K::absolute_path && (value.empty() || value[0] != '/'))
         return "[" + std::string(s.section) + "] " + std::string(s.key) + " must be an absolute path";
+    if (s.kind == K::name && !worker_name(value))
+        return std::string(s.key) + " may hold only up to 64 letters, digits and . _ - :, not '" + std::string(value) + "'";
+    if (s.kind == K::backend && value != "sqlite" && value != "postgresql")
+        return std::string(s.key) + " must be sqlite or postgresql, not '" + std::string(value) + "'";
     out = value;
     return std::nullopt;
 }
@@ -102,7 +135,10 @@ std::optional<std::string> apply_setting(const Setting& setting, std::string_vie
     case K::number: return number(value, setting, *std::get<double*>(field));
     case K::count: return count(value, setting, *std::get<std::size_t*>(field));
     case K::log_level:
-    case K::absolute_path: break;
+    case K::absolute_path:
+    case K::backend:
+    case K::text:
+    case K::name: break;
     }
     return text(value, setting, *std::get<std::string*>(field));
 }

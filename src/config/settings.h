@@ -19,6 +19,9 @@ enum class SettingKind {
     number,         // a decimal number in [min, max]
     log_level,      // debug, info, warn or error (util/log's names)
     absolute_path,  // starts with '/'
+    backend,        // sqlite or postgresql
+    text,           // any text, empty included
+    name,           // empty, or up to 64 of letters, digits and . _ - :
 };
 
 // Where a parsed value goes in a Config.

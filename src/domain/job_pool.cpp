@@ -51,6 +51,7 @@ JobPool::JobPool(const Clock& clock, storage::JobStore* store, PoolShape shape, 
     : clock_(clock),
       started_ms_(clock.now_ms()),
       store_(store),
+      shared_(store ? store->shared() : nullptr),
       shape_(shape),
       workers_(shape.threads, shape.queue_capacity),
       rules_(std::make_shared<const Rules>(std::move(rules))),
@@ -163,9 +164,11 @@ void JobPool::forget(const JobId& id)
     --in_flight_;
 }
 
-Lookup JobPool::find(const JobId& id) const
+Lookup JobPool::find(const JobId& id)
 {
-    if (auto job = table_.get(id)) return {LookupStatus::found, std::move(job)};
+    auto job = table_.get(id);
+    if (job && (!shared_ || job->finished())) return {LookupStatus::found, std::move(job)};
+    if (shared_) return find_shared(id, std::move(job));
     // Ids carry their creation time: an id older than the TTL that we no
     // longer hold most likely finished and expired.
     const auto born = id.created_ms();
@@ -173,8 +176,44 @@ Lookup JobPool::find(const JobId& id) const
     return {LookupStatus::unknown, std::nullopt};
 }
 
+// The database is the truth about a job not finished here: another worker
+// may have cancelled it, or completed it for a worker that died. A finished
+// answer never changes, so it is kept until its result expires.
+Lookup JobPool::find_shared(const JobId& id, std::optional<Job> held)
+{
+    std::optional<storage::JobRecord> record;
+    if (!shared_->fetch(id.bytes(), record)) return {LookupStatus::unavailable, std::nullopt};
+    if (!record) {
+        const auto born = id.created_ms();
+        const bool old = born && *born + rules()->result_ttl_ms < clock_.now_ms();
+        return {old ? LookupStatus::expired : LookupStatus::unknown, std::nullopt};
+    }
+    Job job = from_record(std::move(*record));
+    if (job.finished()) remember(job);
+    else if (held) job.started_ms = held->started_ms;  // not written: see begin()
+    return {LookupStatus::found, std::move(job)};
+}
+
+// Keeps a finished job read from the shared store. If it was one of ours
+// still running here (cancelled through another worker), it leaves our counts.
+void JobPool::remember(const Job& finished)
+{
+    bool was_ours = false;
+    const bool held = table_.update(finished.id, [&](Job& j) {
+        if (j.finished()) return false;
+        --(j.state == JobState::queued ? queued_ : running_);
+        was_ours = true;
+        j = finished;
+        return true;
+    });
+    if (was_ours) --in_flight_;
+    if (!held && !was_ours) table_.put(finished);
+    arm({finished.finished_ms + rules()->result_ttl_ms, finished.id, TimerKind::expire});
+}
+
 CancelOutcome JobPool::cancel(const JobId& id)
 {
+    if (shared_) return cancel_shared(id);
     const Millis now = clock_.now_ms();
     CancelOutcome outcome = CancelOutcome::unknown;
     storage::JobStore::Seq seq = 0;
@@ -204,6 +243,37 @@ CancelOutcome JobPool::cancel(const JobId& id)
     return stored ? outcome : CancelOutcome::store_failed;
 }
 
+// The database decides: the cancelled row is written only over an
+// unfinished one, so a cancel racing a completion on another worker either
+// wins or is told the job is done, never both.
+CancelOutcome JobPool::cancel_shared(const JobId& id)
+{
+    const Lookup found = find(id);
+    if (found.status == LookupStatus::unavailable) return CancelOutcome::store_failed;
+    if (found.status != LookupStatus::found) return CancelOutcome::unknown;
+    const Job& job = *found.job;
+    if (job.state == JobState::done) return CancelOutcome::already_done;
+    if (job.state == JobState::cancelled) return CancelOutcome::already_cancelled;
+    const Millis now = clock_.now_ms();
+    Job next = job;
+    next.state = JobState::cancelled;
+    next.finished_ms = now;
+    switch (store_->wait(persist(next, storage::JobStore::Committer::caller))) {
+    case storage::JobStore::Durability::failed: return CancelOutcome::store_failed;
+    case storage::JobStore::Durability::skipped: {  // finished elsewhere meanwhile
+        const Lookup after = find(id);
+        if (after.status == LookupStatus::unavailable) return CancelOutcome::store_failed;
+        if (after.job && after.job->state == JobState::cancelled) return CancelOutcome::already_cancelled;
+        return CancelOutcome::already_done;
+    }
+    case storage::JobStore::Durability::committed: break;
+    }
+    ++cancelled_;
+    remember(next);
+    log::info("job_cancelled").kv("job", id.str()).kv("stored", "yes");
+    return CancelOutcome::cancelled;
+}
+
 void JobPool::reconfigure(Rules rules)
 {
     auto next = std::make_shared<const Rules>(std::move(rules));
@@ -229,7 +299,12 @@ PoolStats JobPool::stats() const
         s.timers = timers_.size();
     }
     s.pool_threads = shape_.threads;
-    s.store_healthy = !store_ || store_->healthy();
+    s.store_healthy = !store_ || (store_->healthy() && (!shared_ || shared_->reachable()));
+    s.backend = store_ ? store_->backend() : "memory";
+    s.worker = shape_.worker;
+    s.shared = shared_ != nullptr;
+    s.rescued_total = rescued_;
+    s.purged_total = purged_;
     s.pool_queue_depth = workers_.queue_depth();
     s.pool_busy = workers_.busy();
     s.created_total = created_;
@@ -242,8 +317,21 @@ PoolStats JobPool::stats() const
     return s;
 }
 
-std::vector<Job> JobPool::list(const JobFilter& filter) const
+std::optional<std::vector<Job>> JobPool::list(const JobFilter& filter) const
 {
+    if (shared_) {
+        storage::ListQuery q;
+        if (filter.state) q.state = static_cast<storage::RecordState>(*filter.state);
+        q.animal = filter.animal;
+        if (filter.before) q.before = filter.before->bytes();
+        q.limit = filter.limit;
+        std::vector<storage::JobRecord> rows;
+        if (!shared_->list(q, rows)) return std::nullopt;
+        std::vector<Job> jobs;
+        jobs.reserve(rows.size());
+        for (auto& r : rows) jobs.push_back(from_record(std::move(r)));
+        return jobs;
+    }
     // A min-heap on id keeps the newest `limit` matches (v7 ids sort by time).
     if (filter.limit == 0) return {};  // the heap test below reads front()
     auto older = [](const Job& a, const Job& b) { return a.id > b.id; };
@@ -261,7 +349,7 @@ std::vector<Job> JobPool::list(const JobFilter& filter) const
         }
     });
     std::sort(heap.begin(), heap.end(), [](const Job& a, const Job& b) { return b.id < a.id; });
-    return heap;
+    return std::optional<std::vector<Job>>(std::move(heap));
 }
 
 void JobPool::wake()
@@ -360,7 +448,11 @@ void JobPool::complete(const JobId& id)
     ++completed_;
     survey_seconds_.observe(static_cast<double>(now - created) / 1000.0);
     completion_lag_seconds_.observe(static_cast<double>(std::max<Millis>(0, now - deadline)) / 1000.0);
-    arm({now + r->result_ttl_ms, id, TimerKind::expire});
+    // Shared: the write may yet find the job cancelled through another
+    // worker, so what we hold is no answer; polls read the database until it
+    // says done, and then keep that.
+    if (shared_) table_.erase(id);
+    else arm({now + r->result_ttl_ms, id, TimerKind::expire});
     // Debug, not info: one line per survey doubles the log of a busy service.
     if (log::enabled(log::Level::debug))
         log::debug("job_completed").kv("job", id.str()).kv("lag_ms", std::max<Millis>(0, now - deadline));
@@ -378,8 +470,20 @@ void JobPool::expire(const JobId& id)
     }
     if (!table_.erase(id)) return;
     ++expired_;
-    if (store_) store_->erase(id.bytes());
+    // A shared store's rows are deleted by the sweep (every worker held a
+    // copy); only this worker's memory forgets here.
+    if (store_ && !shared_) store_->erase(id.bytes());
     if (log::enabled(log::Level::debug)) log::debug("job_expired").kv("job", id.str());
+}
+
+void JobPool::finish_late(storage::JobRecord& r)
+{
+    const auto rules_now = rules();
+    r.state = storage::RecordState::done;
+    r.finished_ms = clock_.now_ms();
+    if (r.started_ms == 0) r.started_ms = r.created_ms;
+    r.result = survey_sentence(JobId(r.id), r.animal, *rules_now->vocabulary);
+    ++rescued_;
 }
 
 // Called under the job's shard lock, so the store sees each job's changes in

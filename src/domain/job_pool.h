@@ -52,6 +52,8 @@ struct PoolShape {
     // The timer thread re-reads the clock at least this often, so a wall
     // clock step is noticed and tests can move a ManualClock. Not a setting.
     Millis timer_max_wait_ms = 250;
+    // This worker's name, for /healthz, /metrics and logs.
+    std::string worker;
 };
 
 enum class CreateError { none, unknown_animal, too_many_jobs, stopping, store_failed };
@@ -60,7 +62,8 @@ struct Created {
     CreateError error = CreateError::none;
 };
 
-enum class LookupStatus { found, unknown, expired };
+// unavailable: the job may exist, but the shared store did not answer.
+enum class LookupStatus { found, unknown, expired, unavailable };
 struct Lookup {
     LookupStatus status = LookupStatus::unknown;
     std::optional<Job> job;
@@ -73,7 +76,13 @@ struct PoolStats {
     std::size_t queued = 0, running = 0, held = 0, timers = 0;
     std::size_t pool_threads = 0, pool_queue_depth = 0, pool_busy = 0;
     bool store_healthy = true;
+    std::string worker;                   // PoolShape::worker
+    std::string_view backend = "memory";  // the store's: sqlite, postgresql
+    bool shared = false;                  // several workers on one store
     std::uint64_t created_total = 0, completed_total = 0, cancelled_total = 0, expired_total = 0;
+    // Shared store only: surveys of other (dead) workers this one completed
+    // late, and finished ones it deleted after result_ttl.
+    std::uint64_t rescued_total = 0, purged_total = 0;
     Histogram::Snapshot survey_seconds;  // creation to completion
     // How late completions ran after their deadline.
     Histogram::Snapshot completion_lag_seconds;
@@ -104,15 +113,25 @@ public:
     void stop();
 
     Created create(std::string_view animal);
-    Lookup find(const JobId& id) const;
+    // With a shared store a job not finished here is read from the
+    // database (another worker may have cancelled or finished it); a
+    // finished one is kept in memory until its result expires.
+    Lookup find(const JobId& id);
     CancelOutcome cancel(const JobId& id);
 
     void reconfigure(Rules rules);
     std::shared_ptr<const Rules> rules() const;
     PoolStats stats() const;
-    // Up to filter.limit jobs, newest first. Scans every held job: meant for
-    // operators, not for the hot path.
-    std::vector<Job> list(const JobFilter& filter) const;
+    // Up to filter.limit jobs, newest first. Scans every held job (with a
+    // shared store: asks the database, nullopt when it does not answer):
+    // meant for operators, not for the hot path.
+    std::optional<std::vector<Job>> list(const JobFilter& filter) const;
+
+    // For the sweep of a shared store (domain/sweeper.h): turns a late
+    // survey's record into its done record, as the survey's own worker
+    // would have (the sentence is a function of the id), and counts it.
+    void finish_late(storage::JobRecord& record);
+    void count_purged(std::size_t n) { purged_ += n; }
     // Makes the timer thread look at the clock now.
     void wake();
 
@@ -125,12 +144,16 @@ private:
     void complete(const JobId& id);
     void expire(const JobId& id);
     void forget(const JobId& id);
+    Lookup find_shared(const JobId& id, std::optional<Job> held);
+    void remember(const Job& finished);
+    CancelOutcome cancel_shared(const JobId& id);
     storage::JobStore::Seq persist(const Job& job, storage::JobStore::Committer by);
     bool durable(storage::JobStore::Seq seq);
 
     const Clock& clock_;
     const Millis started_ms_;
     storage::JobStore* const store_;
+    storage::SharedStore* const shared_;  // store_'s, when several workers share it
     const PoolShape shape_;
     JobTable table_;
     ThreadPool workers_;
@@ -148,6 +171,7 @@ private:
     std::atomic<std::size_t> in_flight_{0};  // queued + running, for max_jobs
     std::atomic<std::size_t> queued_{0}, running_{0};
     std::atomic<std::uint64_t> created_{0}, completed_{0}, cancelled_{0}, expired_{0};
+    std::atomic<std::uint64_t> rescued_{0}, purged_{0};
     Histogram survey_seconds_;
     Histogram completion_lag_seconds_;
 };

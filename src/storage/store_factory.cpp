@@ -8,6 +8,14 @@
 
 namespace zk::storage {
 
+StoreOptions sqlite_options(std::string dir, std::chrono::milliseconds commit_interval)
+{
+    StoreOptions o;
+    o.dir = std::move(dir);
+    o.commit_interval = commit_interval;
+    return o;
+}
+
 std::unique_ptr<JobStore> open_store(const StoreOptions& options)
 {
     std::unique_ptr<Driver> driver;

@@ -27,6 +27,9 @@ struct StoreOptions {
     std::chrono::milliseconds commit_interval{0};
 };
 
+// The options of a SQLite store in dir (tests, benchmarks).
+StoreOptions sqlite_options(std::string dir, std::chrono::milliseconds commit_interval);
+
 // Throws StoreError (naming what) when the store cannot be opened.
 std::unique_ptr<JobStore> open_store(const StoreOptions& options);
 

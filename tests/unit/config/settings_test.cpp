@@ -71,7 +71,9 @@ TEST_CASE("the shipped zookeeper.conf writes every row as `key = default`")
     std::ifstream in(test::repo_path("zookeeper.conf"));
     const std::string text(std::istreambuf_iterator<char>(in), {});
     for (const Setting& s : settings()) {
-        const std::string line = "\n" + std::string(s.key) + " = " + std::string(s.default_text) + "\n";
+        // An empty default is written "key =", without trailing blanks.
+        const std::string value = s.default_text.empty() ? "" : " " + std::string(s.default_text);
+        const std::string line = "\n" + std::string(s.key) + " =" + value + "\n";
         CHECK_MESSAGE(text.find(line) != std::string::npos, line);
         const auto header = text.find("\n[" + std::string(s.section) + "]\n");
         CHECK_MESSAGE((header != std::string::npos && header < text.find(line)), s.key);

@@ -44,7 +44,7 @@ struct SqliteBackend {
     zk::test::TempDir tmp;
     std::unique_ptr<JobStore> open(std::chrono::milliseconds interval = 0ms) const
     {
-        return zk::storage::open_store({zk::storage::Backend::sqlite, tmp.str(), interval});
+        return zk::storage::open_store(zk::storage::sqlite_options(tmp.str(), interval));
     }
     // A trigger that aborts every insert, installed through a second connection.
     void break_commits() const

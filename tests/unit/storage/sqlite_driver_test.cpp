@@ -37,7 +37,7 @@ namespace {
 
 std::unique_ptr<JobStore> open(const std::string& dir, std::chrono::milliseconds interval = 0ms)
 {
-    return zk::storage::open_store({zk::storage::Backend::sqlite, dir, interval});
+    return zk::storage::open_store(zk::storage::sqlite_options(dir, interval));
 }
 
 std::vector<JobRecord> reopen_and_load(const std::string& dir)
