@@ -333,7 +333,7 @@ std::optional<std::vector<Job>> JobPool::list(const JobFilter& filter) const
         return jobs;
     }
     // A min-heap on id keeps the newest `limit` matches (v7 ids sort by time).
-    if (filter.limit == 0) return {};  // the heap test below reads front()
+    if (filter.limit == 0) return std::vector<Job>{};  // the heap test below reads front()
     auto older = [](const Job& a, const Job& b) { return a.id > b.id; };
     std::vector<Job> heap;
     table_.for_each([&](const Job& j) {

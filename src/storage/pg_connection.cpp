@@ -8,6 +8,8 @@
 #include <charconv>
 #include <cstring>
 
+#include "util/log.h"
+
 namespace zk::storage::pg {
 
 namespace {
@@ -19,6 +21,13 @@ std::string trimmed(const char* message)
     for (char& c : m)
         if (c == '\n' || c == '\t') c = ' ';
     return m.empty() ? "unknown error" : m;
+}
+
+// The server's notices (NOTICE: relation already exists, ...) would go to
+// stderr unformatted; they are only of interest when debugging.
+void log_notice(void*, const char* message)
+{
+    if (log::enabled(log::Level::debug)) log::debug("store_notice").kv("message", trimmed(message));
 }
 
 struct ParamArrays {
@@ -92,7 +101,10 @@ bool Connection::connect(std::string& error)
 {
     drop();
     conn_ = PQconnectdb(conninfo_.c_str());
-    if (conn_ && PQstatus(conn_) == CONNECTION_OK) return true;
+    if (conn_ && PQstatus(conn_) == CONNECTION_OK) {
+        PQsetNoticeProcessor(conn_, log_notice, nullptr);
+        return true;
+    }
     error = conn_ ? trimmed(PQerrorMessage(conn_)) : "out of memory";
     drop();
     return false;

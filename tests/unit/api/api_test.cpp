@@ -219,7 +219,7 @@ TEST_CASE("poll: a queued job (its creation not yet durable) is answered like a 
     REQUIRE(wait_until([&] { return store.held() == 1; }));
     JobFilter queued;
     queued.state = JobState::queued;
-    const std::vector<Job> jobs = f.pool.list(queued);
+    const std::vector<Job> jobs = f.pool.list(queued).value();
     REQUIRE(jobs.size() == 1);
     const Response r = f.api.poll(jobs[0].id.str());
     CHECK(std::string(json(r, 202).GetString()) == "...");

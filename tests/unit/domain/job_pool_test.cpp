@@ -34,7 +34,7 @@ using storage::RecordState;
 
 namespace {
 
-JobState state_of(const JobPool& pool, const JobId& id)
+JobState state_of(JobPool& pool, const JobId& id)
 {
     auto found = pool.find(id);
     REQUIRE(found.status == LookupStatus::found);
@@ -52,7 +52,7 @@ bool idle(const JobPool& pool)
     });
 }
 
-bool reaches(const JobPool& pool, const JobId& id, JobState state)
+bool reaches(JobPool& pool, const JobId& id, JobState state)
 {
     return wait_until([&] {
         auto f = pool.find(id);
@@ -60,7 +60,7 @@ bool reaches(const JobPool& pool, const JobId& id, JobState state)
     }) && idle(pool);
 }
 
-bool expires(const JobPool& pool, const JobId& id)
+bool expires(JobPool& pool, const JobId& id)
 {
     return wait_until([&] { return pool.find(id).status == LookupStatus::expired; }) && idle(pool);
 }
@@ -292,7 +292,7 @@ TEST_CASE("cancel: a job still queued (its creation not yet durable) is cancelle
     REQUIRE(wait_until([&] { return store.held() == 1; }));
     JobFilter queued;
     queued.state = JobState::queued;
-    const std::vector<Job> jobs = pool.list(queued);
+    const std::vector<Job> jobs = pool.list(queued).value();
     REQUIRE(jobs.size() == 1);
     CHECK(pool.stats().queued == 1);
     CHECK(pool.cancel(jobs[0].id) == CancelOutcome::cancelled);
@@ -492,36 +492,36 @@ TEST_CASE("list: newest first, filtered, paged with before")
     REQUIRE(pool.cancel(jobs[4].id) == CancelOutcome::cancelled);
 
     JobFilter all;
-    auto listed = pool.list(all);
+    auto listed = pool.list(all).value();
     REQUIRE(listed.size() == 10);
     for (std::size_t i = 0; i < 10; ++i) CHECK(listed[i].id == jobs[9 - i].id);
 
     JobFilter page;
     page.limit = 3;
-    listed = pool.list(page);
+    listed = pool.list(page).value();
     REQUIRE(listed.size() == 3);
     CHECK(listed[0].id == jobs[9].id);
     CHECK(listed[2].id == jobs[7].id);
     page.before = listed.back().id;
-    listed = pool.list(page);
+    listed = pool.list(page).value();
     REQUIRE(listed.size() == 3);
     CHECK(listed[0].id == jobs[6].id);
 
     JobFilter elks;
     elks.animal = "elks";
-    listed = pool.list(elks);
+    listed = pool.list(elks).value();
     CHECK(listed.size() == 5);
     CHECK(std::all_of(listed.begin(), listed.end(), [](const Job& j) { return j.animal == "elks"; }));
 
     JobFilter cancelled;
     cancelled.state = JobState::cancelled;
-    listed = pool.list(cancelled);
+    listed = pool.list(cancelled).value();
     REQUIRE(listed.size() == 1);
     CHECK(listed[0].id == jobs[4].id);
 
     JobFilter none;
     none.limit = 0;
-    CHECK(pool.list(none).empty());
+    CHECK(pool.list(none).value().empty());
 }
 
 TEST_CASE("stop is idempotent; afterwards creation answers stopping")
