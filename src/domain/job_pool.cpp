@@ -88,7 +88,8 @@ void JobPool::stop()
 // would block on its bounded queue with nobody yet draining it.
 void JobPool::restore()
 {
-    if (!store_) return;
+    // A shared store is read per request: its jobs are every worker's.
+    if (!store_ || shared_) return;
     const Millis now = clock_.now_ms();
     const Millis ttl = rules()->result_ttl_ms;
     std::lock_guard lock(timer_mutex_);

@@ -66,15 +66,20 @@ bool Pool::ensure_connected(Connection& c, std::string& error)
     }
     util::will_block();
     std::string why;
-    const bool ok = c.connect(why) && prepare_(c, why);
+    const bool connected = c.connect(why);
+    const bool ok = connected && prepare_(c, why);
     std::lock_guard lock(mutex_);
     if (ok) {
         down_reason_.clear();
         return true;
     }
     c.drop();
-    down_reason_ = why;
-    down_until_ = Clock::now() + retry_after_;
+    // Only a failed connect means the database is down; a statement that
+    // failed (a timeout behind a lock) fails this request alone.
+    if (!connected) {
+        down_reason_ = why;
+        down_until_ = Clock::now() + retry_after_;
+    }
     error = why;
     return false;
 }

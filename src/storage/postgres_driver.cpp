@@ -52,6 +52,31 @@ bool parse_uuid(std::string_view s, RecordId& id)
     return k == id.size() * 2;
 }
 
+// bytea in its text form: \x and two hex digits a byte.
+std::string bytea_text(const std::string& bytes)
+{
+    static const char hex[] = "0123456789abcdef";
+    std::string s = "\\x";
+    s.reserve(2 + bytes.size() * 2);
+    for (unsigned char c : bytes) {
+        s.push_back(hex[c >> 4]);
+        s.push_back(hex[c & 15]);
+    }
+    return s;
+}
+
+bool parse_bytea(std::string_view t, std::string& out)
+{
+    out.clear();
+    if (t.size() < 2 || t[0] != '\\' || t[1] != 'x' || t.size() % 2) return false;
+    for (std::size_t i = 2; i < t.size(); i += 2) {
+        const int hi = hex_digit(t[i]), lo = hex_digit(t[i + 1]);
+        if (hi < 0 || lo < 0) return false;
+        out.push_back(static_cast<char>(hi * 16 + lo));
+    }
+    return true;
+}
+
 bool read_row(const pg::Result& r, int row, JobRecord& out)
 {
     const long long state = r.integer(row, 2);
@@ -64,8 +89,7 @@ bool read_row(const pg::Result& r, int row, JobRecord& out)
     out.deadline_ms = r.integer(row, 5);
     out.finished_ms = r.integer(row, 6);
     out.duration_ms = static_cast<std::int32_t>(r.integer(row, 7));
-    out.result = std::string(r.text(row, 8));
-    return true;
+    return parse_bytea(r.text(row, 8), out.result);
 }
 
 bool read_rows(const pg::Result& r, std::vector<JobRecord>& out)
@@ -84,7 +108,8 @@ pg::Params put_params(const JobRecord& r)
 {
     pg::Params p;
     p.add(uuid_text(r.id)).add(r.animal).add(static_cast<long long>(r.state)).add(r.created_ms);
-    p.add(r.started_ms).add(r.deadline_ms).add(r.finished_ms).add(static_cast<long long>(r.duration_ms)).add(r.result);
+    p.add(r.started_ms).add(r.deadline_ms).add(r.finished_ms).add(static_cast<long long>(r.duration_ms));
+    p.add(bytea_text(r.result));
     return p;
 }
 
@@ -184,9 +209,33 @@ bool PostgresDriver::connect_commit(std::string& error)
     return commit_conn_.connect(error) && setup_(commit_conn_, error);
 }
 
-// Nothing to restore: the database, not this worker's memory, holds the
-// jobs, and polls read it.
-void PostgresDriver::load(const std::function<void(JobRecord&&)>&) {}
+// Page by page through the read pool. A worker does not restore from a
+// shared store (JobPool reads it per request instead); tools and tests do.
+void PostgresDriver::load(const std::function<void(JobRecord&&)>& visit)
+{
+    constexpr long long page = 10'000;
+    std::optional<RecordId> after;
+    for (;;) {
+        std::vector<JobRecord> rows;
+        std::string error;
+        const bool ok = pool_.with(
+            [&](pg::Connection& c) {
+                pg::Params p;
+                if (after) p.add(uuid_text(*after));
+                else p.null();
+                pg::Result r = c.exec_prepared("zk_scan", p.add(page));
+                if (!r.ok()) error = r.error();
+                return r.ok() && read_rows(r, rows);
+            },
+            error);
+        if (!ok) throw StoreError("job store postgresql (" + where_ + "): reading jobs failed: " + error);
+        for (JobRecord& r : rows) {
+            after = r.id;
+            visit(std::move(r));
+        }
+        if (static_cast<long long>(rows.size()) < page) return;
+    }
+}
 
 void PostgresDriver::close()
 {

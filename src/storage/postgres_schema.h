@@ -16,7 +16,8 @@ constexpr std::array<const char*, 1> migrations{
     // 1: the jobs table. Ids are UUIDv7 (time-ordered), so the primary key
     // doubles as the listing's keyset cursor. The partial indexes serve the
     // sweeps: unfinished jobs by deadline (rescue), finished ones by when
-    // they finished (retention).
+    // they finished (retention). The result is bytes, as in the SQLite
+    // store: the store keeps what it is given (psql: convert_from(result, 'UTF8')).
     "CREATE TABLE jobs ("
     " id uuid PRIMARY KEY,"
     " animal text NOT NULL,"
@@ -26,7 +27,7 @@ constexpr std::array<const char*, 1> migrations{
     " deadline_ms bigint NOT NULL,"
     " finished_ms bigint NOT NULL,"
     " duration_ms integer NOT NULL,"
-    " result text NOT NULL);"
+    " result bytea NOT NULL);"
     "CREATE INDEX jobs_unfinished ON jobs (deadline_ms) WHERE state < 2;"
     "CREATE INDEX jobs_finished ON jobs (finished_ms) WHERE state >= 2;"
     "CREATE INDEX jobs_state ON jobs (state, id);",
@@ -40,7 +41,7 @@ struct Prepared {
     const char* name;
     const char* sql;
 };
-constexpr std::array<Prepared, 7> statements{{
+constexpr std::array<Prepared, 8> statements{{
     // Every write of a job is its whole record: a creation inserts it, a
     // completion or cancellation replaces an unfinished one, so a job's state
     // changes once, whichever worker writes first; a finished row is never
@@ -69,6 +70,10 @@ constexpr std::array<Prepared, 7> statements{{
     {"zk_purge",
      "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE state >= 2 AND finished_ms < $1 LIMIT $2)"},
     {"zk_now", "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint"},
+    // Every job in id order, a page at a time after $1 (load(): tools, tests).
+    {"zk_scan",
+     "SELECT id, animal, state, created_ms, started_ms, deadline_ms, finished_ms, duration_ms, result"
+     " FROM jobs WHERE ($1::uuid IS NULL OR id > $1::uuid) ORDER BY id LIMIT $2"},
 }};
 
 }  // namespace zk::storage::pg

@@ -1,7 +1,7 @@
 // The JobStore contract, written once and run against every backend: round
 // trips, group-commit semantics (coalescing, waiting, closing), the writer's
-// stats and a failed commit. Each backend is a fixture below; the PostgreSQL
-// driver joins STORE_BACKENDS. Backend-only cases: sqlite_driver_test.cpp.
+// stats and a failed commit. Each backend is a fixture below. Backend-only
+// cases: sqlite_driver_test.cpp, postgres_driver_test.cpp.
 
 #include <doctest/doctest.h>
 #include <sqlite3.h>
@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "../support/memory_driver.h"
+#include "../support/pg_test_db.h"
 #include "../support/store_records.h"
 #include "../support/wait.h"
 #include "storage/commit_pipeline.h"
@@ -72,7 +73,37 @@ struct MemoryBackend {
     }
 };
 
-#define STORE_BACKENDS SqliteBackend, MemoryBackend
+// A schema of its own in the test cluster (support/pg_test_db.h). Reconnects
+// are put off past any test's length, so a failed commit stays failed here as
+// with the others; postgres_driver_test.cpp covers the recovery.
+struct PostgresBackend {
+    zk::test::PgTestSchema schema;
+    std::unique_ptr<JobStore> open(std::chrono::milliseconds interval = 0ms) const
+    {
+        zk::storage::StoreOptions o;
+        o.backend = zk::storage::Backend::postgresql;
+        o.url = schema.conninfo();
+        o.commit_interval = interval;
+        o.read_connections = 2;
+        o.statement_timeout = 10s;
+        o.connect_timeout = 5s;
+        o.reconnect_interval = 1h;
+        return zk::storage::open_store(o);
+    }
+    // A trigger that aborts every insert and update.
+    void break_commits() const
+    {
+        const std::string s = schema.name();
+        REQUIRE(schema.exec("CREATE FUNCTION " + s + ".zk_refuse() RETURNS trigger LANGUAGE plpgsql AS "
+                            "$$BEGIN RAISE EXCEPTION 'injected'; END$$")
+                    .empty());
+        REQUIRE(schema.exec("CREATE TRIGGER no_write BEFORE INSERT OR UPDATE ON " + s +
+                            ".jobs FOR EACH ROW EXECUTE FUNCTION " + s + ".zk_refuse()")
+                    .empty());
+    }
+};
+
+#define STORE_BACKENDS SqliteBackend, MemoryBackend, PostgresBackend
 
 template <class B>
 std::vector<JobRecord> reopen_and_load(const B& backend)
