@@ -17,6 +17,7 @@ namespace {
 constexpr double max_workload_seconds = 86'400;   // a day: anything longer is a typo
 constexpr std::size_t max_threads = 256;
 constexpr std::size_t max_word_length = 64;
+constexpr std::size_t max_wait_limit_seconds = 3600;  // nginx's read timeout must exceed it
 
 std::string_view trim(std::string_view s)
 {
@@ -166,6 +167,8 @@ Parser::Error Parser::service(std::string_view key, std::string_view value)
     if (key == "queue_capacity") return count(value, 1, 10'000'000, s.queue_capacity);
     if (key == "max_jobs") return count(value, 1, 100'000'000, s.max_jobs);
     if (key == "result_ttl") return number(value, 0.001, 365.0 * 86'400, s.result_ttl);
+    if (key == "max_wait_seconds") return count(value, 1, max_wait_limit_seconds, s.max_wait_seconds);
+    if (key == "max_waiters") return count(value, 0, 10'000'000, s.max_waiters);
     if (key == "log_level") {
         if (value != "debug" && value != "info" && value != "warn" && value != "error")
             return fail("log_level must be debug, info, warn or error, not '" + std::string(value) + "'");
@@ -173,7 +176,7 @@ Parser::Error Parser::service(std::string_view key, std::string_view value)
         return std::nullopt;
     }
     return fail("unknown key '" + std::string(key) +
-                "' in [service] (expected acceptor_threads, awake_acceptors, pool_threads, queue_capacity, max_jobs, result_ttl, log_level)");
+                "' in [service] (expected acceptor_threads, awake_acceptors, pool_threads, queue_capacity, max_jobs, result_ttl, max_wait_seconds, max_waiters, log_level)");
 }
 
 Parser::Error Parser::store(std::string_view key, std::string_view value)

@@ -24,6 +24,8 @@ struct ServiceSettings {
     std::size_t queue_capacity = 4096;  // due pool tasks waiting; beyond it the timer waits
     std::size_t max_jobs = 100'000;     // queued + running surveys; beyond it 503
     double result_ttl = 3600;           // seconds a finished survey is kept
+    std::size_t max_wait_seconds = 30;  // the longest ?wait= a poll may ask for
+    std::size_t max_waiters = 0;        // waiting polls at once; 0: half of RLIMIT_NOFILE
     std::string log_level = "info";
 };
 

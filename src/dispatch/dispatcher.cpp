@@ -44,8 +44,10 @@ http::Response Dispatcher::call(const http::Request& request, api::Endpoint& end
     switch (m.route) {
     case Route::animals: return api_.list_animals();
     case Route::animal: return api_.start_survey(m.param, request.method == "POST");
-    case Route::query: return request.method == "DELETE" ? api_.cancel(m.param) : api_.poll(m.param);
-    case Route::job: return api_.show_job(m.param);
+    case Route::query:
+        if (request.method == "DELETE") return api_.cancel(m.param);
+        return waits_ ? waits_->poll(m.param, m.query) : api_.poll(m.param);
+    case Route::job: return waits_ ? waits_->show(m.param, m.query) : api_.show_job(m.param);
     case Route::jobs: return api_.list_jobs(m.query);
     case Route::healthz: return api_.health();
     case Route::metrics: return api_.metrics();
@@ -76,6 +78,7 @@ http::Response Dispatcher::dispatch(const http::Request& request) noexcept
         .kv("status", response.status)
         .kv("dur_us", us.count());
     if (!response.created_job.empty()) line.kv("job", response.created_job);
+    if (response.park) line.kv("parked", "yes");  // status is the answer it would get now
     return response;
 }
 

@@ -4,13 +4,18 @@
 
 #include "api/api.h"
 #include "api/metrics.h"
+#include "api/waiting.h"
 #include "http/message.h"
 
 namespace zk::dispatch {
 
 class Dispatcher {
 public:
-    Dispatcher(api::Api& api, api::Metrics& metrics) : api_(api), metrics_(metrics) {}
+    // `waits` (optional) serves ?wait= on /query/{id} and /jobs/{id}.
+    Dispatcher(api::Api& api, api::Metrics& metrics, const api::WaitingPolls* waits = nullptr)
+        : api_(api), metrics_(metrics), waits_(waits)
+    {
+    }
     // Never throws.
     http::Response dispatch(const http::Request& request) noexcept;
 
@@ -19,6 +24,7 @@ private:
 
     api::Api& api_;
     api::Metrics& metrics_;
+    const api::WaitingPolls* waits_;
 };
 
 }  // namespace zk::dispatch

@@ -3,11 +3,14 @@
 // from one value to the other and are tested that way.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
 namespace zk::http {
+
+struct Park;  // http/park.h
 
 // Decoded query parameters, in the order sent.
 using QueryParams = std::vector<std::pair<std::string, std::string>>;
@@ -26,6 +29,9 @@ struct Response {
     // Not sent: the job this request created, for the request's log line, so
     // a job's id leads to the request (and request id) that started it.
     std::string created_job;
+    // Set: hold the request and answer later (http/park.h); this response is
+    // the answer for a transport that cannot hold it.
+    std::shared_ptr<Park> park;
 
     Response& header(std::string name, std::string value)
     {
