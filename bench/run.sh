@@ -11,6 +11,7 @@
 #   CAPACITY [1000000] surveys in flight (0 skips)  CAPACITY_WINDOW [20] seconds they complete over
 #   CAPACITY_CONNECTIONS [48]                       LOG_LEVEL [info] the worker's log level
 #   SKIP_THROUGHPUT [] non-empty: capacity only
+#   WAITS [10000]  waiting-poll scenarios and this many waiters (0 skips)
 #   SERVICE [] the worker's [service] settings in the throughput runs, as
 #              "key=value ..." (e.g. "acceptor_threads=4 awake_acceptors=4")
 #   LATENCY_LOAD [0.5] fixed-load latency runs (bench/paced.lua) at this share
@@ -58,4 +59,9 @@ args=(--bin "$bin" --build "$build" --flood "$flood"
       --latency-load "${LATENCY_LOAD:-0.5}" --service "${SERVICE:-}")
 [[ -z ${ONLY:-} ]] || args+=(--only "$ONLY")
 [[ -z ${SKIP_THROUGHPUT:-} ]] || args+=(--skip-throughput)
+# Waiting polls against polling, and 10,000 waiters (bench/waits.py);
+# WAITS [10000] waiters in the capacity figure, 0 skips it all.
+if [[ ${WAITS:-10000} != 0 ]]; then
+    python3 "$HERE/waits.py" --bin "$bin" --build "$build" --waiters "${WAITS:-10000}"
+fi
 exec python3 "$HERE/bench.py" "${args[@]}"

@@ -8,6 +8,12 @@
 //   and outside loopback nginx asks for credentials). Every second while a
 //   survey is queued or running, every 5 s otherwise; never sooner than a
 //   Retry-After the last answers carried (429, 503, 502, 504).
+// - Each running survey this page started also has one waiting poll open
+//   (GET /jobs/{id}?wait=30), answered the moment the survey finishes or is
+//   cancelled, so its sentence appears at once instead of at the next round;
+//   while every running survey is watched that way, the loop runs at its idle
+//   pace. A waiting poll that fails (429, 502, ...) just ends: the loop, which
+//   honours Retry-After, covers the survey again.
 // - Between polls a 250 ms ticker moves the progress bars on from the last
 //   answer's seconds_left, so they move smoothly without extra requests.
 // - Rows are keyed by job id and updated in place: a keyboard user's focus on
@@ -22,6 +28,8 @@ const POLL_HIDDEN_MS = 15000;
 const TICK_MS = 250;
 const LIST_LIMIT = 20;
 const MAX_ROWS = 50;
+// The longest wait the worker allows ([service] max_wait_seconds).
+const WAIT_SECONDS = 30;
 
 const $ = (id) => document.getElementById(id);
 
@@ -30,6 +38,8 @@ const jobs = new Map();
 // Ids this page started, newest last; polled one by one if the listing cannot be read.
 const ownIds = [];
 let pollTimer = 0;
+// Ids with a waiting poll open.
+const watching = new Set();
 let polling = false;
 let pollAgain = false;
 let errorFromPoll = false;
@@ -161,6 +171,25 @@ async function startSurvey(animal) {
   announce("Survey of " + animal + " started.");
   render();
   pollSoon();
+  watch(id);
+}
+
+// One waiting poll at a time for the survey until it is no longer running.
+async function watch(id) {
+  if (watching.has(id)) return;
+  watching.add(id);
+  try {
+    for (;;) {
+      const r = await api("GET", "/jobs/" + encodeURIComponent(id) + "?wait=" + WAIT_SECONDS);
+      if (!r.ok || !r.body) break;
+      remember(r.body);
+      render();
+      if (!active(r.body)) break;
+    }
+  } finally {
+    watching.delete(id);
+    schedule();
+  }
 }
 
 function unexpected(r) {
@@ -390,7 +419,7 @@ function reportPollErrors(answers) {
 // The next round: soon while surveys run, rarely when idle or hidden, and
 // never before a Retry-After has passed.
 function schedule() {
-  const anyActive = [...jobs.values()].some((e) => active(e.job));
+  const anyActive = [...jobs.values()].some((e) => active(e.job) && !watching.has(e.job.id));
   const ms = document.hidden ? POLL_HIDDEN_MS : anyActive ? POLL_ACTIVE_MS : POLL_IDLE_MS;
   setPollTimer(ms);
 }

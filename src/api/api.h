@@ -25,6 +25,8 @@ constexpr std::size_t max_page_size = 500;
 
 using http::QueryParams;
 
+class WaitingPolls;
+
 class Api {
 public:
     Api(JobPool& pool, const Clock& clock, const Metrics& metrics) : pool_(pool), clock_(clock), metrics_(metrics) {}
@@ -42,10 +44,16 @@ public:
     http::Response health() const;
     http::Response metrics() const;
 
+    // ?wait= on /query/{id} and /jobs/{id} (api/waiting.h); without it the
+    // parameter is refused like any unknown one would be ignored today.
+    void set_waiting(const WaitingPolls* waits) { waits_ = waits; }
+    const WaitingPolls* waiting() const { return waits_; }
+
 private:
     JobPool& pool_;
     const Clock& clock_;
     const Metrics& metrics_;
+    const WaitingPolls* waits_ = nullptr;
 
     // GET /animals, rendered once per vocabulary (a reload brings a new one).
     struct AnimalsBody {

@@ -4,6 +4,7 @@
 #include "api/routes.h"
 
 #include "api/api.h"
+#include "api/waiting.h"
 
 namespace zk::api {
 
@@ -14,9 +15,9 @@ using http::Response;
 Response animals(Api& a, const Call&) { return a.list_animals(); }
 Response survey_get(Api& a, const Call& c) { return a.start_survey(c.param, Api::SurveyForm::get); }
 Response survey_post(Api& a, const Call& c) { return a.start_survey(c.param, Api::SurveyForm::post); }
-Response poll(Api& a, const Call& c) { return a.poll(c.param); }
+Response poll(Api& a, const Call& c) { return a.waiting() ? a.waiting()->poll(c.param, c.query) : a.poll(c.param); }
 Response cancel(Api& a, const Call& c) { return a.cancel(c.param); }
-Response job(Api& a, const Call& c) { return a.show_job(c.param); }
+Response job(Api& a, const Call& c) { return a.waiting() ? a.waiting()->show(c.param, c.query) : a.show_job(c.param); }
 Response jobs(Api& a, const Call& c) { return a.list_jobs(c.query); }
 Response health(Api& a, const Call&) { return a.health(); }
 Response metrics(Api& a, const Call&) { return a.metrics(); }

@@ -10,9 +10,11 @@
 #include <iostream>
 #include <memory>
 
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "api/api.h"
+#include "api/waiting.h"
 #include "dispatch/dispatcher.h"
 #include "config/settings.h"
 #include "domain/cluster_clock.h"
@@ -29,6 +31,17 @@ namespace {
 constexpr int listen_fd = 0;  // FCGI_LISTENSOCK_FILENO: where spawn-fcgi puts the socket
 constexpr int exit_runtime = 1;
 constexpr int exit_config = 2;
+
+// Each waiting poll holds one descriptor (nginx's connection); the other half
+// is left for idle kept connections, the store and the rest.
+constexpr std::size_t waiters_per_descriptor_divisor = 2;
+
+std::size_t default_max_waiters()
+{
+    rlimit lim{};
+    if (getrlimit(RLIMIT_NOFILE, &lim) != 0 || lim.rlim_cur == RLIM_INFINITY) return PoolShape{}.max_waiters;
+    return static_cast<std::size_t>(lim.rlim_cur) / waiters_per_descriptor_divisor;
+}
 
 Millis to_ms(double seconds) { return static_cast<Millis>(seconds * 1000.0 + 0.5); }
 
@@ -120,6 +133,8 @@ int serve(const Config& config, const Options& options)
     pool.start();
     api::Metrics metrics;
     api::Api api(pool, clock, metrics);
+    api::WaitingPolls waits(api, pool, static_cast<int>(config.service.max_wait_seconds));
+    api.set_waiting(&waits);
     dispatch::Dispatcher dispatcher(api, metrics);
     transport::FcgiServer server(listen_fd, config.service.acceptor_threads, config.service.awake_acceptors,
                                  [&](const http::Request& r) { return dispatcher.dispatch(r); });
@@ -129,6 +144,7 @@ int serve(const Config& config, const Options& options)
         .kv("worker", config.service.worker_name).kv("state_dir", config.store.dir)
         .kv("acceptors", static_cast<std::int64_t>(config.service.acceptor_threads))
         .kv("awake", static_cast<std::int64_t>(config.service.awake_acceptors))
+        .kv("max_waiters", static_cast<std::int64_t>(shape_from(config).max_waiters))
         .kv("restored", static_cast<std::int64_t>(pool.stats().held));
     while (transport::wait_for_signal() == transport::SignalEvent::reload) reload(pool, options);
     log::info("stopping");
@@ -175,6 +191,7 @@ PoolShape shape_from(const Config& c)
     s.threads = c.service.pool_threads;
     s.queue_capacity = c.service.queue_capacity;
     s.worker = c.service.worker_name;
+    s.max_waiters = c.service.max_waiters ? c.service.max_waiters : default_max_waiters();
     return s;
 }
 

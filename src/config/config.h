@@ -28,6 +28,8 @@ struct ServiceSettings {
     std::size_t queue_capacity = 0;
     std::size_t max_jobs = 0;
     double result_ttl = 0;
+    std::size_t max_wait_seconds = 0;
+    std::size_t max_waiters = 0;
     std::string log_level;
     std::string worker_name;
 };

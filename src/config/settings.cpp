@@ -16,6 +16,7 @@ namespace {
 constexpr double max_workload_seconds = 86'400;  // a day: anything longer is a typo
 constexpr double max_threads = 256;
 constexpr double max_ttl_seconds = 365.0 * 86'400;
+constexpr double max_wait_limit_seconds = 3600;  // nginx's fastcgi_read_timeout must exceed it
 
 using K = SettingKind;
 
@@ -37,6 +38,10 @@ constexpr Setting table[] = {
      [](Config& c) -> SettingField { return &c.service.max_jobs; }},
     {"service", "result_ttl", K::number, 0.001, max_ttl_seconds, "3600", "seconds a finished survey stays queryable",
      [](Config& c) -> SettingField { return &c.service.result_ttl; }},
+    {"service", "max_wait_seconds", K::count, 1, max_wait_limit_seconds, "30", "the longest ?wait= a poll may ask for, in seconds",
+     [](Config& c) -> SettingField { return &c.service.max_wait_seconds; }},
+    {"service", "max_waiters", K::count, 0, 10'000'000, "0", "waiting polls held at once; 0: half the descriptor limit",
+     [](Config& c) -> SettingField { return &c.service.max_waiters; }},
     {"service", "log_level", K::log_level, 0, 0, "info", "least severe level logged: debug, info, warn or error",
      [](Config& c) -> SettingField { return &c.service.log_level; }},
     {"service", "worker_name", K::name, 0, 0, "", "this worker's name in /healthz, /metrics and logs; empty: host:pid",

@@ -63,6 +63,7 @@ http::Response Dispatcher::dispatch(const http::Request& request) noexcept
         .kv("dur_us", us.count());
     if (response.cause) line.kv("cause", http::to_string(*response.cause));
     if (!response.created_job.empty()) line.kv("job", response.created_job);
+    if (response.park) line.kv("parked", "yes");  // status is the answer it would get now
     return response;
 }
 

@@ -56,7 +56,8 @@ JobPool::JobPool(const Clock& clock, storage::JobStore* store, PoolShape shape, 
       workers_(shape.threads, shape.queue_capacity),
       rules_(std::make_shared<const Rules>(std::move(rules))),
       survey_seconds_(survey_buckets),
-      completion_lag_seconds_(lag_buckets)
+      completion_lag_seconds_(lag_buckets),
+      watchers_(shape.max_waiters)
 {
 }
 
@@ -239,6 +240,7 @@ CancelOutcome JobPool::cancel(const JobId& id)
     ++cancelled_;
     // The pending completion timer finds the job cancelled and does nothing.
     arm({now + rules()->result_ttl_ms, id, TimerKind::expire});
+    watchers_.fire(id);
     const bool stored = durable(seq);
     log::info("job_cancelled").kv("job", id.str()).kv("stored", stored ? "yes" : "no");
     return stored ? outcome : CancelOutcome::store_failed;
@@ -362,6 +364,16 @@ void JobPool::wake()
     timer_cv_.notify_all();
 }
 
+std::optional<WatchRegistry::Token> JobPool::watch(const JobId& id, WatchRegistry::Callback callback)
+{
+    const auto token = watchers_.add(id, std::move(callback));
+    if (!token) return std::nullopt;
+    // After the add: a finish from here on fires it; one before is seen here.
+    const auto job = table_.get(id);
+    if (!job || job->finished()) watchers_.fire_one(*token);
+    return token;
+}
+
 void JobPool::arm(const Timer& timer)
 {
     bool sooner = false;
@@ -444,6 +456,7 @@ void JobPool::complete(const JobId& id)
         return true;
     });
     if (!done) return;
+    watchers_.fire(id);  // first: a waiting poll's latency starts at the deadline
     --running_;
     --in_flight_;
     ++completed_;

@@ -28,6 +28,7 @@
 #include "domain/survey.h"
 #include "domain/thread_pool.h"
 #include "domain/vocabulary.h"
+#include "domain/watch_registry.h"
 #include "storage/job_store.h"
 #include "util/histogram.h"
 
@@ -54,6 +55,8 @@ struct PoolShape {
     Millis timer_max_wait_ms = 250;
     // This worker's name, for /healthz, /metrics and logs.
     std::string worker;
+    // Watches (waiting polls) held at once; beyond it watch() refuses.
+    std::size_t max_waiters = 10'000;
 };
 
 enum class CreateError { none, unknown_animal, too_many_jobs, stopping, store_failed };
@@ -135,6 +138,14 @@ public:
     // Makes the timer thread look at the clock now.
     void wake();
 
+    // Calls `callback` exactly once, outside the pool's locks, when the job
+    // is done or cancelled: at once, on this thread, if it already is or is
+    // unknown. nullopt when max_waiters watches are held (nothing is called).
+    std::optional<WatchRegistry::Token> watch(const JobId& id, WatchRegistry::Callback callback);
+    // False if the watch already fired or was removed.
+    bool unwatch(WatchRegistry::Token token) { return watchers_.remove(token); }
+    std::size_t watching() const { return watchers_.size(); }
+
 private:
     void restore();
     void run_timers();
@@ -174,6 +185,7 @@ private:
     std::atomic<std::uint64_t> rescued_{0}, purged_{0};
     Histogram survey_seconds_;
     Histogram completion_lag_seconds_;
+    WatchRegistry watchers_;
 };
 
 }  // namespace zk

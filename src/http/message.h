@@ -4,11 +4,14 @@
 #pragma once
 
 #include <optional>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
 namespace zk::http {
+
+struct Park;  // http/park.h
 
 // Decoded query parameters, in the order sent.
 using QueryParams = std::vector<std::pair<std::string, std::string>>;
@@ -36,6 +39,9 @@ struct Response {
     std::string created_job;
     // Not sent: set on problem answers, for the log line's level and cause.
     std::optional<Cause> cause;
+    // Set: hold the request and answer later (http/park.h); this response is
+    // the answer for a transport that cannot hold it.
+    std::shared_ptr<Park> park;
 
     Response& header(std::string name, std::string value)
     {

@@ -9,6 +9,7 @@
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -19,6 +20,8 @@
 #include <stdexcept>
 #include <system_error>
 
+#include "http/problem.h"
+#include "transport/fcgi_answer.h"
 #include "transport/fcgi_guard.h"
 #include "util/blocking.h"
 #include "util/log.h"
@@ -39,6 +42,9 @@ constexpr auto request_head_timeout = std::chrono::seconds(2);
 // Backoff while a request head is incomplete (poll cannot wait for "more").
 constexpr auto head_poll_min = std::chrono::milliseconds(1);
 constexpr auto head_poll_max = std::chrono::milliseconds(50);
+// epoll data of a parked connection: this bit and the parked id. Other
+// entries carry their fd (upper bits zero).
+constexpr std::uint64_t parked_tag = std::uint64_t{1} << 63;
 
 std::string param(FCGX_Request& req, const char* name)
 {
@@ -91,6 +97,27 @@ bool watch(int epoll_fd, int fd, int op)
     return epoll_ctl(epoll_fd, op, fd, &ev) == 0;
 }
 
+// A parked connection: only its hang-up (or an error) is of interest now.
+bool watch_hangup(int epoll_fd, int fd, std::uint64_t parked_id)
+{
+    epoll_event ev{};
+    ev.events = EPOLLRDHUP | EPOLLONESHOT;
+    ev.data.u64 = parked_tag | parked_id;
+    return epoll_ctl(epoll_fd, EPOLL_CTL_MOD, fd, &ev) == 0;
+}
+
+bool ring(int event_fd)
+{
+    const std::uint64_t one = 1;
+    return ::write(event_fd, &one, sizeof one) == sizeof one;
+}
+
+void drain(int fd)
+{
+    std::uint64_t count = 0;
+    [[maybe_unused]] auto n = ::read(fd, &count, sizeof count);
+}
+
 }  // namespace
 
 bool is_listening_socket(int fd)
@@ -117,11 +144,15 @@ FcgiServer::FcgiServer(int listen_fd, std::size_t threads, std::size_t awake, Ha
         throw std::system_error(errno, std::generic_category(), "fcntl O_NONBLOCK");
     epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
     wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    ready_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    timer_fd_ = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);  // steady_clock's clock
+    parking_ = std::make_shared<Parking>([fd = ready_fd_] { ring(fd); });
     epoll_event wake{};
     wake.events = EPOLLIN;  // level-triggered and never read: wakes every thread
     wake.data.fd = wake_fd_;
     if (epoll_fd_ < 0 || wake_fd_ < 0 || epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &wake) != 0 ||
-        !watch(epoll_fd_, listen_fd_, EPOLL_CTL_ADD)) {
+        !watch(epoll_fd_, listen_fd_, EPOLL_CTL_ADD) || ready_fd_ < 0 || timer_fd_ < 0 ||
+        !watch(epoll_fd_, ready_fd_, EPOLL_CTL_ADD) || !watch(epoll_fd_, timer_fd_, EPOLL_CTL_ADD)) {
         const int err = errno;
         close_fds();
         throw std::system_error(err, std::generic_category(), "epoll setup");
@@ -140,7 +171,9 @@ void FcgiServer::close_fds()
 {
     if (epoll_fd_ >= 0) ::close(epoll_fd_);
     if (wake_fd_ >= 0) ::close(wake_fd_);
-    epoll_fd_ = wake_fd_ = -1;
+    if (ready_fd_ >= 0) ::close(ready_fd_);
+    if (timer_fd_ >= 0) ::close(timer_fd_);
+    epoll_fd_ = wake_fd_ = ready_fd_ = timer_fd_ = -1;
 }
 
 void FcgiServer::start()
@@ -158,8 +191,10 @@ void FcgiServer::stop()
 {
     if (stopping_.exchange(true)) return;
     seats_.open();
-    const std::uint64_t one = 1;
-    [[maybe_unused]] auto n = ::write(wake_fd_, &one, sizeof one);
+    ring(wake_fd_);
+    // Every waiting poll gets its answer now (202 with Retry-After while its
+    // survey runs); nginx would otherwise hold them until its read timeout.
+    for (Taken& t : parking_->close()) finish(std::move(t));
 }
 
 void FcgiServer::join()
@@ -193,14 +228,26 @@ void FcgiServer::serve()
             break;
         }
         if (n <= 0 || stopping_) continue;
-        if (ev.data.fd == listen_fd_) accept_connections();
-        else serve_request(req, ev.data.fd);
+        dispatch_event(req, ev.data.u64);
     }
     FCGX_Free(&req, 0);
 }
 
 // One request on a connection whose bytes have arrived; the connection then
 // goes back to the epoll set if nginx keeps it, or is closed.
+void FcgiServer::dispatch_event(FCGX_Request& req, std::uint64_t data)
+{
+    if (data & parked_tag) {  // nginx closed a waiting request's connection: the client left
+        if (auto t = parking_->take(data & ~parked_tag, Wake::hangup)) finish(std::move(*t));
+        return;
+    }
+    const int fd = static_cast<int>(data);
+    if (fd == listen_fd_) accept_connections();
+    else if (fd == ready_fd_) on_ready();
+    else if (fd == timer_fd_) on_timer();
+    else serve_request(req, fd);
+}
+
 void FcgiServer::serve_request(FCGX_Request& req, int fd)
 {
     if (!await_request(fd)) {
@@ -216,11 +263,91 @@ void FcgiServer::serve_request(FCGX_Request& req, int fd)
         return;
     }
     const http::Request request = read_request(req);
-    const std::string out = serialise(handler_(request), request.request_id);
+    const http::Response response = handler_(request);
+    if (response.park && park(req, request, response)) return;
+    const std::string out = serialise(response, request.request_id);
     FCGX_PutStr(out.data(), static_cast<int>(out.size()), req.out);
     FCGX_Finish_r(&req);  // closes unless nginx asked to keep the connection
     if (req.ipcFd >= 0 && !watch(epoll_fd_, req.ipcFd, EPOLL_CTL_MOD)) ::close(req.ipcFd);
     req.ipcFd = -1;
+}
+
+// Parks the request: false if it cannot (stopping), and `response` is sent.
+// Arming (parking.h) covers the time until the subscription is made, so a
+// hang-up or a completion in between is finished, not lost.
+bool FcgiServer::park(FCGX_Request& req, const http::Request& request, const http::Response& response)
+{
+    const int fd = req.ipcFd;
+    Parked p;
+    p.fd = fd;
+    p.fcgi_id = static_cast<std::uint16_t>(req.requestId);
+    p.keep = req.keepConnection != 0;
+    p.request_id = request.request_id;
+    p.deadline = std::chrono::steady_clock::now() + response.park->wait;
+    p.park = response.park;
+    const auto id = parking_->add(std::move(p));
+    if (!id) return false;
+    FCGX_Free(&req, 0);  // libfcgi's stream buffers go now; 0: the fd stays open
+    req.ipcFd = -1;
+    if (!watch_hangup(epoll_fd_, fd, *id)) parking_->take(*id, Wake::hangup);  // recorded while arming
+    const auto subscription = response.park->subscribe([parking = parking_, id = *id] { parking->wake(id); });
+    auto taken = parking_->activate(*id, subscription);
+    if (!taken && !subscription) taken = parking_->take(*id, Wake::event);  // no room: answer as without wait
+    if (taken) finish(std::move(*taken));
+    else arm_timer();
+    return true;
+}
+
+// Answers a parked request with the answer as of now, or closes it if the
+// client left; a kept connection goes back to the epoll set for its next request.
+void FcgiServer::finish(Taken taken)
+{
+    Parked& p = taken.parked;
+    if (taken.why != Wake::event && p.subscription) p.park->unsubscribe(*p.subscription);
+    if (taken.why == Wake::hangup) {
+        ::close(p.fd);
+        return;
+    }
+    http::Response answer;
+    try {  // the dispatcher's boundary is long gone: this is its stand-in for a late answer
+        answer = p.park->answer();
+    } catch (const std::exception& e) {
+        log::error("handler_failed").kv("id", p.request_id).kv("what", e.what());
+        answer = http::problem(http::ProblemKind::internal, "the request failed; it is logged as " + p.request_id);
+    }
+    const bool sent = send_all(p.fd, encode_answer(p.fcgi_id, serialise(answer, p.request_id)));
+    if (sent && p.keep && !stopping_ && watch(epoll_fd_, p.fd, EPOLL_CTL_MOD)) return;
+    ::close(p.fd);
+}
+
+void FcgiServer::on_ready()
+{
+    drain(ready_fd_);
+    if (!watch(epoll_fd_, ready_fd_, EPOLL_CTL_MOD)) fail("epoll_ctl on the ready eventfd");
+    for (Taken& t : parking_->ready()) finish(std::move(t));
+}
+
+void FcgiServer::on_timer()
+{
+    drain(timer_fd_);
+    if (!watch(epoll_fd_, timer_fd_, EPOLL_CTL_MOD)) fail("epoll_ctl on the timerfd");
+    for (Taken& t : parking_->due(std::chrono::steady_clock::now())) finish(std::move(t));
+    arm_timer();
+}
+
+// Sets the timerfd to the earliest deadline. Under timer_mutex_ so that the
+// last caller, whose read of the parked set is the newest, sets it last.
+void FcgiServer::arm_timer()
+{
+    std::lock_guard lock(timer_mutex_);
+    itimerspec spec{};  // all zero: disarmed
+    if (const auto next = parking_->next_deadline()) {
+        constexpr std::int64_t ns_per_s = 1'000'000'000;
+        const std::int64_t ns = std::max<std::int64_t>(1, std::chrono::duration_cast<std::chrono::nanoseconds>(next->time_since_epoch()).count());
+        spec.it_value.tv_sec = static_cast<time_t>(ns / ns_per_s);
+        spec.it_value.tv_nsec = static_cast<long>(ns % ns_per_s);
+    }
+    if (timerfd_settime(timer_fd_, TFD_TIMER_ABSTIME, &spec, nullptr) != 0) fail("timerfd_settime");
 }
 
 // Takes every waiting connection into the epoll set, then re-arms the socket.

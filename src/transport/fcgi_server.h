@@ -18,15 +18,27 @@
 // threads finish their request first, and join() waits for all of them.
 // libfcgi gets a connection through FCGX_Request's public ipcFd field and
 // never sees the listening socket (its requests are initialised with -1).
+//
+// Parking (waiting polls): a response carrying an http::Park is not sent.
+// The request's fd, FastCGI id and flags go into the parked set
+// (transport/parking.h), libfcgi's request is freed without closing the fd,
+// and the fd goes back to the epoll set watched for hang-up only, tagged with
+// the parked id. Three more fds in the same set finish parked requests on
+// whichever thread is free: an eventfd rung when a subscription fires, a
+// timerfd at the earliest deadline, and the connection's own hang-up event.
+// stop() answers every parked request at once, on the calling thread.
 #pragma once
 
 #include <atomic>
 #include <cstddef>
 #include <functional>
+#include <memory>
+#include <mutex>
 #include <thread>
 #include <vector>
 
 #include "http/message.h"
+#include "transport/parking.h"
 #include "util/seats.h"
 
 struct FCGX_Request;
@@ -53,6 +65,8 @@ public:
 
     // Called from a thread that hits an unrecoverable socket error.
     void on_fatal(std::function<void()> callback) { on_fatal_ = std::move(callback); }
+    // Requests parked now (waiting polls).
+    std::size_t parked() const { return parking_->size(); }
 
 private:
     void serve();
@@ -62,12 +76,23 @@ private:
     bool await_request(int fd);
     void fail(const char* what);
     void close_fds();
+    void dispatch_event(FCGX_Request& req, std::uint64_t data);
+    bool park(FCGX_Request& req, const http::Request& request, const http::Response& response);
+    void finish(Taken taken);
+    void on_ready();
+    void on_timer();
+    void arm_timer();
 
     const int listen_fd_;
     const std::size_t threads_count_;
     const Handler handler_;
     int epoll_fd_ = -1;
     int wake_fd_ = -1;  // eventfd in the epoll set, readable once stop() has run
+    int ready_fd_ = -1;  // eventfd rung when a parked request's subscription fires
+    int timer_fd_ = -1;  // timerfd at the earliest parked deadline
+    std::mutex timer_mutex_;  // a leaf: orders timerfd settings with the parked set's state
+    // Shared with subscriptions, which may fire on any thread.
+    std::shared_ptr<Parking> parking_;
     std::function<void()> on_fatal_;
     std::atomic<bool> stopping_{false};
     std::atomic<int> accept_failures_{0};  // in a row

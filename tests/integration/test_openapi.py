@@ -527,3 +527,32 @@ def openapi_every_documented_status_was_checked(env):
     missing = sorted(documented_statuses(load_doc()) - _state["checked"])
     check(not missing, "documented but never provoked and checked (a test above failed, or "
           "provoke() lacks a way):\n" + "\n".join("%s %s %s" % (m.upper(), t, s) for t, m, s in missing))
+
+
+@test
+def openapi_wait_parameter_and_its_answers_match_the_document(env):
+    """GET/HEAD /query/{id} and /jobs/{id} declare `wait` (1 to the worker's
+    max_wait_seconds); a bad value's 400, a wait that ends at completion
+    (200) and one that runs out (202) are the documented answers."""
+    doc = load_doc()
+    fails = []
+    for template in ("/query/{id}", "/jobs/{id}"):
+        for method in ("get", "head"):
+            params = [resolve(doc, p) for p in doc["paths"][template][method].get("parameters", [])]
+            wait = [p for p in params if p.get("name") == "wait" and p.get("in") == "query"]
+            if not wait or wait[0]["schema"].get("minimum") != 1 or wait[0]["schema"].get("maximum") != 30:
+                fails.append("%s %s: no wait parameter from 1 to 30 (the shipped max_wait_seconds)"
+                             % (method.upper(), template))
+    st = env.main
+    for template in ("/query/{id}", "/jobs/{id}"):
+        prefix = template.split("{")[0]
+        job = new_job(st)
+        verify(doc, request(st, "GET", prefix + job + "?wait=31"), template, "get", 400, fails)
+        verify(doc, request(st, "HEAD", prefix + job + "?wait=0"), template, "head", 400, fails)
+        verify(doc, request(st, "GET", prefix + job + "?wait=5"), template, "get", 200, fails)
+    # Timeouts (202) are checked against the document in test_waits.py's
+    # stacks with long surveys; here a cancelled survey's wait answers 410.
+    job = new_job(st)
+    request(st, "DELETE", "/query/" + job)
+    verify(doc, request(st, "GET", "/query/%s?wait=5" % job), "/query/{id}", "get", 410, fails)
+    check(not fails, "\n".join(fails))

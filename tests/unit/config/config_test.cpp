@@ -110,6 +110,8 @@ TEST_CASE("the shipped zookeeper.conf parses with the documented values")
     CHECK(c.service.max_jobs == 100'000);
     CHECK(c.service.queue_capacity == 4096);
     CHECK(c.service.result_ttl == 3600);
+    CHECK(c.service.max_wait_seconds == 30);
+    CHECK(c.service.max_waiters == 0);
     CHECK(c.service.log_level == "info");
     CHECK(c.store.dir == "/var/lib/zookeeper");
 }
@@ -236,6 +238,9 @@ TEST_CASE("bad and out-of-range numbers")
     check_error(s + "max_jobs = 99999999999999999999999\n", 11, "is not a whole number");
     check_error(s + "queue_capacity = 0\n", 11, "out of range");
     check_error(s + "result_ttl = 0\n", 11, "out of range");
+    check_error(s + "max_wait_seconds = 0\n", 11, "'0' is out of range (1 to 3600)");
+    check_error(s + "max_wait_seconds = 2.5\n", 11, "'2.5' is not a whole number");
+    check_error(s + "max_waiters = -1\n", 11, "'-1' is not a whole number");
     check_error(s + "log_level = verbose\n", 11, "log_level must be debug, info, warn or error, not 'verbose'");
     check_error(s + "awake_acceptors = -1\n", 11, "'-1' is not a whole number");
     check_error(s + "awake_acceptors = 0\n", 11, "'0' is out of range (1 to 256)");
@@ -316,4 +321,12 @@ TEST_CASE("load_config: a file's errors carry its path")
     REQUIRE(std::holds_alternative<Config>(g));
     CHECK(std::get<Config>(g).path == good.path);
     CHECK(std::get<Config>(g).animals.size() == 2);
+}
+
+TEST_CASE("[service] max_wait_seconds and max_waiters (waiting polls) are read")
+{
+    const auto parsed = zk::parse_config(std::string(words) + "[service]\nmax_wait_seconds = 5\nmax_waiters = 123\n", "t.conf");
+    REQUIRE(std::holds_alternative<zk::Config>(parsed));
+    CHECK(std::get<zk::Config>(parsed).service.max_wait_seconds == 5);
+    CHECK(std::get<zk::Config>(parsed).service.max_waiters == 123);
 }

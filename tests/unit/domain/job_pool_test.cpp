@@ -877,3 +877,55 @@ TEST_CASE("lifecycle: each step is logged with the job id (cancel at info, the r
                           event << " missing in: " << at_debug);
     }
 }
+
+TEST_CASE("watch (waiting polls): fires once at completion, not before; at once for a finished job")
+{
+    ManualClock clock(t0);
+    JobPool pool(clock, nullptr, test_shape(), test_rules());
+    pool.start();
+    const Job j = *pool.create("koalas").job;
+    std::atomic<int> fired{0};
+    JobState seen = JobState::queued;
+    const auto token = pool.watch(j.id, [&] {
+        seen = pool.find(j.id).job->state;  // outside the pool's locks: it may look
+        ++fired;
+    });
+    REQUIRE(token);
+    CHECK(pool.watching() == 1);
+    clock.advance(j.duration_ms - 1);
+    pool.wake();
+    std::this_thread::sleep_for(std::chrono::milliseconds(30));
+    CHECK(fired == 0);
+    clock.advance(1);
+    pool.wake();
+    REQUIRE(wait_until([&] { return fired == 1; }));
+    CHECK(seen == JobState::done);
+    CHECK(pool.watching() == 0);
+    CHECK_FALSE(pool.unwatch(*token));
+
+    int late = 0;
+    REQUIRE(pool.watch(j.id, [&] { ++late; }));  // already done: on this thread, now
+    CHECK(late == 1);
+}
+
+TEST_CASE("watch (waiting polls): a cancel fires it; unwatch stops it; max_waiters bounds it")
+{
+    ManualClock clock(t0);
+    PoolShape shape = test_shape();
+    shape.max_waiters = 2;
+    JobPool pool(clock, nullptr, shape, test_rules());
+    pool.start();
+    const Job j = *pool.create("elks").job;
+    int cancelled = 0, removed = 0;
+    REQUIRE(pool.watch(j.id, [&] { ++cancelled; }));
+    const auto token = pool.watch(j.id, [&] { ++removed; });
+    REQUIRE(token);
+    CHECK_FALSE(pool.watch(j.id, [] {}));  // full
+    CHECK(pool.unwatch(*token));
+    CHECK(pool.cancel(j.id) == CancelOutcome::cancelled);
+    CHECK(cancelled == 1);
+    CHECK(removed == 0);
+    int unknown = 0;
+    REQUIRE(pool.watch(JobId::generate(t0), [&] { ++unknown; }));  // nothing to wait for
+    CHECK(unknown == 1);
+}
