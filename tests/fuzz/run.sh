@@ -28,10 +28,10 @@ results=${2:-}
 # the API's handlers, so it links them and what they use; it never calls them.
 declare -A SOURCES=(
     [router_fuzz]="src/dispatch/router.cpp src/http/problem.cpp src/http/message.cpp
-                  src/api/routes.cpp src/api/api.cpp src/api/json.cpp src/api/metrics.cpp
+                  src/api/routes.cpp src/api/api.cpp src/api/json.cpp src/api/metrics.cpp src/api/waiting.cpp
                   src/domain/job_pool.cpp src/domain/job_table.cpp src/domain/thread_pool.cpp
                   src/domain/deadline_queue.cpp src/domain/survey.cpp src/domain/vocabulary.cpp
-                  src/domain/job.cpp src/domain/job_id.cpp src/util/random.cpp src/util/rfc3339.cpp
+                  src/domain/job.cpp src/domain/job_id.cpp src/domain/watch_registry.cpp src/util/random.cpp src/util/rfc3339.cpp
                   src/util/histogram.cpp src/util/prometheus.cpp src/util/log.cpp src/util/version.cpp"
     [config_fuzz]="src/config/config.cpp src/config/settings.cpp src/util/log.cpp src/util/rfc3339.cpp"
     [job_id_fuzz]="src/domain/job_id.cpp src/util/random.cpp"

@@ -546,13 +546,13 @@ def openapi_wait_parameter_and_its_answers_match_the_document(env):
     st = env.main
     for template in ("/query/{id}", "/jobs/{id}"):
         prefix = template.split("{")[0]
-        job = new_job(st)
+        job = create_survey(st)
         verify(doc, request(st, "GET", prefix + job + "?wait=31"), template, "get", 400, fails)
         verify(doc, request(st, "HEAD", prefix + job + "?wait=0"), template, "head", 400, fails)
         verify(doc, request(st, "GET", prefix + job + "?wait=5"), template, "get", 200, fails)
     # Timeouts (202) are checked against the document in test_waits.py's
     # stacks with long surveys; here a cancelled survey's wait answers 410.
-    job = new_job(st)
+    job = create_survey(st)
     request(st, "DELETE", "/query/" + job)
     verify(doc, request(st, "GET", "/query/%s?wait=5" % job), "/query/{id}", "get", 410, fails)
     check(not fails, "\n".join(fails))
