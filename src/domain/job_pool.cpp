@@ -532,7 +532,8 @@ void JobPool::complete(const JobId& id)
         // will read it from a shared store: see settle_completion(). Asked
         // under the shard lock, after which watch() finds the job done.
         const bool wait = shared_ && watchers_.watching(id);
-        const auto seq = persist(next, wait ? storage::JobStore::Committer::caller : storage::JobStore::Committer::writer);
+        using By = storage::JobStore::Committer;
+        const auto seq = persist(next, wait ? By::caller : By::writer);
         if (wait) waited = seq;
         finished = next;
         j = std::move(next);

@@ -333,7 +333,8 @@ bool PostgresDriver::fetch_many(const std::vector<RecordId>& ids, std::vector<Jo
             return r.ok() && read_rows(r, out);
         },
         error);
-    if (!ok) log::warn("store_read_failed").kv("backend", "postgresql").kv("error", error.empty() ? "invalid row" : error);
+    if (!ok)
+        log::warn("store_read_failed").kv("backend", "postgresql").kv("error", error.empty() ? "invalid row" : error);
     return ok;
 }
 

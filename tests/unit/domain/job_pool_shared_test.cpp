@@ -48,7 +48,8 @@ struct Cluster {
 
     explicit Cluster(std::chrono::milliseconds commit_delay = {})
         : db(new test::SharedMemoryDriver),
-          store((db->set_commit_delay(commit_delay), std::unique_ptr<storage::Driver>(db)), std::chrono::milliseconds(0)),
+          store((db->set_commit_delay(commit_delay), std::unique_ptr<storage::Driver>(db)),
+                std::chrono::milliseconds(0)),
           pool(clock, &store, shared_shape(), test::test_rules(20'000, 20'000))
     {
         pool.start();

@@ -61,7 +61,8 @@ public:
         out.clear();
         return true;
     }
-    std::optional<std::size_t> rescue(std::int64_t, std::size_t, const std::function<void(storage::JobRecord&)>&) override
+    std::optional<std::size_t> rescue(std::int64_t, std::size_t,
+                                      const std::function<void(storage::JobRecord&)>&) override
     {
         return 0;
     }
