@@ -162,6 +162,25 @@ TEST_CASE("job pool shared wait: a cancel through this worker wakes the waiter a
     CHECK(c.pool.remote_watching() == 0);
 }
 
+TEST_CASE("job pool shared wait: a watch on a job held cancelled fires at once; one refused leaves no remote watch")
+{
+    Cluster c;
+    const auto r = c.others();
+    REQUIRE(c.pool.cancel(JobId(r.id)) == CancelOutcome::cancelled);
+    int fired = 0;
+    REQUIRE(c.pool.watch(JobId(r.id), [&] { ++fired; }, r.deadline_ms));
+    CHECK(fired == 1);
+    CHECK(c.pool.remote_watching() == 0);
+    PoolShape tiny = shared_shape();
+    tiny.max_waiters = 1;
+    JobPool small(c.clock, &c.store, tiny, test::test_rules(20'000, 20'000));
+    const auto other = c.others();
+    REQUIRE(small.watch(JobId(other.id), [] {}, other.deadline_ms));
+    CHECK_FALSE(small.watch(JobId(other.id), [] {}, other.deadline_ms));  // full
+    CHECK(small.remote_watching() == 1);
+    CHECK(small.watching() == 1);
+}
+
 TEST_CASE("job pool shared wait: a job that is gone from the database answers its waiters")
 {
     Cluster c;
