@@ -64,7 +64,11 @@ Response WaitingPolls::wait_for(const std::string& id_text, const QueryParams& p
     auto park = std::make_shared<http::Park>();
     park->wait = std::chrono::seconds(*seconds);
     park->answer = std::move(answer);
-    park->subscribe = [&pool = pool_, job = *id](std::function<void()> wake) { return pool.watch(job, std::move(wake)); };
+    // The deadline tells a worker that does not run the survey when to look
+    // for its completion in a shared store.
+    park->subscribe = [&pool = pool_, job = *id, deadline = found.job->deadline_ms](std::function<void()> wake) {
+        return pool.watch(job, std::move(wake), deadline);
+    };
     park->unsubscribe = [&pool = pool_](std::uint64_t token) { pool.unwatch(token); };
     now.park = std::move(park);
     return now;

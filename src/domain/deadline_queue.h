@@ -13,7 +13,9 @@
 
 namespace zk {
 
-enum class TimerKind : std::uint8_t { complete, expire };
+// remote: re-read the remote watches (domain/remote_watches.h); its job is
+// empty, the set says what is due.
+enum class TimerKind : std::uint8_t { complete, expire, remote };
 
 struct Timer {
     Millis at = 0;

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <map>
 
 namespace zk {
 
@@ -57,7 +58,8 @@ JobPool::JobPool(const Clock& clock, storage::JobStore* store, PoolShape shape, 
       rules_(std::make_shared<const Rules>(std::move(rules))),
       survey_seconds_(survey_buckets),
       completion_lag_seconds_(lag_buckets),
-      watchers_(shape.max_waiters)
+      watchers_(shape.max_waiters),
+      remote_(shape.remote)
 {
 }
 
@@ -273,6 +275,7 @@ CancelOutcome JobPool::cancel_shared(const JobId& id)
     }
     ++cancelled_;
     remember(next);
+    notify(id);  // durable, and held: the waiter's answer reads it from memory
     log::info("job_cancelled").kv("job", id.str()).kv("stored", "yes");
     return CancelOutcome::cancelled;
 }
@@ -364,14 +367,86 @@ void JobPool::wake()
     timer_cv_.notify_all();
 }
 
-std::optional<WatchRegistry::Token> JobPool::watch(const JobId& id, WatchRegistry::Callback callback)
+std::optional<WatchRegistry::Token> JobPool::watch(const JobId& id, WatchRegistry::Callback callback,
+                                                  Millis deadline_ms)
 {
+    if (shared_) return watch_shared(id, std::move(callback), deadline_ms);
     const auto token = watchers_.add(id, std::move(callback));
     if (!token) return std::nullopt;
     // After the add: a finish from here on fires it; one before is seen here.
     const auto job = table_.get(id);
     if (!job || job->finished()) watchers_.fire_one(*token);
     return token;
+}
+
+// Shared store: the database is the truth, and this worker may never see the
+// job finish (another runs it, or cancels it), so every watch is a remote
+// one. Counted in remote_ before the registry holds it, so that no fire can
+// release it before it is counted. Only a held cancel fires at once: a held
+// `done` may be our own completion whose write is not yet durable (its
+// deadline is past, so the re-check reads it at once).
+std::optional<WatchRegistry::Token> JobPool::watch_shared(const JobId& id, WatchRegistry::Callback callback,
+                                                         Millis deadline_ms)
+{
+    if (const auto at = remote_.add(id, deadline_ms, clock_.now_ms())) arm({*at, JobId{}, TimerKind::remote});
+    const auto token = watchers_.add(id, std::move(callback));
+    if (!token) {
+        remote_.release(id);
+        return std::nullopt;
+    }
+    const auto job = table_.get(id);
+    if (job && job->state == JobState::cancelled && watchers_.fire_one(*token)) remote_.release(id);
+    return token;
+}
+
+bool JobPool::unwatch(WatchRegistry::Token token)
+{
+    const auto job = watchers_.take(token);
+    if (job && shared_) remote_.release(*job);
+    return job.has_value();
+}
+
+// Fires the job's watchers; with a shared store their remote watches go too.
+void JobPool::notify(const JobId& id)
+{
+    const std::size_t fired = watchers_.fire(id);
+    if (shared_ && fired) remote_.release(id, fired);
+}
+
+// On a pool thread: one round trip for every remote watch that is due. A
+// database that does not answer leaves them all in place: the next period
+// retries, and each wait's own timeout still ends it.
+void JobPool::check_remote()
+{
+    if (remote_checking_.exchange(true)) return;  // the running one re-arms when done
+    const std::vector<JobId> due = remote_.take_due(clock_.now_ms());
+    if (!due.empty()) {
+        std::vector<storage::RecordId> ids;
+        ids.reserve(due.size());
+        for (const JobId& id : due) ids.push_back(id.bytes());
+        std::vector<storage::JobRecord> rows;
+        if (shared_->fetch_many(ids, rows)) settle_remote(due, rows);
+    }
+    remote_checking_ = false;
+    if (const auto at = remote_.rearm()) arm({*at, JobId{}, TimerKind::remote});
+}
+
+// A job found finished is remembered first, so the waiters' answers read it
+// from memory; one with no row at all is gone (its result expired and was
+// purged) and its waiters are answered too.
+void JobPool::settle_remote(const std::vector<JobId>& due, std::vector<storage::JobRecord>& rows)
+{
+    std::map<JobId, Job> found;
+    for (auto& r : rows) {
+        Job j = from_record(std::move(r));
+        found.emplace(j.id, std::move(j));
+    }
+    for (const JobId& id : due) {
+        const auto it = found.find(id);
+        if (it != found.end() && !it->second.finished()) continue;
+        if (it != found.end()) remember(it->second);
+        notify(id);
+    }
 }
 
 void JobPool::arm(const Timer& timer)
@@ -409,8 +484,11 @@ void JobPool::run_timers()
 
 void JobPool::on_timer(const Timer& timer)
 {
-    if (timer.kind == TimerKind::complete) complete(timer.job);
-    else expire(timer.job);
+    switch (timer.kind) {
+    case TimerKind::complete: complete(timer.job); break;
+    case TimerKind::expire: expire(timer.job); break;
+    case TimerKind::remote: check_remote(); break;
+    }
 }
 
 // Returns when the job began, or 0 if it was no longer queued (cancelled
@@ -442,34 +520,64 @@ void JobPool::complete(const JobId& id)
 {
     const Millis now = clock_.now_ms();
     const auto r = rules();
-    Millis created = 0, deadline = 0;
+    Job finished;
+    storage::JobStore::Seq waited = 0;  // shared and watched: the write to wait for
     const bool done = table_.update(id, [&](Job& j) {
         if (j.state != JobState::running) return false;
         Job next = j;  // see cancel()
         next.state = JobState::done;
         next.finished_ms = now;
         next.result = survey_sentence(next.id, next.animal, *r->vocabulary);
-        persist(next, storage::JobStore::Committer::writer);  // nobody waits: see the store
-        created = next.created_ms;
-        deadline = next.deadline_ms;
+        // Nobody waits for the write (see the store), unless a waiting poll
+        // will read it from a shared store: see settle_completion(). Asked
+        // under the shard lock, after which watch() finds the job done.
+        const bool wait = shared_ && watchers_.watching(id);
+        using By = storage::JobStore::Committer;
+        const auto seq = persist(next, wait ? By::caller : By::writer);
+        if (wait) waited = seq;
+        finished = next;
         j = std::move(next);
         return true;
     });
     if (!done) return;
-    watchers_.fire(id);  // first: a waiting poll's latency starts at the deadline
+    if (!shared_) watchers_.fire(id);  // first: a waiting poll's latency starts at the deadline
+    const Millis created = finished.created_ms, deadline = finished.deadline_ms;
     --running_;
     --in_flight_;
     ++completed_;
     survey_seconds_.observe(static_cast<double>(now - created) / 1000.0);
     completion_lag_seconds_.observe(static_cast<double>(std::max<Millis>(0, now - deadline)) / 1000.0);
-    // Shared: the write may yet find the job cancelled through another
-    // worker, so what we hold is no answer; polls read the database until it
-    // says done, and then keep that.
-    if (shared_) table_.erase(id);
+    if (shared_) settle_completion(finished, waited);
     else arm({now + r->result_ttl_ms, id, TimerKind::expire});
     // Debug, not info: one line per survey doubles the log of a busy service.
     if (log::enabled(log::Level::debug))
         log::debug("job_completed").kv("job", id.str()).kv("lag_ms", std::max<Millis>(0, now - deadline));
+}
+
+// Shared: the write may yet find the job cancelled through another worker,
+// so what we hold is no answer; polls read the database until it says done,
+// and then keep that. A watched job's write was committed by us (seq): its
+// waiters are woken only once it is durable, since their answer reads the
+// database (measured: one commit round trip, ~1 ms, on this pool thread, and
+// only for completions somebody waits for). A failed write wakes nobody:
+// the remote re-checks keep looking until a sweep rescues the survey.
+void JobPool::settle_completion(const Job& done, storage::JobStore::Seq seq)
+{
+    if (!seq) {
+        table_.erase(done.id);
+        return;
+    }
+    switch (store_->wait(seq)) {
+    case storage::JobStore::Durability::committed:
+        remember(done);  // the database says done: held until the result expires
+        notify(done.id);
+        break;
+    case storage::JobStore::Durability::skipped:  // cancelled elsewhere first
+        table_.erase(done.id);
+        notify(done.id);
+        break;
+    case storage::JobStore::Durability::failed: table_.erase(done.id); break;
+    }
 }
 
 void JobPool::expire(const JobId& id)

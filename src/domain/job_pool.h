@@ -25,6 +25,7 @@
 #include "domain/deadline_queue.h"
 #include "domain/job.h"
 #include "domain/job_table.h"
+#include "domain/remote_watches.h"
 #include "domain/survey.h"
 #include "domain/thread_pool.h"
 #include "domain/vocabulary.h"
@@ -57,6 +58,9 @@ struct PoolShape {
     std::string worker;
     // Watches (waiting polls) held at once; beyond it watch() refuses.
     std::size_t max_waiters = 10'000;
+    // Shared store: when watches re-read jobs finished elsewhere. Not a
+    // setting; period_ms is the remote_check_ms of docs/waiting-polls.md.
+    RemoteTiming remote;
 };
 
 enum class CreateError { none, unknown_animal, too_many_jobs, stopping, store_failed };
@@ -141,10 +145,16 @@ public:
     // Calls `callback` exactly once, outside the pool's locks, when the job
     // is done or cancelled: at once, on this thread, if it already is or is
     // unknown. nullopt when max_waiters watches are held (nothing is called).
-    std::optional<WatchRegistry::Token> watch(const JobId& id, WatchRegistry::Callback callback);
+    // With a shared store the job may finish on another worker: deadline_ms
+    // (the record's, from find(); 0 if unknown) says when to read it again,
+    // and every watch is re-read every RemoteTiming::period_ms for cancels.
+    std::optional<WatchRegistry::Token> watch(const JobId& id, WatchRegistry::Callback callback,
+                                              Millis deadline_ms = 0);
     // False if the watch already fired or was removed.
-    bool unwatch(WatchRegistry::Token token) { return watchers_.remove(token); }
+    bool unwatch(WatchRegistry::Token token);
     std::size_t watching() const { return watchers_.size(); }
+    // Jobs whose watches re-read the shared store (tests, metrics).
+    std::size_t remote_watching() const { return remote_.size(); }
 
 private:
     void restore();
@@ -153,6 +163,12 @@ private:
     void on_timer(const Timer& timer);
     Millis begin(const JobId& id);
     void complete(const JobId& id);
+    void settle_completion(const Job& done, storage::JobStore::Seq seq);
+    std::optional<WatchRegistry::Token> watch_shared(const JobId& id, WatchRegistry::Callback callback,
+                                                     Millis deadline_ms);
+    void check_remote();
+    void settle_remote(const std::vector<JobId>& due, std::vector<storage::JobRecord>& rows);
+    void notify(const JobId& id);
     void expire(const JobId& id);
     void forget(const JobId& id);
     Lookup find_shared(const JobId& id, std::optional<Job> held);
@@ -186,6 +202,10 @@ private:
     Histogram survey_seconds_;
     Histogram completion_lag_seconds_;
     WatchRegistry watchers_;
+    // Shared store only. Every watch there counts in remote_ from before it
+    // is added to watchers_ until it fires or is taken back.
+    RemoteWatches remote_;
+    std::atomic<bool> remote_checking_{false};  // one re-check at a time
 };
 
 }  // namespace zk

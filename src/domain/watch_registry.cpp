@@ -19,10 +19,11 @@ std::optional<WatchRegistry::Token> WatchRegistry::add(const JobId& id, Callback
 }
 
 // Must be called with mutex_ held.
-std::optional<WatchRegistry::Callback> WatchRegistry::take_locked(Token token)
+std::optional<WatchRegistry::Taken> WatchRegistry::take_locked(Token token)
 {
     const auto job = jobs_.find(token);
     if (job == jobs_.end()) return std::nullopt;
+    const JobId id = job->second;
     Callback callback;
     auto& list = by_job_[job->second];
     const auto it = std::find_if(list.begin(), list.end(), [&](const Entry& e) { return e.token == token; });
@@ -33,40 +34,51 @@ std::optional<WatchRegistry::Callback> WatchRegistry::take_locked(Token token)
     if (list.empty()) by_job_.erase(job->second);
     jobs_.erase(job);
     --count_;
-    return callback;
+    return Taken{id, std::move(callback)};
 }
 
-bool WatchRegistry::remove(Token token)
+std::optional<JobId> WatchRegistry::take(Token token)
 {
-    std::optional<Callback> dropped;  // destroyed outside the lock: it may own anything
-    std::lock_guard lock(mutex_);
-    dropped = take_locked(token);
-    return dropped.has_value();
+    std::optional<Taken> dropped;  // destroyed outside the lock: it may own anything
+    {
+        std::lock_guard lock(mutex_);
+        dropped = take_locked(token);
+    }
+    if (!dropped) return std::nullopt;
+    return dropped->job;
 }
 
-void WatchRegistry::fire(const JobId& id)
+std::size_t WatchRegistry::fire(const JobId& id)
 {
     std::vector<Entry> due;
     {
         std::lock_guard lock(mutex_);
         const auto it = by_job_.find(id);
-        if (it == by_job_.end()) return;
+        if (it == by_job_.end()) return 0;
         due = std::move(it->second);
         by_job_.erase(it);
         for (const Entry& e : due) jobs_.erase(e.token);
         count_ -= due.size();
     }
     for (Entry& e : due) e.callback();
+    return due.size();
 }
 
-void WatchRegistry::fire_one(Token token)
+bool WatchRegistry::fire_one(Token token)
 {
-    std::optional<Callback> callback;
+    std::optional<Taken> taken;
     {
         std::lock_guard lock(mutex_);
-        callback = take_locked(token);
+        taken = take_locked(token);
     }
-    if (callback && *callback) (*callback)();
+    if (taken && taken->callback) taken->callback();
+    return taken.has_value();
+}
+
+bool WatchRegistry::watching(const JobId& id) const
+{
+    std::lock_guard lock(mutex_);
+    return by_job_.count(id) > 0;
 }
 
 std::size_t WatchRegistry::size() const

@@ -29,11 +29,18 @@ public:
     // nullopt when full.
     std::optional<Token> add(const JobId& id, Callback callback);
     // Takes the watch back; false if it had already fired or been removed.
-    bool remove(Token token);
-    // Fires (outside the lock) and removes every watch on that job.
-    void fire(const JobId& id);
-    // Fires one watch if it is still registered (watch()'s own check).
-    void fire_one(Token token);
+    bool remove(Token token) { return take(token).has_value(); }
+    // As remove(), naming the job the watch was on (nullopt: it was not there).
+    std::optional<JobId> take(Token token);
+    // Fires (outside the lock) and removes every watch on that job; returns
+    // how many fired.
+    std::size_t fire(const JobId& id);
+    // Fires one watch if it is still registered (watch()'s own check);
+    // false if it was not.
+    bool fire_one(Token token);
+    // Whether anyone watches the job. May be called under a job table shard
+    // lock (the registry's mutex is a leaf).
+    bool watching(const JobId& id) const;
     std::size_t size() const;
 
 private:
@@ -41,7 +48,11 @@ private:
         Token token;
         Callback callback;
     };
-    std::optional<Callback> take_locked(Token token);
+    struct Taken {
+        JobId job;
+        Callback callback;
+    };
+    std::optional<Taken> take_locked(Token token);
 
     const std::size_t capacity_;
     mutable std::mutex mutex_;  // a leaf: callbacks always run after it is released

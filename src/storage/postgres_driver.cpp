@@ -52,6 +52,19 @@ bool parse_uuid(std::string_view s, RecordId& id)
     return k == id.size() * 2;
 }
 
+// A uuid[] in its text form: {id,id,...}. Uuids need no quoting.
+std::string uuid_array_text(const std::vector<RecordId>& ids)
+{
+    std::string s = "{";
+    s.reserve(2 + ids.size() * 37);
+    for (const RecordId& id : ids) {
+        if (s.size() > 1) s.push_back(',');
+        s += uuid_text(id);
+    }
+    s.push_back('}');
+    return s;
+}
+
 // bytea in its text form: \x and two hex digits a byte.
 std::string bytea_text(const std::string& bytes)
 {
@@ -305,6 +318,23 @@ bool PostgresDriver::fetch(const RecordId& id, std::optional<JobRecord>& out)
         },
         error);
     if (!ok) log::warn("store_read_failed").kv("backend", "postgresql").kv("error", valid ? error : "invalid row");
+    return ok;
+}
+
+bool PostgresDriver::fetch_many(const std::vector<RecordId>& ids, std::vector<JobRecord>& out)
+{
+    out.clear();
+    if (ids.empty()) return true;  // no round trip for nothing
+    std::string error;
+    const bool ok = pool_.with(
+        [&](pg::Connection& c) {
+            pg::Result r = c.exec_prepared("zk_fetch_many", pg::Params().add(uuid_array_text(ids)));
+            if (!r.ok()) error = r.error();
+            return r.ok() && read_rows(r, out);
+        },
+        error);
+    if (!ok)
+        log::warn("store_read_failed").kv("backend", "postgresql").kv("error", error.empty() ? "invalid row" : error);
     return ok;
 }
 

@@ -41,7 +41,7 @@ struct Prepared {
     const char* name;
     const char* sql;
 };
-constexpr std::array<Prepared, 8> statements{{
+constexpr std::array<Prepared, 9> statements{{
     // Every write of a job is its whole record: a creation inserts it, a
     // completion or cancellation replaces an unfinished one, so a job's state
     // changes once, whichever worker writes first; a finished row is never
@@ -57,6 +57,11 @@ constexpr std::array<Prepared, 8> statements{{
     {"zk_fetch",
      "SELECT id, animal, state, created_ms, started_ms, deadline_ms, finished_ms, duration_ms, result"
      " FROM jobs WHERE id = $1::uuid"},
+    // Several jobs by id in one round trip; $1 is a uuid[] in its text form
+    // ('{id,id}'), so the statement stays one prepared plan whatever the count.
+    {"zk_fetch_many",
+     "SELECT id, animal, state, created_ms, started_ms, deadline_ms, finished_ms, duration_ms, result"
+     " FROM jobs WHERE id = ANY($1::uuid[])"},
     // Newest first; $1 state, $2 animal, $3 cursor (NULL for none), $4 limit.
     {"zk_list",
      "SELECT id, animal, state, created_ms, started_ms, deadline_ms, finished_ms, duration_ms, result"

@@ -32,6 +32,10 @@ public:
 
     // false: the database did not answer (down, timed out, no connection free).
     virtual bool fetch(const RecordId& id, std::optional<JobRecord>& out) = 0;
+    // The records of those of `ids` that exist, in no particular order, in
+    // one round trip (the remote-watch re-check asks for every due job at
+    // once). An id with no record is simply absent from `out`.
+    virtual bool fetch_many(const std::vector<RecordId>& ids, std::vector<JobRecord>& out) = 0;
     virtual bool list(const ListQuery& query, std::vector<JobRecord>& out) = 0;
 
     // Finishes up to `limit` unfinished jobs whose deadline is at or before

@@ -8,6 +8,7 @@
 #include <doctest/doctest.h>
 #include <libpq-fe.h>
 
+#include <algorithm>
 #include <chrono>
 #include <future>
 #include <string>
@@ -121,6 +122,30 @@ TEST_CASE("postgres: a finished job never changes, and the waiter is told its wr
     REQUIRE(now);
     CHECK(now->state == RecordState::done);
     CHECK(now->result == done.result);
+}
+
+TEST_CASE("postgres: fetch_many reads several jobs in one statement, leaving out unknown ids")
+{
+    PgTestSchema schema;
+    const auto store = zk::storage::open_store(pg_options(schema.conninfo()));
+    const JobRecord running = unfinished(1, 1000);
+    JobRecord done = unfinished(2, 1000);
+    done.state = RecordState::done;
+    done.result = "Calm elks sleep wildly";
+    REQUIRE(store->wait_durable(store->put(running, by_caller)));
+    REQUIRE(store->wait_durable(store->put(done, by_caller)));
+    std::vector<JobRecord> rows;
+    REQUIRE(store->shared()->fetch_many({running.id, done.id, make_id(99)}, rows));
+    REQUIRE(rows.size() == 2);
+    std::sort(rows.begin(), rows.end(), [](const JobRecord& a, const JobRecord& b) { return a.id < b.id; });
+    CHECK(rows[0].id == running.id);
+    CHECK(rows[0].state == RecordState::running);
+    CHECK(rows[1].state == RecordState::done);
+    CHECK(rows[1].result == done.result);
+    REQUIRE(store->shared()->fetch_many({make_id(98)}, rows));  // none known: no rows, no error
+    CHECK(rows.empty());
+    REQUIRE(store->shared()->fetch_many({}, rows));
+    CHECK(rows.empty());
 }
 
 TEST_CASE("postgres: list pages newest first with a keyset cursor and filters")

@@ -1,0 +1,128 @@
+"""Waiting polls across workers: two workers on one PostgreSQL database
+(run-stack.sh --store postgresql --workers 2), each request sent straight to
+one worker's FastCGI socket. A `?wait=` poll parked on worker 2 for a survey
+worker 1 runs answers 200 with the sentence just after the survey's deadline
+(not before it); a cancel through worker 1 ends a wait parked on worker 2
+with 410 within a second."""
+
+import json
+import os
+import threading
+import time
+
+import fcgi_client
+import harness
+from harness import check, config_text, sentence_errors
+from registry import test
+from test_api import rfc3339_seconds
+
+WAKE_LIMIT = 0.100    # after the deadline: the re-check at deadline + settle, one round trip
+CANCEL_LIMIT = 1.0    # the periodic re-check (500 ms) and one round trip
+SURVEYS = 10
+
+
+class Answer:
+    def __init__(self, status, body, at):
+        self.status, self.body, self.at = status, body, at
+
+    def describe(self):
+        return "%d %r" % (self.status, self.body[:200])
+
+
+def fcgi(sock_path, method, uri, timeout=5.0):
+    s = fcgi_client.connect(sock_path, timeout)
+    try:
+        s.sendall(fcgi_client.request_bytes(method, uri))
+        status, _, body, _ = fcgi_client.read_answer(s)
+        return Answer(status, body.decode("utf-8", "replace"), time.time())
+    finally:
+        s.close()
+
+
+def cluster(env, name, min_seconds, max_seconds):
+    st = harness.Stack(env, name, config=None, run_args=["--store", "postgresql", "--workers", "2"])
+    st.write_config(config_text(state_dir=os.path.join(st.dir, "state"),
+                                min_seconds=min_seconds, max_seconds=max_seconds))
+    st.start(ready_timeout=60.0)
+    return st, st.socket_path(), os.path.join(os.path.dirname(st.socket_path()), "zookeeper-2.sock")
+
+
+def create(sock):
+    r = fcgi(sock, "POST", "/animals/koalas")
+    check(r.status == 202, "POST /animals/koalas on %s: %s" % (sock, r.describe()))
+    return json.loads(r.body)
+
+
+def deadline_of(sock, uuid):
+    r = fcgi(sock, "GET", "/jobs/" + uuid)
+    check(r.status == 200, "GET /jobs on %s: %s" % (sock, r.describe()))
+    return rfc3339_seconds(json.loads(r.body)["deadline"], "deadline", r)
+
+
+def park(sock, uri, out, key):
+    """A waiting poll in its own thread; its answer lands in out[key]."""
+    def run():
+        try:
+            out[key] = fcgi(sock, "GET", uri, timeout=15.0)
+        except Exception as e:  # reported by the caller, which finds no Answer
+            out[key] = e
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return t
+
+
+def lags_of(jobs, deadlines, answers, worker):
+    """Seconds from each survey's deadline to its 200, checked."""
+    lags = []
+    for u in jobs:
+        a = answers.get(u)
+        check(isinstance(a, Answer), "the wait on %s for %s failed: %r" % (worker, u, a))
+        check(a.status == 200, "the wait on %s for %s: %s" % (worker, u, a.describe()))
+        sentence = json.loads(a.body)
+        check(not sentence_errors(sentence, "koalas"), "not a sentence: " + a.describe())
+        lags.append(a.at - deadlines[u])
+    return sorted(lags)
+
+
+@test
+def cluster_wait_on_another_worker_answers_just_after_the_deadline(env):
+    st, w1, w2 = cluster(env, "cluster-waits-done", 2, 3)
+    with st:
+        jobs = [create(w1) for _ in range(SURVEYS)]
+        deadlines = {u: deadline_of(w1, u) for u in jobs}
+        # Worker 2 does not run them; worker 1 does (its waiters are woken
+        # once the completion is durable, since their answer reads it).
+        remote, local = {}, {}
+        threads = [park(w2, "/query/%s?wait=10" % u, remote, u) for u in jobs]
+        threads += [park(w1, "/query/%s?wait=10" % u, local, u) for u in jobs]
+        for t in threads:
+            t.join(15)
+        for worker, answers in (("worker 2", remote), ("worker 1", local)):
+            lags = lags_of(jobs, deadlines, answers, worker)
+            env.note("%s woke for worker 1's surveys: after the deadline min %.1f ms, p50 %.1f ms, max %.1f ms"
+                     % (worker, lags[0] * 1000, lags[len(lags) // 2] * 1000, lags[-1] * 1000))
+            # The deadline is read at ms precision and both workers share a clock.
+            check(lags[0] >= -0.002, "%s answered %.1f ms before a deadline" % (worker, -lags[0] * 1000))
+            check(lags[-1] <= WAKE_LIMIT, "%s answered %.1f ms after a deadline (limit %.0f ms)"
+                  % (worker, lags[-1] * 1000, WAKE_LIMIT * 1000))
+
+
+@test
+def cluster_cancel_through_one_worker_ends_a_wait_on_the_other_within_1s(env):
+    st, w1, w2 = cluster(env, "cluster-waits-cancel", 20, 20)
+    with st:
+        uuid = create(w1)
+        answers = {}
+        t = park(w2, "/query/%s?wait=10" % uuid, answers, "wait")
+        time.sleep(0.7)  # parked, and between two periodic re-checks on average
+        check("wait" not in answers, "the wait ended before the cancel: %r" % answers.get("wait"))
+        cancelled_at = time.time()
+        r = fcgi(w1, "DELETE", "/query/" + uuid)
+        check(r.status in (200, 202, 204), "DELETE through worker 1: " + r.describe())
+        t.join(5)
+        a = answers.get("wait")
+        check(isinstance(a, Answer), "the wait on worker 2 failed: %r" % (a,))
+        check(a.status == 410, "the wait on worker 2 after the cancel: " + a.describe())
+        took = a.at - cancelled_at
+        env.note("a cancel through worker 1 ended the wait on worker 2 after %.0f ms" % (took * 1000))
+        check(took <= CANCEL_LIMIT, "the wait ended %.0f ms after the cancel (limit 1 s)" % (took * 1000))
