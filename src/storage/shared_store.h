@@ -32,6 +32,8 @@ public:
 
     // false: the database did not answer (down, timed out, no connection free).
     virtual bool fetch(const RecordId& id, std::optional<JobRecord>& out) = 0;
+    // The job created with that Idempotency-Key in that client scope.
+    virtual bool fetch_key(const std::string& scope, const std::string& key, std::optional<JobRecord>& out) = 0;
     virtual bool list(const ListQuery& query, std::vector<JobRecord>& out) = 0;
 
     // Finishes up to `limit` unfinished jobs whose deadline is at or before
