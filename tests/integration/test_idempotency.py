@@ -96,6 +96,12 @@ def idempotency_two_clients_one_key_two_surveys(env):
     check(job_a != job_b, "two clients with one key share job %s: a key must not reveal another's job" % job_a)
     check_replay(post(st, "zebras", key, src=a), job_a, "client A again")
     check_replay(post(st, "zebras", key, src=b), job_b, "client B again")
+    # A client cannot claim another's scope: its headers reach the worker as
+    # HTTP_*, never as nginx's ZK_CLIENT_SCOPE.
+    r = request(st, "POST", "/animals/zebras", src=fresh_addr(),
+                headers={"Idempotency-Key": key, "ZK-Client-Scope": a, "ZK_CLIENT_SCOPE": a})
+    check(created(r, "client C naming A's scope") not in (job_a, job_b),
+          "a client naming another's scope in a header got its job: " + r.describe())
 
 
 @test
