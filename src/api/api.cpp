@@ -11,6 +11,7 @@
 #include <rapidjson/writer.h>
 
 #include "api/json.h"
+#include "http/idempotency_key.h"
 #include "http/problem.h"
 #include "util/version.h"
 
@@ -46,9 +47,28 @@ Response create_failed(CreateError error, const std::string& animal)
     case CreateError::stopping: return busy(ProblemKind::shutting_down, "the service is restarting; retry later");
     case CreateError::store_failed:
         return busy(ProblemKind::store_failed, "the survey could not be stored durably; retry later");
+    case CreateError::key_reused:
+        return problem(ProblemKind::idempotency_key_reused,
+                       "this Idempotency-Key started a survey of another animal; use a new key for " +
+                           http::quote_user_text(animal));
+    case CreateError::key_in_flight: {
+        auto r = problem(ProblemKind::idempotency_key_in_flight,
+                         "the first request with this Idempotency-Key is still being stored; retry");
+        r.header("Retry-After", std::to_string(key_in_flight_retry_after_seconds));
+        return r;
+    }
     case CreateError::none: break;
     }
     return problem(ProblemKind::internal, "unexpected create outcome");
+}
+
+// The request's key in its client's scope; nullopt without the header.
+std::variant<std::optional<IdempotencyKey>, Response> idempotency_key(const http::Request& request)
+{
+    if (!request.idempotency_key) return std::optional<IdempotencyKey>();
+    auto parsed = http::parse_idempotency_key(*request.idempotency_key);
+    if (!parsed.error.empty()) return problem(ProblemKind::bad_idempotency_key, "Idempotency-Key: " + parsed.error);
+    return std::optional<IdempotencyKey>(IdempotencyKey{request.client_scope, std::move(parsed.key)});
 }
 
 // The job with that id, or the answer explaining why there is none.
@@ -142,14 +162,17 @@ Response Api::list_animals() const
     return json(200, body->json);
 }
 
-Response Api::start_survey(const std::string& animal, SurveyForm form)
+Response Api::start_survey(const std::string& animal, SurveyForm form, const http::Request& request)
 {
-    auto created = pool_.create(animal);
+    auto key = idempotency_key(request);
+    if (auto* error = std::get_if<Response>(&key)) return std::move(*error);
+    auto created = pool_.create(animal, std::get<std::optional<IdempotencyKey>>(key));
     if (!created.job) return create_failed(created.error, animal);
     const std::string id = created.job->id.str();
     auto r = json(form == SurveyForm::post ? 202 : 200, json_string(id));
     r.header("Location", "/query/" + id);
-    r.created_job = id;
+    if (created.replayed) r.header("Idempotent-Replayed", "true");
+    else r.created_job = id;  // the log line names a job where it was created
     return r;
 }
 

@@ -19,6 +19,9 @@ namespace zk::api {
 
 // Seconds a client is told to wait when the pool is at a limit.
 constexpr int busy_retry_after_seconds = 2;
+// Seconds a repeat is told to wait while its key's first creation commits
+// (milliseconds, normally).
+constexpr int key_in_flight_retry_after_seconds = 1;
 // Page sizes of GET /jobs.
 constexpr std::size_t default_page_size = 50;
 constexpr std::size_t max_page_size = 500;
@@ -33,9 +36,11 @@ public:
 
     http::Response list_animals() const;
     // GET is the original's form and keeps its 200; POST is the correct one
-    // and answers 202. Either way the survey is created.
+    // and answers 202. Either way the survey is created, and either way an
+    // Idempotency-Key makes a repeat answer the first creation's job, with
+    // Idempotent-Replayed: true (docs/design.md, "Creations safe to retry").
     enum class SurveyForm { get, post };
-    http::Response start_survey(const std::string& animal, SurveyForm form);
+    http::Response start_survey(const std::string& animal, SurveyForm form, const http::Request& request = {});
     http::Response poll(const std::string& id_text) const;
     http::Response cancel(const std::string& id_text);
     http::Response show_job(const std::string& id_text) const;

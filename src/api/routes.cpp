@@ -13,8 +13,8 @@ namespace {
 using http::Response;
 
 Response animals(Api& a, const Call&) { return a.list_animals(); }
-Response survey_get(Api& a, const Call& c) { return a.start_survey(c.param, Api::SurveyForm::get); }
-Response survey_post(Api& a, const Call& c) { return a.start_survey(c.param, Api::SurveyForm::post); }
+Response survey_get(Api& a, const Call& c) { return a.start_survey(c.param, Api::SurveyForm::get, c.request); }
+Response survey_post(Api& a, const Call& c) { return a.start_survey(c.param, Api::SurveyForm::post, c.request); }
 Response poll(Api& a, const Call& c) { return a.waiting() ? a.waiting()->poll(c.param, c.query) : a.poll(c.param); }
 Response cancel(Api& a, const Call& c) { return a.cancel(c.param); }
 Response job(Api& a, const Call& c) { return a.waiting() ? a.waiting()->show(c.param, c.query) : a.show_job(c.param); }

@@ -27,6 +27,10 @@ struct Job {
     Millis started_ms = 0;   // when a pool thread picked it up; 0 while queued
     Millis finished_ms = 0;  // 0 until done or cancelled
     std::string result;      // the sentence, once done
+    // The Idempotency-Key it was created with, and its client scope; both
+    // empty without one (domain/idempotency_index.h).
+    std::string idem_scope;
+    std::string idem_key;
 
     bool finished() const { return state == JobState::done || state == JobState::cancelled; }
     // Fraction of the time from creation to deadline passed at `now`, 0..1.

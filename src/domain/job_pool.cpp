@@ -28,6 +28,8 @@ storage::JobRecord to_record(const Job& j)
     r.finished_ms = j.finished_ms;
     r.duration_ms = j.duration_ms;
     r.result = j.result;
+    r.idem_scope = j.idem_scope;
+    r.idem_key = j.idem_key;
     return r;
 }
 
@@ -43,7 +45,15 @@ Job from_record(storage::JobRecord&& r)
     j.finished_ms = r.finished_ms;
     j.duration_ms = r.duration_ms;
     j.result = std::move(r.result);
+    j.idem_scope = std::move(r.idem_scope);
+    j.idem_key = std::move(r.idem_key);
     return j;
+}
+
+std::optional<IdempotencyKey> key_of(const Job& j)
+{
+    if (j.idem_key.empty()) return std::nullopt;
+    return IdempotencyKey{j.idem_scope, j.idem_key};
 }
 
 }  // namespace
@@ -109,14 +119,19 @@ void JobPool::restore()
         } else {
             timers_.add({j.finished_ms + ttl, j.id, TimerKind::expire});
         }
+        if (const auto key = key_of(j)) keys_.restore(*key, j.id, j.animal);
         table_.put(j);
     });
 }
 
-Created JobPool::create(std::string_view animal)
+Created JobPool::create(std::string_view animal, const std::optional<IdempotencyKey>& key)
 {
     if (stopping_) return {std::nullopt, CreateError::stopping};
     if (store_ && !store_->healthy()) return {std::nullopt, CreateError::store_failed};
+    // Before the animal and the limit: a repeat is answered as the first
+    // creation was, even once max_jobs is reached or the animal is gone.
+    if (key)
+        if (auto earlier = shared_ ? replay_shared(*key, animal) : replay(*key, animal)) return std::move(*earlier);
     const auto r = rules();
     if (!r->vocabulary->has_animal(animal)) return {std::nullopt, CreateError::unknown_animal};
     if (in_flight_.fetch_add(1) >= r->max_jobs) {
@@ -129,6 +144,50 @@ Created JobPool::create(std::string_view animal)
     job.animal = animal;
     job.duration_ms = static_cast<std::int32_t>(survey_duration(job.id, r->workload));
     job.deadline_ms = job.created_ms + job.duration_ms;
+    if (key) {
+        job.idem_scope = key->scope;
+        job.idem_key = key->key;
+    }
+    // The claim settles a race between two first creations with one key:
+    // the loser is answered as a repeat of the winner.
+    if (key && !shared_)
+        if (auto holder = keys_.claim(*key, job.id, animal)) {
+            --in_flight_;
+            if (auto earlier = replay(*key, animal)) return std::move(*earlier);
+            return {std::nullopt, CreateError::key_in_flight};
+        }
+    return store_new(std::move(job), key);
+}
+
+// A repeat of a keyed creation this worker holds (memory is the truth):
+// nullopt when the key is free. A claim not yet durable is not answered
+// with its job: that creation may still fail, and its client be told so.
+std::optional<Created> JobPool::replay(const IdempotencyKey& key, std::string_view animal)
+{
+    const auto held = keys_.find(key);
+    if (!held) return std::nullopt;
+    if (held->animal != animal) return Created{std::nullopt, CreateError::key_reused};
+    if (!held->committed) return Created{std::nullopt, CreateError::key_in_flight};
+    auto job = table_.get(held->job);
+    if (!job) return std::nullopt;  // expired a moment ago: its release is on its way
+    return Created{std::move(job), CreateError::none, true};
+}
+
+// The database is the truth: the job holding the key, on whichever worker
+// it was created.
+std::optional<Created> JobPool::replay_shared(const IdempotencyKey& key, std::string_view animal)
+{
+    std::optional<storage::JobRecord> record;
+    if (!shared_->fetch_key(key.scope, key.key, record)) return Created{std::nullopt, CreateError::store_failed};
+    if (!record) return std::nullopt;
+    if (record->animal != animal) return Created{std::nullopt, CreateError::key_reused};
+    return Created{from_record(std::move(*record)), CreateError::none, true};
+}
+
+// Records a new job, makes its creation durable and begins it. Counted in
+// in_flight_ by the caller.
+Created JobPool::store_new(Job job, const std::optional<IdempotencyKey>& key)
+{
     // The first write is queued under the shard lock, before the job can be
     // seen: a cancel must find it queued after it, or the store would keep
     // the queued row (its last write) and a restart would run the survey.
@@ -140,14 +199,23 @@ Created JobPool::create(std::string_view animal)
         });
     } catch (...) {  // the write could not even be queued (bad_alloc): nothing was inserted
         --in_flight_;
+        if (key && !shared_) keys_.release(*key, job.id);
         throw;
     }
     // Durable before it can run: a survey the client is told failed must
     // not run on under an id nobody holds.
-    if (!durable(seq)) {
+    const auto outcome = store_ ? store_->wait(seq) : storage::JobStore::Durability::committed;
+    if (outcome != storage::JobStore::Durability::committed) {
         forget(job.id);
+        if (key && !shared_) keys_.release(*key, job.id);
+        // Skipped: another worker's creation holds the key (the unique index).
+        if (outcome == storage::JobStore::Durability::skipped && key && shared_) {
+            if (auto earlier = replay_shared(*key, job.animal)) return std::move(*earlier);
+            return {std::nullopt, CreateError::key_in_flight};
+        }
         return {std::nullopt, CreateError::store_failed};
     }
+    if (key && !shared_) keys_.commit(*key, job.id);
     ++created_;
     // Begun here rather than on a pool thread: beginning is only a state
     // change and a timer, and a hand-off per creation cost a context switch
@@ -591,6 +659,7 @@ void JobPool::expire(const JobId& id)
         return;
     }
     if (!table_.erase(id)) return;
+    if (const auto key = key_of(*job); key && !shared_) keys_.release(*key, id);
     ++expired_;
     // A shared store's rows are deleted by the sweep (every worker held a
     // copy); only this worker's memory forgets here.

@@ -23,6 +23,7 @@
 
 #include "domain/clock.h"
 #include "domain/deadline_queue.h"
+#include "domain/idempotency_index.h"
 #include "domain/job.h"
 #include "domain/job_table.h"
 #include "domain/remote_watches.h"
@@ -63,10 +64,14 @@ struct PoolShape {
     RemoteTiming remote;
 };
 
-enum class CreateError { none, unknown_animal, too_many_jobs, stopping, store_failed };
+// key_reused: the Idempotency-Key created a survey of another animal.
+// key_in_flight: the key's first creation is still being made durable.
+enum class CreateError { none, unknown_animal, too_many_jobs, stopping, store_failed, key_reused, key_in_flight };
 struct Created {
     std::optional<Job> job;
     CreateError error = CreateError::none;
+    // The job is the one an earlier creation with the same key made.
+    bool replayed = false;
 };
 
 // unavailable: the job may exist, but the shared store did not answer.
@@ -119,7 +124,10 @@ public:
     // Refuses new work, runs queued tasks, joins all threads. Idempotent.
     void stop();
 
-    Created create(std::string_view animal);
+    // With a key, a repeat of an earlier creation (same scope and key) is
+    // answered with that creation's job, marked replayed, for as long as the
+    // job is held (result_ttl after it finished).
+    Created create(std::string_view animal, const std::optional<IdempotencyKey>& key = std::nullopt);
     // With a shared store a job not finished here is read from the
     // database (another worker may have cancelled or finished it); a
     // finished one is kept in memory until its result expires.
@@ -158,6 +166,9 @@ public:
 
 private:
     void restore();
+    std::optional<Created> replay(const IdempotencyKey& key, std::string_view animal);
+    std::optional<Created> replay_shared(const IdempotencyKey& key, std::string_view animal);
+    Created store_new(Job job, const std::optional<IdempotencyKey>& key);
     void run_timers();
     void arm(const Timer& timer);
     void on_timer(const Timer& timer);
@@ -183,6 +194,7 @@ private:
     storage::SharedStore* const shared_;  // store_'s, when several workers share it
     const PoolShape shape_;
     JobTable table_;
+    IdempotencyIndex keys_;  // unused with a shared store: its unique index decides
     ThreadPool workers_;
 
     mutable std::mutex rules_mutex_;

@@ -17,6 +17,7 @@ const char* reason_phrase(int status)
     case 410: return "Gone";
     case 413: return "Content Too Large";
     case 414: return "URI Too Long";
+    case 422: return "Unprocessable Content";
     case 429: return "Too Many Requests";
     case 500: return "Internal Server Error";
     case 503: return "Service Unavailable";

@@ -27,6 +27,10 @@ struct Request {
     std::string method;      // "GET", as sent
     std::string uri;         // raw request target, still percent-encoded, with query
     std::string request_id;  // from nginx's $request_id; echoed as X-Request-Id
+    // The Idempotency-Key header as sent (nullopt when absent), and the
+    // client scope nginx names for it (ZK_CLIENT_SCOPE, docs/design.md).
+    std::optional<std::string> idempotency_key;
+    std::string client_scope;
 };
 
 struct Response {

@@ -28,6 +28,12 @@ constexpr ProblemInfo catalogue[] = {
     {ProblemKind::too_many_jobs, 503, Cause::limit, "too-many-jobs", "Too many surveys in flight"},
     {ProblemKind::shutting_down, 503, Cause::limit, "shutting-down", "The service is shutting down"},
     {ProblemKind::store_failed, 503, Cause::unavailable, "store-failed", "The job store failed"},
+    {ProblemKind::bad_idempotency_key, 400, Cause::bad_input, "bad-idempotency-key",
+     "The Idempotency-Key header is invalid"},
+    {ProblemKind::idempotency_key_reused, 422, Cause::bad_input, "idempotency-key-reused",
+     "The Idempotency-Key was used for another request"},
+    {ProblemKind::idempotency_key_in_flight, 409, Cause::job_state, "idempotency-key-in-flight",
+     "A request with this Idempotency-Key is still being processed"},
     {ProblemKind::internal, 500, Cause::our_bug, "internal", "Internal error"},
 };
 

@@ -26,6 +26,9 @@ enum class ProblemKind {
     too_many_jobs,       // 503 + Retry-After
     shutting_down,       // 503
     store_failed,        // 503
+    bad_idempotency_key,   // 400: the Idempotency-Key header
+    idempotency_key_reused,     // 422: the key created a survey of another animal
+    idempotency_key_in_flight,  // 409 + Retry-After: its first creation is not yet durable
     internal,            // 500; keep it last (the catalogue checks its size against it)
 };
 

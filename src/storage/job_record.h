@@ -21,6 +21,11 @@ struct JobRecord {
     std::int64_t finished_ms = 0;  // 0 until done or cancelled
     std::int32_t duration_ms = 0;  // planned survey length
     std::string result;            // the sentence, once done
+    // The creation's Idempotency-Key and the client scope it belongs to
+    // (api/idempotency_key.h); both empty when the creation sent none. A
+    // store keeps (scope, key) unique among the jobs it holds.
+    std::string idem_scope;
+    std::string idem_key;
 };
 
 }  // namespace zk::storage

@@ -102,6 +102,8 @@ bool read_row(const pg::Result& r, int row, JobRecord& out)
     out.deadline_ms = r.integer(row, 5);
     out.finished_ms = r.integer(row, 6);
     out.duration_ms = static_cast<std::int32_t>(r.integer(row, 7));
+    out.idem_scope = std::string(r.text(row, 9));
+    out.idem_key = std::string(r.text(row, 10));
     return parse_bytea(r.text(row, 8), out.result);
 }
 
@@ -126,10 +128,17 @@ pg::Params put_params(const JobRecord& r)
     return p;
 }
 
+// A keyed creation may clash with another job's key, which zk_put would
+// raise as an error; later writes of the job leave the key as it is.
 pg::Connection::Statement statement_for(const Write& w)
 {
     if (w.erase) return {"zk_erase", pg::Params().add(uuid_text(w.record.id))};
-    return {"zk_put", put_params(w.record)};
+    const JobRecord& r = w.record;
+    pg::Params p = put_params(r);
+    if (r.idem_key.empty()) p.null().null();
+    else p.add(r.idem_scope).add(r.idem_key);
+    const bool keyed_creation = !r.idem_key.empty() && r.state == RecordState::queued;
+    return {keyed_creation ? "zk_create_keyed" : "zk_put", std::move(p)};
 }
 
 // Ours go first: what the operator wrote in the string wins.
@@ -338,6 +347,26 @@ bool PostgresDriver::fetch_many(const std::vector<RecordId>& ids, std::vector<Jo
     return ok;
 }
 
+bool PostgresDriver::fetch_key(const std::string& scope, const std::string& key, std::optional<JobRecord>& out)
+{
+    std::string error;
+    bool valid = true;
+    const bool ok = pool_.with(
+        [&](pg::Connection& c) {
+            pg::Result r = c.exec_prepared("zk_fetch_key", pg::Params().add(scope).add(key));
+            if (!r.ok()) return false;
+            out.reset();
+            if (r.rows() == 0) return true;
+            JobRecord rec;
+            valid = read_row(r, 0, rec);
+            out = std::move(rec);
+            return valid;
+        },
+        error);
+    if (!ok) log::warn("store_read_failed").kv("backend", "postgresql").kv("error", valid ? error : "invalid row");
+    return ok;
+}
+
 bool PostgresDriver::list(const ListQuery& q, std::vector<JobRecord>& out)
 {
     pg::Params p;
@@ -373,7 +402,7 @@ std::optional<std::size_t> PostgresDriver::rescue(std::int64_t due_ms, std::size
             std::vector<pg::Connection::Statement> writes;
             for (JobRecord& rec : overdue) {
                 finish(rec);
-                writes.push_back({"zk_put", put_params(rec)});
+                writes.push_back({"zk_put", put_params(rec).null().null()});  // keys stay as they are
             }
             std::vector<pg::Result> results;
             if (!c.pipeline(writes, results, error)) return false;

@@ -58,6 +58,7 @@ public:
     // SharedStore: through the read pool.
     bool fetch(const RecordId& id, std::optional<JobRecord>& out) override;
     bool fetch_many(const std::vector<RecordId>& ids, std::vector<JobRecord>& out) override;
+    bool fetch_key(const std::string& scope, const std::string& key, std::optional<JobRecord>& out) override;
     bool list(const ListQuery& query, std::vector<JobRecord>& out) override;
     std::optional<std::size_t> rescue(std::int64_t due_ms, std::size_t limit,
                                       const std::function<void(JobRecord&)>& finish) override;

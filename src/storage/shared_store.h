@@ -36,6 +36,8 @@ public:
     // one round trip (the remote-watch re-check asks for every due job at
     // once). An id with no record is simply absent from `out`.
     virtual bool fetch_many(const std::vector<RecordId>& ids, std::vector<JobRecord>& out) = 0;
+    // The job created with that Idempotency-Key in that client scope.
+    virtual bool fetch_key(const std::string& scope, const std::string& key, std::optional<JobRecord>& out) = 0;
     virtual bool list(const ListQuery& query, std::vector<JobRecord>& out) = 0;
 
     // Finishes up to `limit` unfinished jobs whose deadline is at or before

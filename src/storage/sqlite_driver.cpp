@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <iterator>
 #include <limits>
 #include <system_error>
 #include <vector>
@@ -24,7 +25,11 @@ namespace zk::storage {
 
 namespace {
 
-constexpr std::int64_t schema_version = 1;
+// Version 1: the jobs table. Version 2: each job's idempotency scope and
+// key (NULL without one), unique among the rows that have one. A new store is
+// made at version 1 and brought up by the same steps an old one takes, so
+// the upgrade path is the one every test runs.
+constexpr std::int64_t schema_version = 2;
 
 // WITHOUT ROWID: the id is the only key, so the table is one B-tree ordered
 // by id. UUIDv7 ids are time-ordered, so inserts land on its right edge and
@@ -42,12 +47,26 @@ constexpr const char* schema_sql =
     " result TEXT NOT NULL"
     ") WITHOUT ROWID";
 
+// migrations[v - 1] brings the schema from version v to v + 1. Append only.
+constexpr const char* migrations[] = {
+    // 1 -> 2. Partial: rows without a key (most) stay out of the index.
+    "ALTER TABLE jobs ADD COLUMN idem_scope TEXT;"
+    "ALTER TABLE jobs ADD COLUMN idem_key TEXT;"
+    "CREATE UNIQUE INDEX jobs_idempotency ON jobs (idem_scope, idem_key) WHERE idem_key IS NOT NULL;",
+};
+static_assert(std::size(migrations) == schema_version - 1, "one migration per schema version after the first");
+
+// OR REPLACE also resolves a clash on jobs_idempotency, by deleting the
+// older row; it never clashes, because the domain's key index admits a key
+// once (domain/idempotency_index.h). Rejected: failing the commit, which
+// would turn the store unhealthy for good over one client's key.
 constexpr const char* upsert_sql =
     "INSERT OR REPLACE INTO jobs (id, animal, state, created_ms, started_ms,"
-    " deadline_ms, finished_ms, duration_ms, result) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+    " deadline_ms, finished_ms, duration_ms, result, idem_scope, idem_key)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
 constexpr const char* select_sql =
     "SELECT id, animal, state, created_ms, started_ms, deadline_ms, finished_ms,"
-    " duration_ms, result FROM jobs ORDER BY id";
+    " duration_ms, result, idem_scope, idem_key FROM jobs ORDER BY id";
 
 // How long an operator's sqlite3 shell (or a checkpointing reader) may hold
 // the write lock before a commit gives up and the store turns unhealthy.
@@ -97,7 +116,21 @@ bool read_row(sqlite3_stmt* s, JobRecord& r)
     r.finished_ms = sqlite3_column_int64(s, 6);
     r.duration_ms = static_cast<std::int32_t>(duration);
     r.result = text_column(s, 8);
+    r.idem_scope = text_column(s, 9);  // NULL reads as empty
+    r.idem_key = text_column(s, 10);
     return true;
+}
+
+// NULL without a key, so the partial unique index leaves the row out.
+void bind_key(sqlite3_stmt* s, const JobRecord& r)
+{
+    if (r.idem_key.empty()) {
+        sqlite3_bind_null(s, 10);
+        sqlite3_bind_null(s, 11);
+        return;
+    }
+    sqlite3_bind_text(s, 10, r.idem_scope.data(), static_cast<int>(r.idem_scope.size()), SQLITE_STATIC);
+    sqlite3_bind_text(s, 11, r.idem_key.data(), static_cast<int>(r.idem_key.size()), SQLITE_STATIC);
 }
 
 struct DbCloser {
@@ -286,20 +319,23 @@ void SqliteDriver::configure()
 }
 
 // user_version 0 with no tables is a file we just created; anything else
-// must carry our version, or a later build's layout could be misread.
+// must carry a version we know, or a later build's layout could be misread.
+// Each step commits with its version, so a crash mid-way resumes there.
 void SqliteDriver::migrate()
 {
-    const std::int64_t version = query_int("PRAGMA user_version");
-    if (version == schema_version) return;
-    if (version != 0)
+    std::int64_t version = query_int("PRAGMA user_version");
+    if (version < 0 || version > schema_version)
         fail("schema version " + std::to_string(version) + " is unknown (this build reads version " +
              std::to_string(schema_version) + "); refusing to open it");
-    if (query_int("SELECT count(*) FROM sqlite_master") != 0)
+    if (version == 0 && query_int("SELECT count(*) FROM sqlite_master") != 0)
         fail("has tables but no zookeeper schema version; not a job store");
-    exec("BEGIN IMMEDIATE");
-    exec(schema_sql);
-    exec(("PRAGMA user_version = " + std::to_string(schema_version)).c_str());
-    exec("COMMIT");
+    for (; version < schema_version; ++version) {
+        exec("BEGIN IMMEDIATE");
+        exec(version == 0 ? schema_sql : migrations[version - 1]);
+        exec(("PRAGMA user_version = " + std::to_string(version + 1)).c_str());
+        exec("COMMIT");
+        if (version > 0) log::info("store_migrated").kv("backend", "sqlite").kv("version", version + 1);
+    }
 }
 
 // quick_check walks every page (O(size), no index cross-checks): it finds a
@@ -348,6 +384,7 @@ bool SqliteDriver::apply(const Write& w)
         sqlite3_bind_int64(s, 7, r.finished_ms);
         sqlite3_bind_int(s, 8, r.duration_ms);
         sqlite3_bind_text(s, 9, r.result.data(), static_cast<int>(r.result.size()), SQLITE_STATIC);
+        bind_key(s, r);
     }
     return step_reset(s);
 }

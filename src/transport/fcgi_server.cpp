@@ -58,6 +58,10 @@ http::Request read_request(FCGX_Request& req)
     r.method = param(req, "REQUEST_METHOD");
     r.uri = param(req, "REQUEST_URI");
     r.request_id = param(req, "REQUEST_ID");
+    // nginx passes every request header as HTTP_*; absent and empty differ.
+    if (const char* key = FCGX_GetParam("HTTP_IDEMPOTENCY_KEY", req.envp)) r.idempotency_key = key;
+    // Set by nginx alone (a client header would arrive as HTTP_ZK_CLIENT_SCOPE).
+    r.client_scope = param(req, "ZK_CLIENT_SCOPE");
     // No route takes a body, but a kept connection must not carry unread
     // STDIN records into the next request; nginx caps the size.
     char sink[drain_chunk];

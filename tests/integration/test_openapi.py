@@ -35,7 +35,7 @@ import time
 import uuid as uuidlib
 
 import harness
-from harness import LOOPBACK, Client, check, config_text, create_survey, poll_until_done, request
+from harness import LOOPBACK, Client, check, config_text, create_survey, fresh_addr, poll_until_done, request
 from registry import test
 
 DOC_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "docs", "openapi.json")
@@ -301,6 +301,14 @@ def provoke(stack, template, method, status):
     if status == "413":
         return request(stack, m, concrete(template), body=b"x" * 2048,
                        headers={"Content-Type": "application/octet-stream"})
+    if template == "/animals/{animal}" and status == "422":
+        key = {"Idempotency-Key": "openapi-422-" + method}
+        src = fresh_addr()  # the key's scope: one client's address
+        first = request(stack, m, "/animals/bisons", headers=key, src=src)
+        check(first.status in (200, 202), "setup: " + first.describe())
+        return request(stack, m, "/animals/elks", headers=key, src=src)
+    if template == "/animals/{animal}" and status == "409":
+        return None  # openapi_503_when_the_store_fails: a creation stuck in its commit
     if template == "/animals/{animal}":
         path = {"200": "/animals/bisons", "202": "/animals/bisons", "400": "/animals/%2F",
                 "404": "/animals/dodos"}[status]
@@ -464,12 +472,27 @@ def openapi_503_when_the_store_fails(env):
         running = create_survey(st)
         # Held past the worker's 5 s busy timeout, the write lock fails the
         # next commit, and the store stays failed until a restart.
+        # Meanwhile the creation is stuck in its commit: a repeat of it with
+        # its Idempotency-Key is told 409, by either form.
         db = sqlite3.connect(os.path.join(st.dir, "state", "jobs.db"), isolation_level=None, timeout=2)
+        key, src, answers = {"Idempotency-Key": "openapi-409"}, fresh_addr(), {}
+
+        def stuck():
+            answers["first"] = request(st, "POST", "/animals/bisons", headers=key, src=src, timeout=20)
+
         try:
             db.execute("BEGIN EXCLUSIVE")
-            first = request(st, "POST", "/animals/bisons", timeout=20)
+            creator = threading.Thread(target=stuck, daemon=True)
+            creator.start()
+            time.sleep(0.5)  # well inside the 5 s busy timeout
+            for method in ("post", "get"):
+                verify(doc, request(st, method.upper(), "/animals/bisons", headers=key, src=src),
+                       "/animals/{animal}", method, 409, fails)
+            creator.join(20)
         finally:
             db.close()
+        check("first" in answers, "the stuck creation never answered")
+        first = answers["first"]
         verify(doc, first, "/animals/{animal}", "post", 503, fails)
         for template, method, path in (("/animals/{animal}", "get", "/animals/bisons"),
                                        ("/query/{id}", "delete", "/query/" + running),

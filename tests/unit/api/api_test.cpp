@@ -417,3 +417,69 @@ TEST_CASE("metrics: Prometheus text with the job counters")
     CHECK(r.body.find("\nzookeeper_jobs_created_total 1\n") != std::string::npos);
     CHECK(r.body.find("\nzookeeper_jobs{state=\"running\"} 1\n") != std::string::npos);
 }
+
+// --- Idempotency-Key --------------------------------------------------------
+
+namespace {
+
+http::Request keyed(std::string key, std::string scope = "127.0.0.1")
+{
+    http::Request r;
+    r.method = "POST";
+    r.idempotency_key = std::move(key);
+    r.client_scope = std::move(scope);
+    return r;
+}
+
+}  // namespace
+
+TEST_CASE("POST /animals/{animal} with Idempotency-Key: a repeat answers the same job, Location and status, marked")
+{
+    Fixture f;
+    const Response first = f.api.start_survey("bisons", Api::SurveyForm::post, keyed("k-1"));
+    REQUIRE(first.status == 202);
+    CHECK(header(first, "Idempotent-Replayed") == "<none>");
+    CHECK_FALSE(first.created_job.empty());
+    const Response again = f.api.start_survey("bisons", Api::SurveyForm::post, keyed("\"k-1\""));  // sf-string form
+    CHECK(again.status == 202);
+    CHECK(again.body == first.body);
+    CHECK(header(again, "Location") == header(first, "Location"));
+    CHECK(header(again, "Idempotent-Replayed") == "true");
+    CHECK(again.created_job.empty());  // the log line names the job where it was created
+    const Response by_get = f.api.start_survey("bisons", Api::SurveyForm::get, keyed("k-1"));  // GET honours it too
+    CHECK(by_get.status == 200);
+    CHECK(by_get.body == first.body);
+    const Response elsewhere = f.api.start_survey("bisons", Api::SurveyForm::post, keyed("k-1", "10.9.9.9"));
+    CHECK(elsewhere.body != first.body);
+}
+
+TEST_CASE("POST /animals/{animal} with Idempotency-Key: another animal is 422, a bad key 400 naming the header")
+{
+    Fixture f;
+    REQUIRE(f.api.start_survey("bisons", Api::SurveyForm::post, keyed("k")).status == 202);
+    const std::string reused = problem(f.api.start_survey("elks", Api::SurveyForm::post, keyed("k")), 422,
+                                       "idempotency-key-reused");
+    CHECK(reused.find("'elks'") != std::string::npos);
+    const std::string bad = problem(f.api.start_survey("bisons", Api::SurveyForm::post, keyed("")), 400,
+                                    "bad-idempotency-key");
+    CHECK(bad.find("Idempotency-Key") == 0);
+    problem(f.api.start_survey("bisons", Api::SurveyForm::post, keyed(std::string(256, 'k'))), 400,
+            "bad-idempotency-key");
+    CHECK(f.pool.stats().created_total == 1);
+}
+
+TEST_CASE("POST /animals/{animal} with Idempotency-Key: 409 with Retry-After while the first is being stored")
+{
+    test::MemoryJobStore store;
+    Fixture f(test::test_rules(), &store);
+    store.hold_durability();
+    Response first;
+    std::thread creator([&] { first = f.api.start_survey("bisons", Api::SurveyForm::post, keyed("slow")); });
+    REQUIRE(wait_until([&] { return store.held() == 1; }));
+    const Response busy = f.api.start_survey("bisons", Api::SurveyForm::post, keyed("slow"));
+    problem(busy, 409, "idempotency-key-in-flight");
+    CHECK(header(busy, "Retry-After") == "1");
+    store.release_durability();
+    creator.join();
+    CHECK(first.status == 202);
+}

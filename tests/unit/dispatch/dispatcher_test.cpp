@@ -41,7 +41,7 @@ struct Fixture {
     Response call(const std::string& method, const std::string& uri, const std::string& request_id = "req-1")
     {
         CaptureStderr capture;
-        Response r = dispatcher.dispatch(Request{method, uri, request_id});
+        Response r = dispatcher.dispatch(Request{method, uri, request_id, std::nullopt, {}});
         log_text = capture.text();
         return r;
     }

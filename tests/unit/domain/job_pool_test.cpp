@@ -929,3 +929,104 @@ TEST_CASE("watch (waiting polls): a cancel fires it; unwatch stops it; max_waite
     REQUIRE(pool.watch(JobId::generate(t0), [&] { ++unknown; }));  // nothing to wait for
     CHECK(unknown == 1);
 }
+
+// --- Idempotency-Key (memory is the truth: no store, or SQLite) ------------
+
+TEST_CASE("idempotency: a repeat with the same key and animal answers the first job, marked replayed")
+{
+    ManualClock clock(t0);
+    JobPool pool(clock, nullptr, test_shape(), test_rules());
+    pool.start();
+    const IdempotencyKey key{"10.0.0.1", "k1"};
+    const Created first = pool.create("elks", key);
+    REQUIRE(first.job);
+    CHECK_FALSE(first.replayed);
+    const Created again = pool.create("elks", key);
+    REQUIRE(again.job);
+    CHECK(again.replayed);
+    CHECK(again.job->id == first.job->id);
+    CHECK(pool.stats().created_total == 1);
+    CHECK(pool.stats().held == 1);
+    // Without a key, or in another scope, every call is a new survey.
+    CHECK(pool.create("elks").job->id != first.job->id);
+    const Created other = pool.create("elks", IdempotencyKey{"10.0.0.2", "k1"});
+    CHECK_FALSE(other.replayed);
+    CHECK(other.job->id != first.job->id);
+}
+
+TEST_CASE("idempotency: the same key with another animal is key_reused, even an unknown animal")
+{
+    ManualClock clock(t0);
+    JobPool pool(clock, nullptr, test_shape(), test_rules());
+    pool.start();
+    const IdempotencyKey key{"", "k"};
+    REQUIRE(pool.create("elks", key).job);
+    CHECK(pool.create("bisons", key).error == CreateError::key_reused);
+    CHECK(pool.create("gnus", key).error == CreateError::key_reused);
+    CHECK(pool.stats().created_total == 1);
+}
+
+TEST_CASE("idempotency: a replay is answered at max_jobs; a refused creation frees its key")
+{
+    ManualClock clock(t0);
+    MemoryJobStore store;
+    JobPool pool(clock, &store, test_shape(), test_rules(10'000, 20'000, 1));
+    pool.start();
+    const Created first = pool.create("elks", IdempotencyKey{"", "a"});
+    REQUIRE(first.job);
+    CHECK(pool.create("elks", IdempotencyKey{"", "a"}).replayed);             // at the limit: still answered
+    CHECK(pool.create("elks", IdempotencyKey{"", "b"}).error == CreateError::too_many_jobs);
+    REQUIRE(pool.cancel(first.job->id) == CancelOutcome::cancelled);
+    store.set_durable(false);
+    CHECK(pool.create("elks", IdempotencyKey{"", "b"}).error == CreateError::store_failed);
+    store.set_durable(true);
+    const Created b = pool.create("elks", IdempotencyKey{"", "b"});  // the failed one did not keep "b"
+    REQUIRE(b.job);
+    CHECK_FALSE(b.replayed);
+}
+
+TEST_CASE("idempotency: a repeat while the first creation is being made durable is key_in_flight")
+{
+    ManualClock clock(t0);
+    MemoryJobStore store;
+    JobPool pool(clock, &store, test_shape(), test_rules());
+    pool.start();
+    const IdempotencyKey key{"", "slow"};
+    store.hold_durability();
+    Created first;
+    std::thread creator([&] { first = pool.create("elks", key); });
+    REQUIRE(wait_until([&] { return store.held() == 1; }));
+    CHECK(pool.create("elks", key).error == CreateError::key_in_flight);
+    CHECK(pool.create("bisons", key).error == CreateError::key_reused);  // a mismatch is told at once
+    store.release_durability();
+    creator.join();
+    REQUIRE(first.job);
+    const Created again = pool.create("elks", key);
+    CHECK(again.replayed);
+    CHECK(again.job->id == first.job->id);
+}
+
+TEST_CASE("idempotency: keys are restored from the store and released when the job expires")
+{
+    ManualClock clock(t0);
+    MemoryJobStore store;
+    JobId first_id;
+    {
+        JobPool pool(clock, &store, test_shape(), test_rules(10'000, 20'000, 1000, 5'000));
+        pool.start();
+        first_id = pool.create("elks", IdempotencyKey{"10.0.0.1", "k"}).job->id;
+        pool.stop();
+    }
+    JobPool pool(clock, &store, test_shape(), test_rules(10'000, 20'000, 1000, 5'000));
+    pool.start();  // a restart: the key comes back with its job
+    const Created again = pool.create("elks", IdempotencyKey{"10.0.0.1", "k"});
+    CHECK(again.replayed);
+    CHECK(again.job->id == first_id);
+    REQUIRE(complete(pool, clock, *again.job));
+    clock.advance(5'000);
+    pool.wake();
+    REQUIRE(expires(pool, first_id));
+    const Created fresh = pool.create("elks", IdempotencyKey{"10.0.0.1", "k"});  // kept as long as the result
+    CHECK_FALSE(fresh.replayed);
+    CHECK(fresh.job->id != first_id);
+}

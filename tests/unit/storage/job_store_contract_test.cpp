@@ -130,6 +130,8 @@ TEST_CASE_TEMPLATE("job store: every field round-trips", B, STORE_BACKENDS)
     r.finished_ms = 1'700'000'123'456;
     r.duration_ms = std::numeric_limits<std::int32_t>::min();
     r.result = std::string("with\0nul and \n newline", 22);
+    r.idem_scope = "user:o'brien";
+    r.idem_key = "\"quoted\" key ~ 255";
     {
         const auto store = backend.open();
         CHECK(store->wait_durable(store->put(r, by_caller)));

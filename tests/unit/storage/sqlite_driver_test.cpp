@@ -8,6 +8,7 @@
 #include <doctest/doctest.h>
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -177,6 +178,65 @@ TEST_CASE("sqlite_driver: an unknown schema version is refused")
     CHECK(err.find("schema version 99 is unknown") != std::string::npos);
 }
 
+// Schema version 1 exactly as the first release wrote it, with one job.
+constexpr const char* version_1_store =
+    "CREATE TABLE jobs (id BLOB PRIMARY KEY NOT NULL, animal TEXT NOT NULL, state INTEGER NOT NULL,"
+    " created_ms INTEGER NOT NULL, started_ms INTEGER NOT NULL, deadline_ms INTEGER NOT NULL,"
+    " finished_ms INTEGER NOT NULL, duration_ms INTEGER NOT NULL, result TEXT NOT NULL) WITHOUT ROWID;"
+    "INSERT INTO jobs VALUES (x'00112233445566778899aabbccddeeff', 'gnus', 2, 10, 11, 20, 20, 10, 'Calm gnus sleep');"
+    "PRAGMA user_version = 1;";
+
+TEST_CASE("sqlite_driver: idempotency: a version 1 store opens, migrates to 2 and keeps its jobs")
+{
+    TempDir tmp;
+    fs::create_directories(tmp.str());
+    raw_exec(tmp.str(), version_1_store);
+    {
+        const auto store = open(tmp.str());
+        const auto rows = load_all(*store);
+        REQUIRE(rows.size() == 1);
+        CHECK(rows[0].animal == "gnus");
+        CHECK(rows[0].result == "Calm gnus sleep");
+        CHECK(rows[0].idem_key.empty());  // NULL reads as no key
+        JobRecord keyed = make_record(7);
+        keyed.idem_scope = "127.0.0.1";
+        keyed.idem_key = "order-7";
+        CHECK(store->wait_durable(store->put(keyed, JobStore::Committer::caller)));
+    }
+    const auto rows = reopen_and_load(tmp.str());  // a second open finds version 2: no migration
+    REQUIRE(rows.size() == 2);
+    const auto keyed = std::find_if(rows.begin(), rows.end(), [](const JobRecord& r) { return !r.idem_key.empty(); });
+    REQUIRE(keyed != rows.end());
+    CHECK(keyed->idem_key == "order-7");
+    CHECK(keyed->idem_scope == "127.0.0.1");
+    sqlite3* db = nullptr;
+    REQUIRE(sqlite3_open((tmp.str() + "/jobs.db").c_str(), &db) == SQLITE_OK);
+    sqlite3_stmt* s = nullptr;
+    REQUIRE(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, nullptr) == SQLITE_OK);
+    REQUIRE(sqlite3_step(s) == SQLITE_ROW);
+    CHECK(sqlite3_column_int(s, 0) == 2);
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+}
+
+TEST_CASE("sqlite_driver: idempotency: scope and key are unique together; rows without a key never clash")
+{
+    TempDir tmp;
+    open(tmp.str())->close();
+    auto row = [](const std::string& id, const std::string& key) {
+        return "INSERT INTO jobs VALUES (x'" + id + "', 'gnus', 0, 0, 0, 0, 0, 0, '', " + key + ")";
+    };
+    raw_exec(tmp.str(), row("00000000000000000000000000000001", "NULL, NULL"));
+    raw_exec(tmp.str(), row("00000000000000000000000000000002", "NULL, NULL"));
+    raw_exec(tmp.str(), row("00000000000000000000000000000003", "'a', 'k'"));
+    raw_exec(tmp.str(), row("00000000000000000000000000000004", "'b', 'k'"));  // another scope
+    sqlite3* db = nullptr;
+    REQUIRE(sqlite3_open((tmp.str() + "/jobs.db").c_str(), &db) == SQLITE_OK);
+    const int rc = sqlite3_exec(db, row("00000000000000000000000000000005", "'a', 'k'").c_str(), nullptr, nullptr, nullptr);
+    sqlite3_close(db);
+    CHECK(rc == SQLITE_CONSTRAINT);
+}
+
 TEST_CASE("sqlite_driver: a database of another program is refused")
 {
     TempDir tmp;
@@ -189,7 +249,8 @@ TEST_CASE("sqlite_driver: an invalid row fails the load")
 {
     TempDir tmp;
     open(tmp.str())->close();
-    raw_exec(tmp.str(), "INSERT INTO jobs VALUES (x'00112233445566778899aabbccddeeff', 'gnus', 9, 0, 0, 0, 0, 0, '')");
+    raw_exec(tmp.str(), "INSERT INTO jobs (id, animal, state, created_ms, started_ms, deadline_ms, finished_ms,"
+                        " duration_ms, result) VALUES (x'00112233445566778899aabbccddeeff', 'gnus', 9, 0, 0, 0, 0, 0, '')");
     const auto store = open(tmp.str());
     CHECK_THROWS_AS(load_all(*store), StoreError);
 }

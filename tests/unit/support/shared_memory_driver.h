@@ -46,6 +46,15 @@ public:
         out = it == rows_.end() ? std::nullopt : std::optional(it->second);
         return true;
     }
+    bool fetch_key(const std::string& scope, const std::string& key, std::optional<storage::JobRecord>& out) override
+    {
+        std::lock_guard lock(mutex_);
+        if (down_) return false;
+        out.reset();
+        for (const auto& [id, r] : rows_)
+            if (!key.empty() && r.idem_scope == scope && r.idem_key == key) out = r;
+        return true;
+    }
     bool fetch_many(const std::vector<Id>& ids, std::vector<storage::JobRecord>& out) override
     {
         std::lock_guard lock(mutex_);

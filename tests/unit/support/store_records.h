@@ -70,7 +70,7 @@ inline std::string describe(const storage::JobRecord& r)
     for (unsigned char c : r.id) s += std::to_string(c) + ".";
     return s + " " + r.animal + " " + std::to_string(static_cast<int>(r.state)) + " " +
            std::to_string(r.created_ms) + " " + std::to_string(r.started_ms) + " " + std::to_string(r.deadline_ms) +
-           " " + std::to_string(r.finished_ms) + " " + std::to_string(r.duration_ms) + " [" + r.result + "]";
+           " " + std::to_string(r.finished_ms) + " " + std::to_string(r.duration_ms) + " [" + r.result + "] scope[" + r.idem_scope + "] key[" + r.idem_key + "]";
 }
 
 inline std::vector<storage::JobRecord> load_all(storage::JobStore& store)
