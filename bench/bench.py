@@ -193,6 +193,28 @@ def context_switches(pid):
     return total
 
 
+def worker_pids(stack):
+    """Every worker of the stack (several on PostgreSQL: run-stack.sh writes
+    zookeeper-fcgi-N.pid for the second and later ones)."""
+    pids = [stack.worker_pid()]
+    for name in sorted(os.listdir(stack.dir)):
+        m = re.match(r"zookeeper-fcgi-(\d+)\.pid$", name)
+        if m:
+            with open(os.path.join(stack.dir, name)) as f:
+                pids.append(int(f.read().strip()))
+    return pids
+
+
+def database_pids(stack):
+    """The stack's throwaway PostgreSQL cluster: the postmaster and its backends."""
+    try:
+        with open(os.path.join(stack.dir, "pg", "data", "postmaster.pid")) as f:
+            master = int(f.readline().strip())
+    except (OSError, ValueError):
+        return []
+    return [master] + children(master)
+
+
 class CpuMeter:
     """CPU seconds and context switches of the worker, of nginx (master and
     workers) and of finished child processes (wrk) between start() and stop()."""
@@ -203,12 +225,14 @@ class CpuMeter:
     def _sample(self):
         master = self.stack.nginx_pid()
         nginx = [master] + children(master)
-        worker = self.stack.worker_pid()
+        workers = worker_pids(self.stack)
+        db = database_pids(self.stack)
         kids = resource.getrusage(resource.RUSAGE_CHILDREN)
-        return {"worker": proc_cpu_ticks(worker) / TICK,
+        return {"worker": sum(proc_cpu_ticks(p) for p in workers) / TICK,
+                "db": sum(proc_cpu_ticks(p) for p in db) / TICK,
                 "nginx": sum(proc_cpu_ticks(p) for p in nginx) / TICK,
                 "client": kids.ru_utime + kids.ru_stime,
-                "cs_worker": context_switches(worker),
+                "cs_worker": sum(context_switches(p) for p in workers),
                 "cs_nginx": sum(context_switches(p) for p in nginx),
                 "cs_client": kids.ru_nvcsw + kids.ru_nivcsw}
 
@@ -263,7 +287,7 @@ def run_wrk(stack, opts, target, conns, seconds, meter=None):
     result = parse_wrk(p.stdout)
     if cpu and result["requests"]:
         n = result["requests"]
-        result["cpu_us_per_req"] = {k: cpu[k] * 1e6 / n for k in ("worker", "nginx", "client")}
+        result["cpu_us_per_req"] = {k: cpu[k] * 1e6 / n for k in ("worker", "db", "nginx", "client")}
         result["switches_per_req"] = {k: cpu["cs_" + k] / n for k in ("worker", "nginx", "client")}
     return result
 
@@ -285,11 +309,13 @@ class Throughput:
             # flight is 5000/s at 20 s.
             ("service", "max_jobs"): 10000000,
             ("service", "log_level"): self.opts.log_level,
+            ("store", "backend"): self.opts.store,
         } | {("service", k): v for k, v in self.opts.service})
 
     def start(self):
         self.stack = harness.Stack(self.env, "throughput", config=self.config(0.2, 0.2),
-                                   run_args=["--nginx-dir", self.nginx_dir])
+                                   run_args=["--nginx-dir", self.nginx_dir, "--store", self.opts.store,
+                                             "--workers", str(self.opts.workers)])
         nginx_variant(self.nginx_dir, self.ceiling_conf)
         self.stack.start()
         return self.stack
@@ -298,7 +324,8 @@ class Throughput:
         """SIGHUP with a new workload range; returns the first survey whose
         duration shows the new range is in force."""
         self.stack.write_config(self.config(min_s, max_s))
-        os.kill(self.stack.worker_pid(), signal.SIGHUP)
+        for pid in worker_pids(self.stack):
+            os.kill(pid, signal.SIGHUP)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             job_id = self.create()
@@ -391,8 +418,8 @@ def median_of(runs, key):
 def summarise(runs):
     def medians(field):
         out = {}
-        for k in ("worker", "nginx", "client"):
-            vals = [r[field][k] for r in runs if field in r]
+        for k in (("worker", "db", "nginx", "client") if field == "cpu_us_per_req" else ("worker", "nginx", "client")):
+            vals = [r[field][k] for r in runs if field in r and k in r[field]]
             out[k] = statistics.median(vals) if vals else None
         return out
     return {"rps": median_of(runs, "rps"), "p50_ms": median_of(runs, "p50_ms"),
@@ -748,16 +775,16 @@ def latency_table(results):
 
 
 def cpu_table(results):
-    lines = ["| scenario | conns | worker | nginx | wrk | total | ceiling: nginx | ceiling: wrk | ceiling total"
+    lines = ["| scenario | conns | worker | database | nginx | wrk | total | ceiling: nginx | ceiling: wrk | ceiling total"
              " | switches/req worker, nginx, wrk | ceiling: nginx, wrk |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in results:
         s, c = r["result"]["cpu_us_per_req"], r["ceiling"]["cpu_us_per_req"]
         sw, cw = r["result"]["switches_per_req"], r["ceiling"]["switches_per_req"]
         tot = sum(v for v in s.values() if v is not None)
-        ctot = sum(v for k, v in c.items() if v is not None and k != "worker")
-        lines.append("| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s, %s, %s | %s, %s |" % (
-            r["scenario"], r["connections"], fmt(s["worker"], "%.1f"), fmt(s["nginx"], "%.1f"),
+        ctot = sum(v for k, v in c.items() if v is not None and k not in ("worker", "db"))
+        lines.append("| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s, %s, %s | %s, %s |" % (
+            r["scenario"], r["connections"], fmt(s["worker"], "%.1f"), fmt(s.get("db"), "%.1f"), fmt(s["nginx"], "%.1f"),
             fmt(s["client"], "%.1f"), fmt(tot, "%.1f"), fmt(c["nginx"], "%.1f"), fmt(c["client"], "%.1f"),
             fmt(ctot, "%.1f"), fmt(sw["worker"], "%.2f"), fmt(sw["nginx"], "%.2f"), fmt(sw["client"], "%.2f"),
             fmt(cw["nginx"], "%.2f"), fmt(cw["client"], "%.2f")))
@@ -835,6 +862,8 @@ def parse_args():
     ap.add_argument("--connections", default="32,256")
     ap.add_argument("--threads", type=int, default=2, help="wrk threads")
     ap.add_argument("--only", action="append", default=[], help="scenarios whose name contains this")
+    ap.add_argument("--store", default="sqlite", choices=["sqlite", "postgresql"], help="the throughput stack's backend")
+    ap.add_argument("--workers", type=int, default=1, help="workers of the throughput stack (postgresql)")
     ap.add_argument("--capacity", type=int, default=1000000, help="surveys in flight; 0 skips")
     ap.add_argument("--capacity-window", type=float, default=20.0)
     ap.add_argument("--capacity-connections", type=int, default=48)

@@ -11,6 +11,8 @@
 #   CAPACITY [1000000] surveys in flight (0 skips)  CAPACITY_WINDOW [20] seconds they complete over
 #   CAPACITY_CONNECTIONS [48]                       LOG_LEVEL [info] the worker's log level
 #   SKIP_THROUGHPUT [] non-empty: capacity only
+#   STORE [sqlite] the throughput stack's backend   WORKERS [1] its workers (postgresql: a throwaway
+#              cluster in the stack's folder, durable settings; CPU per request then counts the database)
 #   WAITS [10000]  waiting-poll scenarios and this many waiters (0 skips)
 #   SERVICE [] the worker's [service] settings in the throughput runs, as
 #              "key=value ..." (e.g. "acceptor_threads=4 awake_acceptors=4")
@@ -56,7 +58,8 @@ args=(--bin "$bin" --build "$build" --flood "$flood"
       --threads "${THREADS:-2}" --connections "${CONNECTIONS:-32,256}"
       --capacity "${CAPACITY:-1000000}" --capacity-window "${CAPACITY_WINDOW:-20}"
       --capacity-connections "${CAPACITY_CONNECTIONS:-48}" --log-level "${LOG_LEVEL:-info}"
-      --latency-load "${LATENCY_LOAD:-0.5}" --service "${SERVICE:-}")
+      --latency-load "${LATENCY_LOAD:-0.5}" --service "${SERVICE:-}"
+      --store "${STORE:-sqlite}" --workers "${WORKERS:-1}")
 [[ -z ${ONLY:-} ]] || args+=(--only "$ONLY")
 [[ -z ${SKIP_THROUGHPUT:-} ]] || args+=(--skip-throughput)
 # Waiting polls against polling, and 10,000 waiters (bench/waits.py);

@@ -71,10 +71,11 @@ def man_keys(text):
         if line.startswith(".TP"):
             current = None
             nxt = lines[i + 1] if i + 1 < len(lines) else ""
-            m = re.match(r'\.BR\s+"([A-Za-z0-9_]+) = "\s+(\S+)\s*$', nxt)
+            # An empty default (url, worker_name) is the key alone: .BR "url = "
+            m = re.match(r'\.BR\s+"([A-Za-z0-9_]+) = "(?:\s+(\S+))?\s*$', nxt)
             if m and section:
                 current = (section, m.group(1))
-                keys[current] = [unroff(m.group(2)), ""]
+                keys[current] = [unroff(m.group(2) or ""), ""]
             continue
         if current:
             keys[current][1] += " " + unroff(line)

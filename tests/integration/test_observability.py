@@ -100,9 +100,13 @@ def version_file(env):
 def observability_healthz_counts_and_version(env):
     op = operator(env.main)
     idle = wait_idle(op)
-    check(set(idle) == {"status", "version", "uptime_seconds", "jobs", "store"}
+    check(set(idle) == {"status", "version", "uptime_seconds", "jobs", "store", "backend", "worker"}
           and set(idle["jobs"]) == {"queued", "running", "held"},
-          "/healthz fields %r, want status, version, uptime_seconds, jobs{queued,running,held}, store" % idle)
+          "/healthz fields %r, want status, version, uptime_seconds, jobs{queued,running,held}, store, backend, worker"
+          % idle)
+    check(idle["backend"] == "sqlite", "/healthz backend %r, want sqlite (the default)" % idle["backend"])
+    check(idle["worker"].rsplit(":", 1)[-1] == str(env.main.worker_pid()),
+          "/healthz worker %r, want host:pid by default" % idle["worker"])
     check(idle["status"] == "ok" and idle["store"] == "ok", "healthy stack but /healthz %r" % idle)
 
     want = version_file(env)
