@@ -570,7 +570,8 @@ pool_pid() { in_ct systemctl show -p MainPID --value "zookeeper@$1.service"; }
 healthz_workers() {
     local i
     for i in $(seq "$1"); do
-        curl_ct https://localhost/healthz 2>/dev/null |
+        # The body has no final newline: add one, or sed joins the lines.
+        { curl_ct https://localhost/healthz 2>/dev/null; echo; } |
             sed -nE 's/.*"backend":"([^"]*)".*"worker":"([^"]*)".*/\1 \2/p; s/.*"worker":"([^"]*)".*"backend":"([^"]*)".*/\2 \1/p'
     done
 }
@@ -613,6 +614,10 @@ check_pool() {
     expect "generated upstream names both instances' sockets" \
         [ "$servers" = "unix:/run/zookeeper/worker-1/zookeeper.sock unix:/run/zookeeper/worker-2/zookeeper.sock" ]
     expect "nginx -t accepts it, nginx active" in_ct sh -c 'nginx -t -q && systemctl is-active --quiet nginx'
+    local verify
+    verify=$(in_ct systemd-analyze verify zookeeper@1.service zookeeper.target 2>&1) && [ -z "$verify" ] &&
+        pass "systemd-analyze verify zookeeper@1.service zookeeper.target: clean" ||
+        fail "systemd-analyze verify zookeeper@1.service zookeeper.target: $verify"
     sleep 0.5  # nginx's reload (asked for without waiting)
     local line score
     line=$(in_ct systemd-analyze security zookeeper@1.service 2>&1 | grep 'Overall exposure' || true)
