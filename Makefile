@@ -161,6 +161,18 @@ ZK_SOCKET    = /run/zookeeper/zookeeper.sock
 ZK_SNIPPETS  = $(sort $(basename $(wildcard nginx/zookeeper-*.conf.in)) \
                       $(wildcard nginx/zookeeper-*.conf))
 ZK_UNIT      = $(DESTDIR)$(UNITDIR)/zookeeper.service
+# The worker pool on PostgreSQL: a template unit (one instance per worker),
+# the target that starts and stops them all, and the script that writes
+# nginx's upstream from the running instances.
+ZK_POOL_UNITS = $(DESTDIR)$(UNITDIR)/zookeeper@.service $(DESTDIR)$(UNITDIR)/zookeeper.target
+ZK_UPSTREAM_BIN = $(DESTDIR)$(BINDIR)/zookeeper-upstream
+# nginx's upstream block, its own file: nginx/upstream.conf.in rendered with
+# the single worker's socket, kept as the template in $(DATADIR)/zookeeper and
+# installed as the starting point that zookeeper-upstream regenerates.
+ZK_UPSTREAM_TEMPLATE = $(DESTDIR)$(DATADIR)/zookeeper/upstream.conf
+ZK_UPSTREAM  = $(DESTDIR)$(ZK_SNIPDIR)/upstream.conf
+ZK_EXAMPLES  = $(ZK_DOCDIR)/examples
+ZK_EXAMPLE_FILES = $(wildcard systemd/examples/*)
 ZK_DROPIN    = $(DESTDIR)$(UNITDIR)/nginx.service.d/zookeeper.conf
 ZK_SITE      = $(DESTDIR)$(NGINXDIR)/sites-available/zookeeper
 ZK_SITE_LINK = $(DESTDIR)$(NGINXDIR)/sites-enabled/zookeeper
@@ -168,10 +180,14 @@ ZK_SITE_LINK = $(DESTDIR)$(NGINXDIR)/sites-enabled/zookeeper
 # One substitution for every installed text file, so paths agree everywhere.
 # The literal paths (in the unit, which stays analyzable as written) go first
 # and only where a path starts, so they never rewrite a substituted path.
-ZK_PATH_START = \(^\|[ =:-]\)
+ZK_PATH_START = \(^\|[ =:+-]\)
 ZK_RENDER = sed -e 's\#$(ZK_PATH_START)/usr/local/bin/zookeeper-fcgi\#\1$(BINDIR)/zookeeper-fcgi\#g' \
                 -e 's\#$(ZK_PATH_START)/etc/zookeeper\#\1$(ZK_CONFDIR)\#g' \
                 -e 's\#$(ZK_PATH_START)/usr/local/share/doc/zookeeper\#\1$(ZK_DOCDIR)\#g' \
+                -e 's\#$(ZK_PATH_START)/usr/local/bin/zookeeper-upstream\#\1$(BINDIR)/zookeeper-upstream\#g' \
+                -e 's\#$(ZK_PATH_START)/usr/local/share/zookeeper\#\1$(DATADIR)/zookeeper\#g' \
+                -e 's\#$(ZK_PATH_START)/etc/nginx/zookeeper\#\1$(ZK_SNIPDIR)\#g' \
+                -e 's|@UPSTREAM@|$(ZK_SNIPDIR)/upstream.conf|g' \
                 -e 's|@SOCKET@|$(ZK_SOCKET)|g' \
                 -e 's|@SNIPPETS@|$(ZK_SNIPDIR)|g' \
                 -e 's|@CONFDIR@|$(ZK_CONFDIR)|g' \
@@ -181,6 +197,7 @@ ZK_RENDER = sed -e 's\#$(ZK_PATH_START)/usr/local/bin/zookeeper-fcgi\#\1$(BINDIR
 
 install: $(BIN)
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(ZK_CONFDIR) $(DESTDIR)$(ZK_DOCDIR) $(DESTDIR)$(ZK_WEBDIR) \
+	    $(DESTDIR)$(ZK_EXAMPLES) \
 	    $(DESTDIR)$(UNITDIR)/nginx.service.d $(DESTDIR)$(ZK_SNIPDIR) \
 	    $(DESTDIR)$(NGINXDIR)/sites-available $(DESTDIR)$(NGINXDIR)/sites-enabled
 	install -m 0755 $(BIN) $(DESTDIR)$(BINDIR)/zookeeper-fcgi
@@ -193,10 +210,17 @@ install: $(BIN)
 	install -m 0644 zookeeper.conf $(DESTDIR)$(ZK_DOCDIR)/zookeeper.conf.example
 	$(if $(wildcard README.md),install -m 0644 README.md $(DESTDIR)$(ZK_DOCDIR)/README.md)
 	$(if $(ZK_WEB_FILES),install -m 0644 $(ZK_WEB_FILES) $(DESTDIR)$(ZK_WEBDIR)/)
+	install -m 0644 docs/production.md $(DESTDIR)$(ZK_DOCDIR)/production.md
 	@# Rendered to a temporary name and renamed: a reload never reads half a file.
 	@set -e; render() { echo "render $$1 -> $$2"; $(ZK_RENDER) "$$1" > "$$2.tmp"; \
 	    chmod 0644 "$$2.tmp"; mv -f "$$2.tmp" "$$2"; }; \
 	render systemd/zookeeper.service $(ZK_UNIT); \
+	render systemd/zookeeper@.service $(DESTDIR)$(UNITDIR)/zookeeper@.service; \
+	render systemd/zookeeper.target $(DESTDIR)$(UNITDIR)/zookeeper.target; \
+	render systemd/zookeeper-upstream $(ZK_UPSTREAM_BIN); chmod 0755 $(ZK_UPSTREAM_BIN); \
+	$(foreach f,$(ZK_EXAMPLE_FILES),render $(f) $(DESTDIR)$(ZK_EXAMPLES)/$(notdir $(f));) \
+	render nginx/upstream.conf.in $(ZK_UPSTREAM_TEMPLATE); \
+	render nginx/upstream.conf.in $(ZK_UPSTREAM); \
 	render systemd/nginx-zookeeper.conf $(ZK_DROPIN); \
 	$(foreach f,$(ZK_SNIPPETS),render $(wildcard $(f) $(f).in) $(DESTDIR)$(ZK_SNIPDIR)/$(notdir $(f));) \
 	render nginx/site.conf.in $(ZK_SITE)
@@ -205,6 +229,9 @@ install: $(BIN)
 # Directories go only when empty: another package or the operator may share them.
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/zookeeper-fcgi $(ZK_UNIT) $(ZK_DROPIN) \
+	    $(ZK_POOL_UNITS) $(ZK_UPSTREAM_BIN) $(ZK_UPSTREAM_TEMPLATE) $(ZK_UPSTREAM) \
+	    $(DESTDIR)$(ZK_DOCDIR)/production.md \
+	    $(addprefix $(DESTDIR)$(ZK_EXAMPLES)/,$(notdir $(ZK_EXAMPLE_FILES))) \
 	    $(ZK_SITE) $(ZK_SITE_LINK) $(DESTDIR)$(ZK_DOCDIR)/README.md \
 	    $(DESTDIR)$(ZK_DOCDIR)/zookeeper.conf.example \
 	    $(addprefix $(DESTDIR)$(ZK_WEBDIR)/,$(notdir $(ZK_WEB_FILES))) \
@@ -214,7 +241,7 @@ uninstall:
 	elif [ -e $(DESTDIR)$(ZK_CONFDIR)/zookeeper.conf ]; then \
 	    echo "keeping edited $(DESTDIR)$(ZK_CONFDIR)/zookeeper.conf"; \
 	fi
-	@for d in $(DESTDIR)$(ZK_SNIPDIR) $(DESTDIR)$(ZK_DOCDIR) \
+	@for d in $(DESTDIR)$(ZK_SNIPDIR) $(DESTDIR)$(ZK_EXAMPLES) $(DESTDIR)$(ZK_DOCDIR) \
 	    $(DESTDIR)$(ZK_WEBDIR) $(DESTDIR)$(DATADIR)/zookeeper \
 	    $(DESTDIR)$(UNITDIR)/nginx.service.d $(DESTDIR)$(ZK_CONFDIR); do \
 	    if [ -d $$d ]; then rmdir --ignore-fail-on-non-empty $$d; fi; \

@@ -156,6 +156,7 @@ render() {
     if ((${#sed_args[@]} == 0)); then
         sed_subst PREFIX "$prefix"
         sed_subst SOCKET "$socket"
+        sed_subst UPSTREAM "$prefix/upstream.conf"
         sed_subst HTTPS_PORT "$https_port"
         sed_subst HTTP_PORT "$http_port"
         sed_subst CERT "$cert"
@@ -167,8 +168,9 @@ render() {
     sed "${sed_args[@]}" "$1" >"$2"
 }
 
-# The template names one worker's socket; several workers get one server
-# line each, with the same parameters.
+# The upstream (nginx/upstream.conf.in, its own file as in production, where
+# zookeeper-upstream generates it) names one worker's socket; several workers
+# get one server line each, with the same parameters.
 upstream_servers() {
     ((workers > 1)) || return 0
     local line lines='' i
@@ -181,7 +183,8 @@ upstream_servers() {
 render_nginx() {
     mkdir -p "$prefix/logs" "$prefix/tmp"
     render "$nginx_dir/zookeeper-http.conf.in" "$prefix/zookeeper-http.conf"
-    upstream_servers "$prefix/zookeeper-http.conf"
+    render "$nginx_dir/upstream.conf.in" "$prefix/upstream.conf"
+    upstream_servers "$prefix/upstream.conf"
     render "$nginx_dir/zookeeper-locations.conf" "$prefix/zookeeper-locations.conf"
     # Operators' endpoints as in production; the dev stack only listens on
     # loopback, which they let in without credentials, so none are made.

@@ -16,6 +16,8 @@
 #      second must change nothing), then HTTPS, a survey, socket ownership,
 #      the worker's sandbox, the security score, the upgrade (a stored job and
 #      the edited conffile survive), reload, restart-on-crash, a clean stop,
+#      the worker pool (zookeeper@1 and @2 on the container's PostgreSQL 15,
+#      the generated nginx upstream, kill -9 of one while surveys run),
 #      `apt remove` (config and jobs stay) and `apt purge` (they go).
 #   5. The container is always powered off (trap), and every step has a timeout.
 # Never boot systemd on the host's own root: its boot-time cleanup empties /tmp.
@@ -33,7 +35,8 @@ NEXT_DIR=$WORK/deb-next
 MAX_SECONDS=${SYSTEMD_CHECK_TIMEOUT:-1200}
 # What this check itself runs inside, whether or not deploy/install-deps.sh
 # (which provides everything the service needs) happens to list it too.
-EXTRA_PKGS="curl openssl procps"
+# postgresql-15: the worker pool's shared store (check_pool).
+EXTRA_PKGS="curl openssl procps postgresql-15"
 CT_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 CERT=/etc/zookeeper/tls/zookeeper.crt
 BIN=/usr/sbin/zookeeper-fcgi
@@ -527,6 +530,177 @@ check_purge() {
         in_ct sh -c 'nginx -t -q && systemctl is-active --quiet nginx.service'
 }
 
+# ---- the worker pool: two instances on PostgreSQL ---------------------------
+
+PG_UNIT=postgresql@15-main.service
+POOL_PASSWORD=check-$$-pool
+UPSTREAM=/etc/nginx/zookeeper/upstream.conf
+
+# Sets the survey durations in the conffile (edit_config's 0.2/0.5 are put
+# back at the end: the remove check expects them).
+survey_seconds() {
+    in_ct sed -i -e "s/^\([[:space:]]*min_seconds[[:space:]]*=\).*/\1 $1/" \
+        -e "s/^\([[:space:]]*max_seconds[[:space:]]*=\).*/\1 $2/" /etc/zookeeper/zookeeper.conf
+}
+
+# The database the operator makes (docs/production.md): a role with a
+# password (the workers' dynamic user has no fixed OS name for peer auth),
+# scram-sha-256 on the unix socket for that role only.
+setup_database() {
+    local i
+    for i in $(seq 60); do
+        in_ct runuser -u postgres -- pg_isready -q -h /run/postgresql && break
+        sleep 0.5
+    done
+    expect "PostgreSQL 15 runs in the container ($PG_UNIT)" in_ct systemctl is-active --quiet $PG_UNIT
+    in_ct runuser -u postgres -- psql -qX -v ON_ERROR_STOP=1 -h /run/postgresql -d postgres \
+        -c "CREATE ROLE zookeeper LOGIN PASSWORD '$POOL_PASSWORD'" \
+        -c "CREATE DATABASE zookeeper OWNER zookeeper" >/dev/null || true
+    in_ct sh -c 'f=/etc/postgresql/15/main/pg_hba.conf
+        grep -q "^local zookeeper zookeeper scram-sha-256" $f ||
+            sed -i "1i local zookeeper zookeeper scram-sha-256" $f'
+    in_ct systemctl reload $PG_UNIT
+    in_ct sh -c "umask 027; printf '%s\n' 'ZOOKEEPER_STORE_URL=\"host=/run/postgresql dbname=zookeeper user=zookeeper password=$POOL_PASSWORD\"' > /etc/zookeeper/store.env; chmod 0640 /etc/zookeeper/store.env"
+    note "store.env: $(in_ct stat -c '%U:%G %a' /etc/zookeeper/store.env)"
+}
+
+pool_pid() { in_ct systemctl show -p MainPID --value "zookeeper@$1.service"; }
+
+# The "worker" field of /healthz through nginx, once per request.
+healthz_workers() {
+    local i
+    for i in $(seq "$1"); do
+        # The body has no final newline: add one, or sed joins the lines.
+        { curl_ct https://localhost/healthz 2>/dev/null; echo; } |
+            sed -nE 's/.*"backend":"([^"]*)".*"worker":"([^"]*)".*/\1 \2/p; s/.*"worker":"([^"]*)".*"backend":"([^"]*)".*/\2 \1/p'
+    done
+}
+
+# RFC 3339 -> milliseconds since the epoch.
+ms_of() { date -d "$1" +%s%3N 2>/dev/null || echo 0; }
+
+check_pool() {
+    step "worker pool: zookeeper@1 and @2 on PostgreSQL 15"
+    local t0=$SECONDS
+    setup_database
+    survey_seconds 2 3
+    in_ct systemctl disable --now zookeeper.service >/dev/null 2>&1 || true
+    # nginx.service's drop-in Wants= the single worker: masked, it is never
+    # pulled in next to the pool (Conflicts= would stop one or the other).
+    in_ct systemctl mask zookeeper.service >/dev/null 2>&1 || true
+    if in_ct systemctl enable --now zookeeper.target zookeeper@1.service zookeeper@2.service \
+            > "$WORK/pool.log" 2>&1; then
+        pass "systemctl enable --now zookeeper.target zookeeper@1 zookeeper@2"
+    else
+        fail "systemctl enable --now zookeeper.target zookeeper@1 zookeeper@2 (log: $WORK/pool.log)"
+        in_ct journalctl -u zookeeper@1 -u zookeeper@2 --no-pager -n 20 | sed 's/^/      | /'
+    fi
+    expect "zookeeper@1 and zookeeper@2 active" \
+        in_ct systemctl is-active --quiet zookeeper@1.service zookeeper@2.service
+    expect "zookeeper.service inactive (masked)" \
+        in_ct sh -c '! systemctl is-active --quiet zookeeper.service'
+    local socks
+    socks=$(in_ct stat -c '%n %G %a' /run/zookeeper /run/zookeeper/worker-1 /run/zookeeper/worker-1/zookeeper.sock \
+        /run/zookeeper/worker-2 /run/zookeeper/worker-2/zookeeper.sock 2>&1 | paste -sd ';')
+    note "$socks"
+    expect "one runtime directory (www-data 0750) and socket (www-data 0660) per instance" \
+        [ "$socks" = "/run/zookeeper root 755;/run/zookeeper/worker-1 www-data 750;/run/zookeeper/worker-1/zookeeper.sock www-data 660;/run/zookeeper/worker-2 www-data 750;/run/zookeeper/worker-2/zookeeper.sock www-data 660" ]
+    # ExecStartPost ran zookeeper-upstream; a second, explicit run (as the
+    # docs tell an operator) must find nothing to change.
+    in_ct zookeeper-upstream --reload 2>&1 | sed 's/^/      | /' || true
+    local servers
+    servers=$(in_ct sh -c "grep -E '^[[:space:]]*server ' $UPSTREAM" | awk '{print $2}' | paste -sd ' ')
+    note "upstream.conf: $servers"
+    expect "generated upstream names both instances' sockets" \
+        [ "$servers" = "unix:/run/zookeeper/worker-1/zookeeper.sock unix:/run/zookeeper/worker-2/zookeeper.sock" ]
+    expect "nginx -t accepts it, nginx active" in_ct sh -c 'nginx -t -q && systemctl is-active --quiet nginx'
+    local verify
+    verify=$(in_ct systemd-analyze verify zookeeper@1.service zookeeper.target 2>&1) && [ -z "$verify" ] &&
+        pass "systemd-analyze verify zookeeper@1.service zookeeper.target: clean" ||
+        fail "systemd-analyze verify zookeeper@1.service zookeeper.target: $verify"
+    sleep 0.5  # nginx's reload (asked for without waiting)
+    local line score
+    line=$(in_ct systemd-analyze security zookeeper@1.service 2>&1 | grep 'Overall exposure' || true)
+    note "$line"
+    score=$(awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^[0-9.]+$/) v = $i } END { print v }' <<<"$line")
+    expect "zookeeper@1 exposure 0.2 or below (same sandbox as zookeeper.service)" \
+        awk -v v="$score" 'BEGIN { exit !(v != "" && v <= 0.2) }'
+    local seen
+    seen=$(healthz_workers 24 | sort | uniq -c | sed 's/^ *//' | paste -sd ';')
+    note "/healthz x24 through nginx: $seen"
+    local ok=false
+    grep -qE 'postgresql [^ ;]*-1([:;]|$)' <<<"$seen" && grep -qE 'postgresql [^ ;]*-2([:;]|$)' <<<"$seen" && ok=true
+    expect "/healthz through nginx answers from both workers (backend postgresql)" $ok
+    check_survey
+
+    step "kill -9 of zookeeper@1 while surveys run"
+    local animal ids=() id i pid1 new1
+    animal=$(curl_ct https://localhost/animals 2>&1 | sed -E 's/^\["([^"]+)".*/\1/' || true)
+    for i in $(seq 12); do
+        id=$(curl_ct -X POST "https://localhost/animals/$animal" 2>/dev/null | tr -d '"' || true)
+        [[ $id =~ ^[0-9a-f-]{36}$ ]] && ids+=("$id")
+    done
+    pid1=$(pool_pid 1)
+    local mine
+    mine=$(in_ct journalctl -u zookeeper@1.service -o cat --no-pager | grep -oE 'job=[0-9a-f-]{36}' | sort -u)
+    local held=0
+    for id in "${ids[@]}"; do grep -q "job=$id" <<<"$mine" && held=$((held + 1)); done
+    note "${#ids[@]} of 12 surveys of 2-3 s created, $held of them by worker 1 (pid $pid1)"
+    expect "12 surveys created through nginx" [ ${#ids[@]} -eq 12 ]
+    expect "worker 1 holds some of the running surveys" [ "$held" -gt 0 ]
+    in_ct systemctl kill -s KILL zookeeper@1.service
+    local killed_at; killed_at=$(date +%s%3N)
+    local pending=("${ids[@]}") body codes='' late max_late=0 left round
+    for round in $(seq 60); do
+        left=()
+        for id in "${pending[@]}"; do
+            body=$(curl_ct -w ' %{http_code}' "https://localhost/jobs/$id" 2>/dev/null || echo " 000")
+            codes+=" ${body##* }"
+            if grep -q '"state":"done"' <<<"$body"; then
+                late=$(( $(ms_of "$(sed -nE 's/.*"finished":"([^"]+)".*/\1/p' <<<"$body")") -
+                         $(ms_of "$(sed -nE 's/.*"deadline":"([^"]+)".*/\1/p' <<<"$body")") ))
+                [ "$late" -gt "$max_late" ] && max_late=$late
+            else
+                left+=("$id")
+            fi
+        done
+        pending=("${left[@]}")
+        [ ${#pending[@]} -eq 0 ] && break
+        sleep 0.25
+    done
+    local bad; bad=$(tr ' ' '\n' <<<"$codes" | grep -cE '^(5..|000)$' || true)
+    note "all done $(( $(date +%s%3N) - killed_at )) ms after the kill; latest finish $max_late ms past its deadline; $bad 5xx of $(wc -w <<<"$codes") polls"
+    expect "every survey completed after kill -9 of worker 1 (${#pending[@]} left)" [ ${#pending[@]} -eq 0 ]
+    expect "none later than rescue_after_ms + sweep_interval_ms (2500 ms) + 1000 ms margin past its deadline ($max_late ms)" \
+        [ "$max_late" -le 3500 ]
+    expect "polls through nginx saw no 5xx while worker 1 was down" [ "$bad" -eq 0 ]
+    new1=0
+    for i in $(seq 50); do
+        new1=$(pool_pid 1)
+        [ "$new1" != 0 ] && [ "$new1" != "$pid1" ] && in_ct systemctl is-active --quiet zookeeper@1.service && break
+        sleep 0.2
+    done
+    expect "systemd restarted zookeeper@1 (pid $pid1 -> $new1)" \
+        sh -c "[ '$new1' != 0 ] && [ '$new1' != '$pid1' ]"
+    sleep 0.5
+    servers=$(in_ct sh -c "grep -E '^[[:space:]]*server ' $UPSTREAM" | awk '{print $2}' | paste -sd ' ')
+    expect "upstream names both sockets again after the restart" \
+        [ "$servers" = "unix:/run/zookeeper/worker-1/zookeeper.sock unix:/run/zookeeper/worker-2/zookeeper.sock" ]
+    check_survey
+
+    step "back to the single worker"
+    in_ct systemctl disable --now zookeeper.target zookeeper@1.service zookeeper@2.service >/dev/null 2>&1 || true
+    expect "systemctl stop zookeeper.target stopped both instances" \
+        in_ct sh -c '! systemctl is-active --quiet zookeeper@1.service && ! systemctl is-active --quiet zookeeper@2.service'
+    expect "with no instance running, the upstream is the template (the single worker's socket)" \
+        in_ct cmp -s $UPSTREAM /usr/share/zookeeper/upstream.conf
+    survey_seconds 0.2 0.5
+    in_ct systemctl unmask zookeeper.service >/dev/null 2>&1 || true
+    in_ct systemctl enable --now zookeeper.service >/dev/null 2>&1 || true
+    expect "zookeeper.service (SQLite) active again" in_ct systemctl is-active --quiet zookeeper.service
+    note "pool checks took $((SECONDS - t0)) s"
+}
+
 # On the host, fast: install into a DESTDIR and uninstall leaves no file behind.
 check_destdir_roundtrip() {
     step "make install/uninstall DESTDIR round trip (host)"
@@ -562,6 +736,7 @@ main() {
     make -s -C "$REPO" -j2 all
     step "systemd-analyze security --offline=true systemd/zookeeper.service (host)"
     note "$(systemd-analyze security --offline=true "$REPO/systemd/zookeeper.service" | tail -1)"
+    note "$(systemd-analyze security --offline=true "$REPO/systemd/zookeeper@.service" | tail -1)"
     check_destdir_roundtrip
     debootstrap_base
     install_base_packages
@@ -572,7 +747,7 @@ main() {
     local c
     check_install || return 0
     for c in check_units check_https check_sandbox check_security_score \
-             check_upgrade check_lifecycle check_remove check_purge; do
+             check_upgrade check_lifecycle check_pool check_remove check_purge; do
         "$c" || fail "$c stopped on an unexpected error"
     done
 }
