@@ -310,24 +310,32 @@ bool PostgresDriver::apply_chunk(std::span<const Write* const> chunk)
     return true;
 }
 
-bool PostgresDriver::fetch(const RecordId& id, std::optional<JobRecord>& out)
+// One row or none, from a prepared single-row statement.
+bool PostgresDriver::fetch_one(const char* statement, const pg::Params& params, std::optional<JobRecord>& out)
 {
     std::string error;
-    bool valid = true;
     const bool ok = pool_.with(
         [&](pg::Connection& c) {
-            pg::Result r = c.exec_prepared("zk_fetch", pg::Params().add(uuid_text(id)));
-            if (!r.ok()) return false;
+            pg::Result r = c.exec_prepared(statement, params);
+            if (!r.ok()) {
+                error = r.error();
+                return false;
+            }
             out.reset();
             if (r.rows() == 0) return true;
             JobRecord rec;
-            valid = read_row(r, 0, rec);
+            if (!read_row(r, 0, rec)) return false;
             out = std::move(rec);
-            return valid;
+            return true;
         },
         error);
-    if (!ok) log::warn("store_read_failed").kv("backend", "postgresql").kv("error", valid ? error : "invalid row");
+    if (!ok) log::warn("store_read_failed").kv("backend", "postgresql").kv("error", error.empty() ? "invalid row" : error);
     return ok;
+}
+
+bool PostgresDriver::fetch(const RecordId& id, std::optional<JobRecord>& out)
+{
+    return fetch_one("zk_fetch", pg::Params().add(uuid_text(id)), out);
 }
 
 bool PostgresDriver::fetch_many(const std::vector<RecordId>& ids, std::vector<JobRecord>& out)
@@ -349,22 +357,7 @@ bool PostgresDriver::fetch_many(const std::vector<RecordId>& ids, std::vector<Jo
 
 bool PostgresDriver::fetch_key(const std::string& scope, const std::string& key, std::optional<JobRecord>& out)
 {
-    std::string error;
-    bool valid = true;
-    const bool ok = pool_.with(
-        [&](pg::Connection& c) {
-            pg::Result r = c.exec_prepared("zk_fetch_key", pg::Params().add(scope).add(key));
-            if (!r.ok()) return false;
-            out.reset();
-            if (r.rows() == 0) return true;
-            JobRecord rec;
-            valid = read_row(r, 0, rec);
-            out = std::move(rec);
-            return valid;
-        },
-        error);
-    if (!ok) log::warn("store_read_failed").kv("backend", "postgresql").kv("error", valid ? error : "invalid row");
-    return ok;
+    return fetch_one("zk_fetch_key", pg::Params().add(scope).add(key), out);
 }
 
 bool PostgresDriver::list(const ListQuery& q, std::vector<JobRecord>& out)

@@ -68,6 +68,7 @@ public:
 
 private:
     bool connect_commit(std::string& error);
+    bool fetch_one(const char* statement, const pg::Params& params, std::optional<JobRecord>& out);
     void migrate();
     bool apply_chunk(std::span<const Write* const> chunk);
 
