@@ -38,10 +38,6 @@ constexpr std::array<const char*, 2> migrations{
     "CREATE UNIQUE INDEX jobs_idempotency ON jobs (idem_scope, idem_key) WHERE idem_key IS NOT NULL;",
 };
 
-constexpr const char* job_columns =
-    "id, animal, state, created_ms, started_ms, deadline_ms, finished_ms, duration_ms, result,"
-    " coalesce(idem_scope, ''), coalesce(idem_key, '')";
-
 // Prepared on every connection, by name.
 struct Prepared {
     const char* name;
@@ -85,7 +81,7 @@ constexpr std::array<Prepared, 11> statements{{
      "SELECT id, animal, state, created_ms, started_ms, deadline_ms, finished_ms, duration_ms, result,"
      " coalesce(idem_scope, ''), coalesce(idem_key, '') FROM jobs WHERE ($1::smallint IS NULL OR state = $1::smallint) AND ($2::text IS NULL OR animal = $2::text)"
      " AND ($3::uuid IS NULL OR id < $3::uuid) ORDER BY id DESC LIMIT $4"},
-    // Overdue unfinished jobs. Not locked: finishing is conditional (zk_finish)
+    // Overdue unfinished jobs. Not locked: finishing is conditional (zk_put)
     // and a result is a function of the id, so two sweepers racing agree.
     {"zk_overdue",
      "SELECT id, animal, state, created_ms, started_ms, deadline_ms, finished_ms, duration_ms, result,"
