@@ -36,23 +36,11 @@ sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
 
 import fcgi_client as fc  # noqa: E402
 import harness  # noqa: E402
+from harness import pct, threads_of  # noqa: E402
 from bench import Env, children, proc_cpu_ticks, rss_kb  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
 CAPACITY_SURVEYS = 100
-
-
-def pct(values, q):
-    values = sorted(values)
-    return values[min(len(values) - 1, int(q * len(values)))] if values else float("nan")
-
-
-def threads_of(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("Threads:"):
-                return int(line.split()[1])
-    return -1
 
 
 def stack(env, name, min_s, max_s, service=""):

@@ -659,3 +659,18 @@ def kill_worker(st, sig, timeout=5.0):
         return (128 - rc if rc < 0 else rc), time.time()
     os.kill(st.worker_pid(), sig)
     return st.shim_exit(timeout)
+
+
+def pct(values, q):
+    """The q-quantile of values (nearest rank), NaN for none."""
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))] if values else float("nan")
+
+
+def threads_of(pid):
+    """The thread count of a process, from /proc (-1 if it has none)."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("Threads:"):
+                return int(line.split()[1])
+    return -1

@@ -11,14 +11,9 @@ import time
 import fcgi_client
 
 from harness import (ANIMALS, MAX_SECONDS, MIN_SECONDS, Client, TestFailure, check, check_problem,
-                     config_text, create_survey, fresh_addr, request, sentence_errors)
+                     config_text, create_survey, fresh_addr, pct, request, sentence_errors)
 from registry import test
 from test_api import rfc3339_seconds
-
-
-def pct(values, q):
-    values = sorted(values)
-    return values[min(len(values) - 1, int(q * len(values)))] if values else float("nan")
 
 
 @test

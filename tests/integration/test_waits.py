@@ -17,7 +17,7 @@ import signal
 import ssl
 import time
 
-from harness import Client, TestFailure, check, check_problem, config_text, fresh_addr, request
+from harness import Client, TestFailure, check, check_problem, config_text, fresh_addr, pct, request, threads_of
 from registry import test
 from test_api import rfc3339_seconds
 from test_faults import fd_leaks, fd_listing, fd_profile, kill_worker, rss_kib, stack_with
@@ -28,19 +28,6 @@ from test_faults import fd_leaks, fd_listing, fd_profile, kill_worker, rss_kib, 
 # assertion on 2 shared cores tests the machine's load, not the code.
 WAKE_BOUND = 0.5
 CONCURRENT_WAITS = 2000
-
-
-def pct(values, q):
-    values = sorted(values)
-    return values[min(len(values) - 1, int(q * len(values)))] if values else float("nan")
-
-
-def threads_of(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("Threads:"):
-                return int(line.split()[1])
-    return -1
 
 
 def create(st):
