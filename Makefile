@@ -75,6 +75,7 @@ deps:
 
 # Each suite writes "passed failed" to $(BUILD)/results/; the last line sums them.
 check: deps
+	@tests/preflight.sh $(BUILD)
 	@rm -rf $(BUILD)/results && mkdir -p $(BUILD)/results
 	@$(MAKE) --no-print-directory all $(UNIT)
 	-@$(MAKE) --no-print-directory unit
