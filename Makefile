@@ -114,11 +114,14 @@ fuzz:
 	@tests/fuzz/run.sh $(FUZZ_SECONDS) $(BUILD)/results/fuzz
 
 # STORE=postgresql WORKERS=N: N workers on a throwaway PostgreSQL cluster in
-# $(BUILD)/run/pg, kept between runs like the SQLite file.
+# $(BUILD)/run/pg, kept between runs like the SQLite file. HA=1: on a Patroni
+# cluster instead (etcd, a primary and a synchronous standby) in $(BUILD)/run/ha.
 STORE   ?= sqlite
 WORKERS ?= 1
+HA      ?=
+HA_ARG   = $(if $(filter-out 0,$(HA)),--ha)
 run: deps $(BIN)
-	@deploy/run-stack.sh --bin $(BIN) --config $(CONFIG) --prefix $(BUILD)/run --store $(STORE) --workers $(WORKERS)
+	@deploy/run-stack.sh --bin $(BIN) --config $(CONFIG) --prefix $(BUILD)/run --store $(STORE) --workers $(WORKERS) $(HA_ARG)
 
 # wrk against the real stack, each figure as a ratio to nginx's own ceiling
 # in the same run (about 16 min; DURATION=2 REPEATS=1 for a smoke run).
