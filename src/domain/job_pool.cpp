@@ -149,7 +149,8 @@ std::optional<Created> JobPool::replay(const IdempotencyKey& key, std::string_vi
     }
     if (f.job.animal != animal) return Created{std::nullopt, CreateError::key_reused};
     bool finished_now = false;
-    return Created{apply_truth(std::move(f.job), f.epoch, finished_now), CreateError::none, true};
+    Job truth = std::move(f.job);
+    return Created{apply_truth(std::move(truth), f, finished_now), CreateError::none, true};
 }
 
 // Stores a new job and answers once the store has: its first write is
@@ -232,7 +233,8 @@ Lookup JobPool::find(const JobId& id)
     if (f.status == Ledger::Fetched::Status::unavailable) return {LookupStatus::unavailable, std::nullopt};
     if (f.status == Ledger::Fetched::Status::found) {
         bool finished_now = false;
-        return {LookupStatus::found, apply_truth(std::move(f.job), f.epoch, finished_now)};
+        Job truth = std::move(f.job);
+        return {LookupStatus::found, apply_truth(std::move(truth), f, finished_now)};
     }
     if (held && held->writing) return {LookupStatus::found, std::move(held)};  // being created: not stored yet
     if (held) vanished(id);
@@ -246,12 +248,14 @@ Lookup JobPool::find(const JobId& id)
 // What the truth says, over the held copy (or as a new copy, not ours).
 // A copy with its own write in flight keeps its state unless the truth says
 // finished (that write will be skipped); a finished copy is final.
-Job JobPool::apply_truth(Job truth, std::uint64_t epoch, bool& finished_now)
+Job JobPool::apply_truth(Job truth, const Ledger::Fetched& read, bool& finished_now)
 {
     Job view;
     bool fresh_copy = false;
-    table_.upsert(truth.id, [&](Job& j, bool held) {
+    const JobId id = truth.id;
+    table_.upsert(id, [&](Job& j, bool held) {
         const auto before = held ? PoolCounters::place(j) : PoolCounters::Place{};
+        const std::uint64_t epoch = ledger_.stamp(read);
         if (!held) {
             j = std::move(truth);
             j.seen_in = epoch;
@@ -335,6 +339,7 @@ void JobPool::settle_finish(const Job& target, Durability outcome)
 {
     const Millis now = clock_.now_ms();
     bool done_here = false, retry = false, stale = false;
+    Millis deadline = 0;
     change(target.id, [&](Job& j) {
         j.writing.reset();
         if (j.finished()) return Edit::changed;  // learned meanwhile (the cancel feed)
@@ -347,6 +352,7 @@ void JobPool::settle_finish(const Job& target, Durability outcome)
             j.seen_in = 0;
             j.owned = false;
             stale = true;
+            deadline = j.deadline_ms;
             break;
         case Durability::failed: retry = j.owned && j.state == JobState::running && now >= j.deadline_ms; break;
         }
@@ -360,7 +366,10 @@ void JobPool::settle_finish(const Job& target, Durability outcome)
     }
     if (target.state == JobState::cancelled && outcome == Durability::committed)
         log::info("job_cancelled").kv("job", target.id.str());
-    if (stale) notify(target.id);  // waiters read the truth
+    if (stale) {  // no longer ours: a copy, dropped like any other if nobody asks
+        notify(target.id);  // waiters read the truth
+        timers_.arm({std::max(now, deadline) + rules()->result_ttl_ms, target.id, TimerKind::expire});
+    }
     if (retry) timers_.arm({now + shape_.retry_ms, target.id, TimerKind::complete});
 }
 
@@ -423,10 +432,10 @@ void JobPool::on_timer(const Timer& timer)
     }
 }
 
-void JobPool::learned(Job truth, std::uint64_t epoch)
+void JobPool::learned(Job truth, const Ledger::Fetched& read)
 {
     bool finished_now = false;
-    apply_truth(std::move(truth), epoch, finished_now);
+    apply_truth(std::move(truth), read, finished_now);
 }
 
 void JobPool::cancelled_elsewhere(const JobId& id, Millis finished_ms)

@@ -157,14 +157,14 @@ private:
     void complete(const JobId& id);
     void expire(const JobId& id);
     void on_timer(const Timer& timer);
-    Job apply_truth(Job truth, std::uint64_t epoch, bool& finished_now);
+    Job apply_truth(Job truth, const Ledger::Fetched& read, bool& finished_now);
     bool change(const JobId& id, const std::function<Edit(Job&)>& edit);
     void finished(const Job& job);
     void notify(const JobId& id);
     storage::JobStore::Deadline store_deadline() const;
 
     // LedgerEvents
-    void learned(Job truth, std::uint64_t epoch) override;
+    void learned(Job truth, const Ledger::Fetched& read) override;
     void cancelled_elsewhere(const JobId& id, Millis finished_ms) override;
     void vanished(const JobId& id) override;
     void arm_recheck(Millis at) override { timers_.arm({at, JobId{}, TimerKind::recheck}); }

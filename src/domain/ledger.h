@@ -25,24 +25,7 @@
 
 namespace zk {
 
-// What a ledger tells the pool of jobs it learns about by itself: a cancel
-// through another worker, a re-read of a watched job, a sweep.
-class LedgerEvents {
-public:
-    virtual ~LedgerEvents() = default;
-    // The truth about a job, read in `epoch`: a held copy takes it, and its
-    // waiters wake if it is finished.
-    virtual void learned(Job truth, std::uint64_t epoch) = 0;
-    // Cancelled through another worker at finished_ms.
-    virtual void cancelled_elsewhere(const JobId& id, Millis finished_ms) = 0;
-    // No record any more (its result expired and was deleted): waiters answer.
-    virtual void vanished(const JobId& id) = 0;
-    // Calls Ledger::recheck() on a pool thread at `at`.
-    virtual void arm_recheck(Millis at) = 0;
-    // A sweep finished late surveys of other workers and deleted expired ones.
-    virtual void swept(std::size_t rescued, std::size_t expired) = 0;
-    virtual std::shared_ptr<const Rules> rules() const = 0;
-};
+class LedgerEvents;
 
 class Ledger {
 public:
@@ -50,8 +33,9 @@ public:
     struct Fetched {
         enum class Status { found, absent, unavailable };
         Status status = Status::absent;
-        Job job;                  // when found
-        std::uint64_t epoch = 0;  // the epoch the read began in: the copy's seen_in
+        Job job;  // when found
+        // What the ledger knew when the read began (stamp() compares it with now).
+        std::uint64_t epoch = 0, cancels = 0;
     };
 
     virtual ~Ledger() = default;
@@ -64,8 +48,13 @@ public:
 
     // Whether a held copy answers for its job at `now` without asking the truth.
     virtual bool vouches(const Job& held, Millis now) const = 0;
-    // The epoch a copy written or read now belongs to.
+    // The epoch a copy written now belongs to.
     virtual std::uint64_t epoch() const = 0;
+    // The epoch a copy made from `read` belongs to, called under the job's
+    // shard lock as the copy is made: 0 (not vouched for) when the truth may
+    // have moved on during the read (the cancel feed resumed, or delivered a
+    // cancel the read may predate).
+    virtual std::uint64_t stamp(const Fetched& read) const = 0;
     // The truth about a job memory does not vouch for (local: absent: memory
     // is the truth, so what it does not hold does not exist).
     virtual Fetched fetch(const JobId& id) = 0;
@@ -85,6 +74,25 @@ public:
     virtual void watched(const JobId& id, Millis deadline_ms) = 0;
     virtual void unwatched(const JobId& id, std::size_t watchers) = 0;
     virtual void recheck() = 0;
+};
+
+// What a ledger tells the pool of jobs it learns about by itself: a cancel
+// through another worker, a re-read of a watched job, a sweep.
+class LedgerEvents {
+public:
+    virtual ~LedgerEvents() = default;
+    // The truth about a job (a read: see Ledger::stamp): a held copy takes
+    // it, and its waiters wake if it is finished.
+    virtual void learned(Job truth, const Ledger::Fetched& read) = 0;
+    // Cancelled through another worker at finished_ms.
+    virtual void cancelled_elsewhere(const JobId& id, Millis finished_ms) = 0;
+    // No record any more (its result expired and was deleted): waiters answer.
+    virtual void vanished(const JobId& id) = 0;
+    // Calls Ledger::recheck() on a pool thread at `at`.
+    virtual void arm_recheck(Millis at) = 0;
+    // A sweep finished late surveys of other workers and deleted expired ones.
+    virtual void swept(std::size_t rescued, std::size_t expired) = 0;
+    virtual std::shared_ptr<const Rules> rules() const = 0;
 };
 
 }  // namespace zk

@@ -17,6 +17,7 @@ public:
     void stop() override {}
     bool vouches(const Job&, Millis) const override { return true; }
     std::uint64_t epoch() const override { return 0; }
+    std::uint64_t stamp(const Fetched&) const override { return 0; }
     Fetched fetch(const JobId&) override { return {}; }
     Fetched fetch_key(const IdempotencyKey&) override { return {}; }
     std::optional<std::vector<Job>> list(const JobFilter& filter, const JobTable& held) const override;

@@ -28,6 +28,7 @@ void SharedLedger::start(LedgerEvents& events)
     events_ = &events;
     storage::CancelFeed feed;
     feed.cancelled = [this](const storage::RecordId& id, std::int64_t finished_ms) {
+        ++cancels_;  // before the cancel is applied: see stamp()
         events_->cancelled_elsewhere(JobId(id), finished_ms);
     };
     feed.resumed = [this] { resumed(); };
@@ -52,10 +53,20 @@ void SharedLedger::resumed()
     if (events_ && remote_.size() > 0) events_->arm_recheck(clock_.now_ms());
 }
 
+// A copy made from a read is vouched for only if nothing the feed said since
+// the read began could be missing from it. The pool calls this under the
+// job's shard lock, and a cancel counts itself before it takes that lock to
+// apply: so either this sees the count move, or the cancel finds the copy.
+std::uint64_t SharedLedger::stamp(const Fetched& read) const
+{
+    return read.epoch == epoch_ && read.cancels == cancels_ ? read.epoch : 0;
+}
+
 Ledger::Fetched SharedLedger::fetch(const JobId& id)
 {
     Fetched f;
-    f.epoch = epoch_;  // before the read: a resume during it leaves the copy stale
+    f.epoch = epoch_;  // before the read: what the feed says during it makes the copy stale
+    f.cancels = cancels_;
     std::optional<storage::JobRecord> record;
     if (!store_.fetch(id.bytes(), record)) f.status = Fetched::Status::unavailable;
     else if (record) {
@@ -69,6 +80,7 @@ Ledger::Fetched SharedLedger::fetch_key(const IdempotencyKey& key)
 {
     Fetched f;
     f.epoch = epoch_;
+    f.cancels = cancels_;
     std::optional<storage::JobRecord> record;
     if (!store_.fetch_key(key.scope, key.key, record)) f.status = Fetched::Status::unavailable;
     else if (record) {
@@ -111,7 +123,9 @@ void SharedLedger::recheck()
         std::vector<storage::RecordId> ids;
         ids.reserve(due.size());
         for (const JobId& id : due) ids.push_back(id.bytes());
-        const std::uint64_t e = epoch_;
+        Fetched read;
+        read.epoch = epoch_;
+        read.cancels = cancels_;
         std::vector<storage::JobRecord> rows;
         if (store_.fetch_many(ids, rows)) {
             std::map<JobId, Job> found;
@@ -122,7 +136,7 @@ void SharedLedger::recheck()
             for (const JobId& id : due) {
                 const auto it = found.find(id);
                 if (it == found.end()) events_->vanished(id);
-                else if (it->second.finished()) events_->learned(std::move(it->second), e);
+                else if (it->second.finished()) events_->learned(std::move(it->second), read);
             }
         }
     }

@@ -39,6 +39,7 @@ public:
     void stop() override;
     bool vouches(const Job& held, Millis now) const override;
     std::uint64_t epoch() const override { return epoch_; }
+    std::uint64_t stamp(const Fetched& read) const override;
     Fetched fetch(const JobId& id) override;
     Fetched fetch_key(const IdempotencyKey& key) override;
     std::optional<std::vector<Job>> list(const JobFilter& filter, const JobTable& held) const override;
@@ -57,6 +58,9 @@ private:
     // Bumped each time the cancel feed (re)connects; copies of an older one
     // may have missed a cancel. 0: never connected.
     std::atomic<std::uint64_t> epoch_{0};
+    // Cancels the feed delivered, counted before each is applied: a read
+    // that began before one may predate it (stamp()).
+    std::atomic<std::uint64_t> cancels_{0};
     RemoteWatches remote_;
     std::atomic<bool> rechecking_{false};  // one re-read at a time
     std::unique_ptr<Sweeper> sweeper_;
