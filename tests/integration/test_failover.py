@@ -178,18 +178,23 @@ class Load:
         self.final = {}          # id -> ("done", sentence) or ("cancelled", None), first seen
         self.violations = []
         self.threads = []
+        self.inflight = {}       # thread -> when its request was sent
 
     # One request; every answer is recorded, and bad ones described.
     def send(self, client, kind, method, path):
         t0 = time.monotonic()
+        me = threading.get_ident()
+        self.inflight[me] = t0
         try:
             r = client.request(method, path)
         except harness.TestFailure as e:
             t1 = time.monotonic()
+            self.inflight.pop(me, None)
             with self.lock:
                 self.answers.append((t0, t1, kind, None, "%s (after %.1f s)" % (e, t1 - t0)))
             return None
         t1 = time.monotonic()
+        self.inflight.pop(me, None)
         detail = ""
         if r.status == 503:
             errs = problem_errors(r, 503)
@@ -287,9 +292,16 @@ class Load:
     def degraded(self, a):
         return a[3] is None or a[3] >= 500 or a[4] != ""
 
-    def last_bad_at(self):
+    def back(self, now):
+        """Service is back: nothing bad answered for TAIL_S, creations
+        answered 202 in the last second, no request waiting over a second
+        (a hung one has not been answered yet, so it is not among the bad)."""
         with self.lock:
-            return max((a[1] for a in self.answers if self.degraded(a)), default=None)
+            last_bad = max((a[1] for a in self.answers if self.degraded(a)), default=None)
+            last_created = max((a[1] for a in self.answers if a[2] == "create" and a[3] == 202), default=None)
+        oldest = min(self.inflight.values(), default=now)
+        return ((last_bad is None or now - last_bad >= TAIL_S) and last_created is not None
+                and now - last_created < 1.0 and now - oldest < 1.0)
 
     def run_fault(self, fault):
         """Load, the fault (a function returning once it is done; its start
@@ -301,9 +313,8 @@ class Load:
         fault()
         deadline = t_fault + WINDOW_BOUND_S + TAIL_S
         while time.monotonic() < deadline:
-            last = self.last_bad_at()
             now = time.monotonic()
-            if now - t_fault >= 4.0 and (last is None or now - last >= TAIL_S):
+            if now - t_fault >= 4.0 and self.back(now):
                 break
             time.sleep(0.1)
         self.stop()
