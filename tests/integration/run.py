@@ -84,7 +84,8 @@ def main():
     ap.add_argument("--results", required=True, help='file to write "<passed> <failed>" to')
     ap.add_argument("-k", action="append", default=[], metavar="FILTER",
                     help="run only tests whose name contains FILTER (repeatable)")
-    ap.add_argument("--timeout", type=float, default=240.0, help="hard limit for the whole run, seconds")
+    # The whole suite takes about 150 s, the failover tests (a Patroni cluster) about 150 s more.
+    ap.add_argument("--timeout", type=float, default=600.0, help="hard limit for the whole run, seconds")
     ap.add_argument("--list", action="store_true", help="list the tests and exit")
     args = ap.parse_args()
 
