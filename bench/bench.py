@@ -322,8 +322,8 @@ class Throughput:
                                    run_args=["--nginx-dir", self.nginx_dir, "--store", self.opts.store,
                                              "--workers", str(self.opts.workers)] + (["--ha"] if self.opts.ha else []))
         nginx_variant(self.nginx_dir, self.ceiling_conf)
-        # A Patroni cluster's first start runs initdb and a base backup.
-        self.stack.start(ready_timeout=180 if self.opts.ha else 15)
+        # A throwaway cluster's first start runs initdb (and with --ha a base backup).
+        self.stack.start(ready_timeout=180 if self.opts.ha else 60 if self.opts.store == "postgresql" else 15)
         return self.stack
 
     def reload_workload(self, min_s, max_s, check):
