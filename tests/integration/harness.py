@@ -367,6 +367,11 @@ class Stack:
         self.log = None
         self._ctx = None
         self.respawned = []  # workers started by spawn_worker(), oldest first
+        # What run-stack.sh runs as the worker (None: env.bin), and more
+        # environment for it: a wrapper that execs the real worker in place
+        # (cluster.tag_worker_logs) keeps the worker's pid.
+        self.bin_path = None
+        self.extra_env = {}
 
     def write_config(self, text):
         tmp = self.conf + ".tmp"
@@ -377,7 +382,8 @@ class Stack:
 
     def start(self, ready_timeout=15.0):
         env = dict(os.environ)
-        bin_path = self.env.bin
+        env.update(self.extra_env)
+        bin_path = self.bin_path or self.env.bin
         if self.shim_dir:
             os.makedirs(self.shim_dir, exist_ok=True)
             if os.geteuid() == 0:
