@@ -181,10 +181,12 @@ def signal_all(pids, sig):
 def pg_freeze(st):
     """SIGSTOP to the postmaster first (it forks no replacement meanwhile),
     then to its children; again for any child forked in between. Returns
-    the pids stopped: pass them to pg_thaw, also on failure."""
+    the pids stopped: pass them to pg_thaw. Stopping the stack thaws them
+    too (a watchdog's teardown included)."""
     pm = postmaster_pid(st)
-    os.kill(pm, signal.SIGSTOP)
     stopped = [pm]
+    st.before_stop.append(lambda: pg_thaw(stopped))
+    os.kill(pm, signal.SIGSTOP)
     for _ in range(3):
         new = [p for p in children_of(pm) if p not in stopped]
         if not new:

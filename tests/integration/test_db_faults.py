@@ -265,6 +265,7 @@ def db_frozen_20s_under_load_answers_within_the_bound_and_recovers_losing_nothin
         time.sleep(WARM_S)
         t_fault = run.mark_fault()
         frozen = cluster.pg_freeze(run.st)
+        t_dead = time.monotonic()             # every process stopped: nothing commits from here
         n_frozen = len(frozen)
         time.sleep(FREEZE_S)
         cluster.pg_thaw(frozen)
@@ -275,8 +276,8 @@ def db_frozen_20s_under_load_answers_within_the_bound_and_recovers_losing_nothin
         run.stop_load()
         run.watch.stop()
         env.note("%d PostgreSQL processes frozen for %.1f s; /healthz 503 after: %s"
-                 % (n_frozen, t_back - t_fault, health_flips(run.rec, run.workers, t_fault)))
-        fl.check_all(common_checks(run, t_fault, t_fault, t_back, t_back, recovered, frozen=True))
+                 % (n_frozen, t_back - t_dead, health_flips(run.rec, run.workers, t_dead)))
+        fl.check_all(common_checks(run, t_fault, t_dead, t_back, t_back, recovered, frozen=True))
     finally:
         cluster.pg_thaw(frozen)               # never leave a cluster stopped
         run.close()

@@ -94,6 +94,7 @@ def sqlite_stack(env, name):
     st = env.new_stack(name)
     st.write_config(config_text(min_seconds=MIN_S, max_seconds=MAX_S, state_dir=os.path.join(st.dir, "state")))
     os.makedirs(os.path.join(st.dir, "state"), exist_ok=True)
+    st.after_stop.append(lambda: unmount_all(st.dir))  # also on the watchdog's teardown
     return st
 
 
@@ -207,8 +208,8 @@ def sqlite_disk_full_answers_503_then_recovers_without_restart_losing_nothing(en
     finally:
         if run:
             run.close()
-        st.stop()
-        unmount_all(st.dir)
+        st.stop()                     # and unmounts (after_stop)
+        check(not mounted_under(st.dir), "left mounted: %r" % mounted_under(st.dir))
 
 
 @test
@@ -243,5 +244,5 @@ def sqlite_state_dir_read_only_keeps_answering_and_loses_nothing(env):
     finally:
         if run:
             run.close()
-        st.stop()
-        unmount_all(st.dir)
+        st.stop()                     # and unmounts (after_stop)
+        check(not mounted_under(st.dir), "left mounted: %r" % mounted_under(st.dir))
