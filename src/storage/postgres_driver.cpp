@@ -157,6 +157,49 @@ struct ParamWriter {
     }
 };
 
+// An array literal's element: quoted, with " and \ escaped (so that no
+// text can pass for NULL or break the array).
+void append_element(std::string& out, std::string_view text)
+{
+    out.push_back('"');
+    for (char c : text) {
+        if (c == '"' || c == '\\') out.push_back('\\');
+        out.push_back(c);
+    }
+    out.push_back('"');
+}
+
+// zk_create_many's parameters: one array per column, an element per write.
+struct ArrayWriter {
+    std::vector<std::string>& arrays;
+    void add(std::size_t i, std::string_view element, bool quote)
+    {
+        std::string& a = arrays[i];
+        if (a.size() > 1) a.push_back(',');
+        if (quote) append_element(a, element);
+        else a.append(element);
+    }
+    void operator()(const Column&, std::size_t i, const RecordId& v) { add(i, uuid_text(v), false); }
+    void operator()(const Column& c, std::size_t i, const std::string& v)
+    {
+        if (c.null_when_empty && v.empty()) add(i, "NULL", false);
+        else add(i, c.kind == ColumnKind::bytes ? bytea_text(v) : v, true);
+    }
+    void operator()(const Column&, std::size_t i, std::int64_t v) { add(i, std::to_string(v), false); }
+    void operator()(const Column&, std::size_t i, std::int32_t v) { add(i, std::to_string(v), false); }
+    void operator()(const Column&, std::size_t i, RecordState v) { add(i, std::to_string(static_cast<int>(v)), false); }
+};
+
+pg::Connection::Statement create_many(const std::vector<const Write*>& creates)
+{
+    std::vector<std::string> arrays(columns.size(), "{");
+    ArrayWriter write{arrays};
+    for (const Write* w : creates) for_each_column(w->record, write);
+    pg::Params p;
+    for (std::string& a : arrays) p.add(std::move(a.append("}")));
+    return {"zk_create_many", std::move(p)};
+}
+
 pg::Connection::Statement statement_for(const Write& w)
 {
     if (w.kind == WriteKind::erase) return {"zk_erase", pg::Params().add(uuid_text(w.record.id))};
@@ -310,8 +353,7 @@ bool PostgresDriver::commit(std::span<const Write* const> writes, std::string& e
         availability_.failed(error);
         return false;
     }
-    statements_.clear();
-    for (const Write* w : writes) statements_.push_back(statement_for(*w));
+    const bool many = plan(writes);
     bool ok = commit_conn_.pipeline(statements_, results_, round_trip_deadline(), error);
     for (std::size_t i = 0; ok && i < results_.size(); ++i)
         if (!results_[i].ok()) {
@@ -323,9 +365,46 @@ bool PostgresDriver::commit(std::span<const Write* const> writes, std::string& e
         return false;
     }
     availability_.succeeded();
-    for (std::size_t i = 0; i < writes.size(); ++i)
-        writes[i]->skipped = writes[i]->kind != WriteKind::erase && results_[i].affected() == 0;
+    mark_skips(writes, many);
     return true;
+}
+
+// The batch's statements: its creations first, in one statement when there
+// are several (a batch's finish of a job always comes after its creation,
+// so running creations first keeps each job's order), then every other
+// write in order. True when the creations went together.
+bool PostgresDriver::plan(std::span<const Write* const> writes)
+{
+    creates_.clear();
+    for (const Write* w : writes)
+        if (w->kind == WriteKind::create) creates_.push_back(w);
+    const bool many = creates_.size() > 1;
+    statements_.clear();
+    if (many) statements_.push_back(create_many(creates_));
+    for (const Write* w : writes)
+        if (!many || w->kind != WriteKind::create) statements_.push_back(statement_for(*w));
+    return many;
+}
+
+// A write that changed no row was skipped; the creations of zk_create_many
+// are the ids it did not return.
+void PostgresDriver::mark_skips(std::span<const Write* const> writes, bool many)
+{
+    std::size_t next = 0;
+    if (many) {
+        const pg::Result& r = results_[next++];
+        inserted_.clear();
+        RecordId id{};
+        for (int row = 0; row < r.rows(); ++row)
+            if (parse_uuid(r.text(row, 0), id)) inserted_.push_back(id);
+        std::sort(inserted_.begin(), inserted_.end());
+        for (const Write* w : creates_) w->skipped = !std::binary_search(inserted_.begin(), inserted_.end(), w->record.id);
+    }
+    for (const Write* w : writes) {
+        if (many && w->kind == WriteKind::create) continue;
+        w->skipped = w->kind != WriteKind::erase && results_[next].affected() == 0;
+        ++next;
+    }
 }
 
 // Page by page through the read pool. A worker does not restore from a

@@ -75,6 +75,8 @@ public:
 
 private:
     pg::Deadline round_trip_deadline() const;
+    bool plan(std::span<const Write* const> writes);
+    void mark_skips(std::span<const Write* const> writes, bool many);
     bool connect_commit(std::string& error);
     bool read(const char* statement, const pg::Params& params, std::vector<JobRecord>& out);
     bool read_one(const char* statement, const pg::Params& params, std::optional<JobRecord>& out);
@@ -87,8 +89,11 @@ private:
     Availability availability_;
     const pg::Pool::Prepare setup_;  // run on every new connection
     pg::Connection commit_conn_;     // the commit token holder's alone
-    std::vector<pg::Connection::Statement> statements_;  // reused by commit()
+    // commit()'s scratch, reused batch after batch.
+    std::vector<const Write*> creates_;
+    std::vector<pg::Connection::Statement> statements_;
     std::vector<pg::Result> results_;
+    std::vector<RecordId> inserted_;
     pg::Pool pool_;
     pg::Listener listener_;
     CancelFeed feed_;  // set by listen(), before the listener starts
