@@ -2,6 +2,8 @@
 # zookeeper: run the whole stack (spawn-fcgi + worker(s) + nginx over HTTPS) in a private prefix, in the foreground.
 # Ctrl-C/SIGTERM stops all and exits 0; SIGHUP reloads all; if nginx or the only worker dies, the rest is stopped
 # and the exit is non-zero. With several workers (PostgreSQL) a worker that dies is started again after a pause.
+# The config is checked first (zookeeper-fcgi --check-config, as the systemd unit's ExecStartPre does): a bad one
+# is refused before anything starts, with the worker's one line naming file, line and problem, and exit 2.
 #
 # Everything it writes stays under --prefix DIR: the rendered nginx config,
 # logs/, tmp/, tls/ (the dev certificate), state/ (the worker's store, unless
@@ -80,6 +82,13 @@ parse_args() {
     if [[ $store == sqlite && $workers != 1 ]]; then
         die "WORKERS=$workers needs STORE=postgresql: SQLite has a single writer by design (one worker per store)"
     fi
+}
+
+# As the systemd unit's ExecStartPre does, before anything starts (nginx,
+# PostgreSQL): a bad config is refused with the worker's one line naming the
+# file (as given), the line and the problem.
+check_config() {
+    "$bin" --check-config "$conf" >/dev/null || exit 2
 }
 
 # Absolute paths: the worker re-reads its config on SIGHUP from wherever it
@@ -351,6 +360,7 @@ supervise() {
 
 main() {
     parse_args "$@"
+    check_config
     resolve_paths
     clear_stale
     setup_user
