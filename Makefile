@@ -116,12 +116,18 @@ fuzz:
 # STORE=postgresql WORKERS=N: N workers on a throwaway PostgreSQL cluster in
 # $(BUILD)/run/pg, kept between runs like the SQLite file. HA=1: on a Patroni
 # cluster instead (etcd, a primary and a synchronous standby) in $(BUILD)/run/ha.
-STORE   ?= sqlite
-WORKERS ?= 1
-HA      ?=
-HA_ARG   = $(if $(filter-out 0,$(HA)),--ha)
+# RUN_ARGS: more deploy/run-stack.sh options, after ours so they win (the
+# tests pass their own --prefix, --https-port and --http-port). run-stack.sh
+# checks CONFIG before starting anything, and takes the terminal from make
+# while it runs, so that Ctrl-C reaches it alone: it stops the stack and exits
+# 0, and so does make (see the top of run-stack.sh).
+STORE    ?= sqlite
+WORKERS  ?= 1
+HA       ?=
+HA_ARG    = $(if $(filter-out 0,$(HA)),--ha)
+RUN_ARGS ?=
 run: deps $(BIN)
-	@deploy/run-stack.sh --bin $(BIN) --config $(CONFIG) --prefix $(BUILD)/run --store $(STORE) --workers $(WORKERS) $(HA_ARG)
+	@deploy/run-stack.sh --bin $(BIN) --config $(CONFIG) --prefix $(BUILD)/run --store $(STORE) --workers $(WORKERS) $(HA_ARG) $(RUN_ARGS)
 
 # wrk against the real stack, each figure as a ratio to nginx's own ceiling
 # in the same run (about 16 min; DURATION=2 REPEATS=1 for a smoke run).

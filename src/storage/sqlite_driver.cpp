@@ -301,12 +301,7 @@ void SqliteDriver::prepare_writes()
 
 void SqliteDriver::close()
 {
-    create_.reset();
-    finish_.reset();
-    erase_.reset();
-    begin_.reset();
-    commit_.reset();
-    rollback_.reset();
+    for (Stmt* s : {&create_, &finish_, &erase_, &begin_, &commit_, &rollback_}) s->reset();
     {
         std::lock_guard lock(db_mutex_);
         db_.reset();  // the last connection to close checkpoints and removes the WAL
@@ -443,8 +438,9 @@ void SqliteDriver::check_integrity()
 // proves a write works again.
 bool SqliteDriver::commit(std::span<const Write* const> writes, std::string& error)
 {
-    if (interrupted_) {
-        error = "interrupted (shutting down)";
+    if (interrupted_ || !commit_) {  // shutting down, or a reconnect that failed half way
+        error = interrupted_ ? "interrupted (shutting down)" : path_ + ": not open";
+        if (!interrupted_) availability_.failed(error);
         return false;
     }
     bool ok = step_reset(begin_.get());
@@ -493,7 +489,7 @@ bool SqliteDriver::reconnect(std::string& error)
 {
     if (interrupted_) return false;
     try {
-        create_.reset(), finish_.reset(), erase_.reset(), begin_.reset(), commit_.reset(), rollback_.reset();
+        for (Stmt* s : {&create_, &finish_, &erase_, &begin_, &commit_, &rollback_}) s->reset();
         open_connection();
         prepare_writes();
         if (!probe()) throw StoreError(abandon());
