@@ -121,11 +121,17 @@ fuzz:
 	@tests/fuzz/run.sh $(FUZZ_SECONDS) $(BUILD)/results/fuzz
 
 # STORE=postgresql WORKERS=N: N workers on a throwaway PostgreSQL cluster in
-# $(BUILD)/run/pg, kept between runs like the SQLite file.
-STORE   ?= sqlite
-WORKERS ?= 1
+# $(BUILD)/run/pg, kept between runs like the SQLite file. RUN_ARGS: more
+# deploy/run-stack.sh options, after ours so they win (the tests pass their own
+# --prefix, --https-port and --http-port). run-stack.sh checks CONFIG before
+# starting anything, and takes the terminal from make while it runs, so that
+# Ctrl-C reaches it alone: it stops the stack and exits 0, and so does make
+# (see the top of run-stack.sh).
+STORE    ?= sqlite
+WORKERS  ?= 1
+RUN_ARGS ?=
 run: deps $(BIN)
-	@deploy/run-stack.sh --bin $(BIN) --config $(CONFIG) --prefix $(BUILD)/run --store $(STORE) --workers $(WORKERS)
+	@deploy/run-stack.sh --bin $(BIN) --config $(CONFIG) --prefix $(BUILD)/run --store $(STORE) --workers $(WORKERS) $(RUN_ARGS)
 
 # wrk against the real stack, each figure as a ratio to nginx's own ceiling
 # in the same run (about 16 min; DURATION=2 REPEATS=1 for a smoke run).

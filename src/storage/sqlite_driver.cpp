@@ -99,7 +99,11 @@ std::string text_column(sqlite3_stmt* s, int col)
 // Reads the file once, front to back, into the page cache. quick_check
 // visits each page's children last to first, which defeats the kernel's
 // readahead (cold-cache figures: docs/performance.md).
-// A speed-up only: errors are left for SQLite to meet and report.
+// A speed-up only: errors are left for SQLite to meet and report. It must
+// run before SQLite opens the file: closing any descriptor of a file drops
+// every POSIX lock the process holds on it, SQLite's included, and an
+// outside reader (an operator's sqlite3) would then believe it is the last
+// connection and delete the WAL the worker still writes to.
 void prefetch(const std::string& path)
 {
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -272,6 +276,7 @@ SqliteDriver::SqliteDriver(const std::string& dir, std::chrono::milliseconds rec
     : dir_(dir), path_(dir + "/jobs.db"), reconnect_interval_(reconnect_interval)
 {
     lock_dir();
+    prefetch(path_);
     open_connection();
     migrate();
     check_integrity();
@@ -301,12 +306,7 @@ void SqliteDriver::prepare_writes()
 
 void SqliteDriver::close()
 {
-    create_.reset();
-    finish_.reset();
-    erase_.reset();
-    begin_.reset();
-    commit_.reset();
-    rollback_.reset();
+    for (Stmt* s : {&create_, &finish_, &erase_, &begin_, &commit_, &rollback_}) s->reset();
     {
         std::lock_guard lock(db_mutex_);
         db_.reset();  // the last connection to close checkpoints and removes the WAL
@@ -421,7 +421,6 @@ void SqliteDriver::migrate()
 // option, rather than at the first write that touches it.
 void SqliteDriver::check_integrity()
 {
-    prefetch(path_);
     Stmt s = prepare(db_.get(), "PRAGMA quick_check(5)");
     std::string problems;
     int rc;
@@ -443,8 +442,9 @@ void SqliteDriver::check_integrity()
 // proves a write works again.
 bool SqliteDriver::commit(std::span<const Write* const> writes, std::string& error)
 {
-    if (interrupted_) {
-        error = "interrupted (shutting down)";
+    if (interrupted_ || !commit_) {  // shutting down, or a reconnect that failed half way
+        error = interrupted_ ? "interrupted (shutting down)" : path_ + ": not open";
+        if (!interrupted_) availability_.failed(error);
         return false;
     }
     bool ok = step_reset(begin_.get());
@@ -493,7 +493,7 @@ bool SqliteDriver::reconnect(std::string& error)
 {
     if (interrupted_) return false;
     try {
-        create_.reset(), finish_.reset(), erase_.reset(), begin_.reset(), commit_.reset(), rollback_.reset();
+        for (Stmt* s : {&create_, &finish_, &erase_, &begin_, &commit_, &rollback_}) s->reset();
         open_connection();
         prepare_writes();
         if (!probe()) throw StoreError(abandon());

@@ -429,11 +429,18 @@ def _verdicts(a):
     return None
 
 
-def final_states(record):
+# A cancel through one worker reaches the others through the database's
+# cancel feed within this (docs/cluster.md); through nginx a poll may land on
+# another worker than the cancel did.
+CANCEL_SEEN_WITHIN_S = 0.5
+
+
+def final_states(record, cancel_seen_within=CANCEL_SEEN_WITHIN_S):
     """{job: ('done', sentence or None) | ('cancelled', None)} from the
     record's final answers, and the violations: answers that changed their
     mind (done and cancelled, two sentences, a 202 asked after a final
-    answer had been given)."""
+    answer had been given; after a 204 cancel, once the cancel feed's bound
+    has passed)."""
     by_job = {}
     for a in record.of():
         if a.job is not None and a.kind in ("poll", "wait", "cancel"):
@@ -447,7 +454,11 @@ def final_states(record):
             out.append("%s changed its mind:\n        %s" % (job, _head(a.describe(record.origin) for a, _ in finals)))
             continue
         if finals:
-            first_end = min(a.t1 for a, _ in finals)
+            # When each final answer binds every worker: a sentence or a 410
+            # at once (the answering worker read it), a 204 once the feed has
+            # carried it.
+            first_end = min(a.t1 + (cancel_seen_within if a.kind == "cancel" and a.status == 204 else 0.0)
+                            for a, _ in finals)
             back = [a for a in answers if a.status == 202 and a.t0 > first_end]
             if back:
                 out.append("%s answered 202 after a final answer:\n        %s"

@@ -9,6 +9,10 @@ set -euo pipefail
 real=${ZK_SHIM_REAL_BIN:?ZK_SHIM_REAL_BIN must name the real worker}
 out=${ZK_SHIM_DIR:?ZK_SHIM_DIR must name a writable directory}
 
+# run-stack.sh checks the config with the worker's binary before it starts
+# anything: no worker's life to record, so the real worker answers it.
+[[ ${1-} != --check-config ]] || exec "$real" "$@"
+
 # A background job's stdin would be /dev/null; the worker needs fd 0, the
 # listening socket spawn-fcgi handed over.
 "$real" "$@" <&0 &
