@@ -99,7 +99,11 @@ std::string text_column(sqlite3_stmt* s, int col)
 // Reads the file once, front to back, into the page cache. quick_check
 // visits each page's children last to first, which defeats the kernel's
 // readahead (cold-cache figures: docs/performance.md).
-// A speed-up only: errors are left for SQLite to meet and report.
+// A speed-up only: errors are left for SQLite to meet and report. It must
+// run before SQLite opens the file: closing any descriptor of a file drops
+// every POSIX lock the process holds on it, SQLite's included, and an
+// outside reader (an operator's sqlite3) would then believe it is the last
+// connection and delete the WAL the worker still writes to.
 void prefetch(const std::string& path)
 {
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -272,6 +276,7 @@ SqliteDriver::SqliteDriver(const std::string& dir, std::chrono::milliseconds rec
     : dir_(dir), path_(dir + "/jobs.db"), reconnect_interval_(reconnect_interval)
 {
     lock_dir();
+    prefetch(path_);
     open_connection();
     migrate();
     check_integrity();
@@ -416,7 +421,6 @@ void SqliteDriver::migrate()
 // option, rather than at the first write that touches it.
 void SqliteDriver::check_integrity()
 {
-    prefetch(path_);
     Stmt s = prepare(db_.get(), "PRAGMA quick_check(5)");
     std::string problems;
     int rc;

@@ -31,8 +31,10 @@ answer that does not come in time is recorded as an error and counts as a
 failure (a hang).
 """
 
+import calendar
 import json
 import random
+import re
 import threading
 import time
 
@@ -94,6 +96,7 @@ class Record:
         self.acked = {}       # job id -> the Answer that acknowledged it (202)
         self.marks = {}
         self.origin = time.monotonic()
+        self.wall_origin = time.time()  # the same moment on the log's clock
 
     def mark(self, name, t=None):
         self.marks[name] = time.monotonic() if t is None else t
@@ -426,11 +429,18 @@ def _verdicts(a):
     return None
 
 
-def final_states(record):
+# A cancel through one worker reaches the others through the database's
+# cancel feed within this (docs/cluster.md); through nginx a poll may land on
+# another worker than the cancel did.
+CANCEL_SEEN_WITHIN_S = 0.5
+
+
+def final_states(record, cancel_seen_within=CANCEL_SEEN_WITHIN_S):
     """{job: ('done', sentence or None) | ('cancelled', None)} from the
     record's final answers, and the violations: answers that changed their
     mind (done and cancelled, two sentences, a 202 asked after a final
-    answer had been given)."""
+    answer had been given; after a 204 cancel, once the cancel feed's bound
+    has passed)."""
     by_job = {}
     for a in record.of():
         if a.job is not None and a.kind in ("poll", "wait", "cancel"):
@@ -444,7 +454,11 @@ def final_states(record):
             out.append("%s changed its mind:\n        %s" % (job, _head(a.describe(record.origin) for a, _ in finals)))
             continue
         if finals:
-            first_end = min(a.t1 for a, _ in finals)
+            # When each final answer binds every worker: a sentence or a 410
+            # at once (the answering worker read it), a 204 once the feed has
+            # carried it.
+            first_end = min(a.t1 + (cancel_seen_within if a.kind == "cancel" and a.status == 204 else 0.0)
+                            for a, _ in finals)
             back = [a for a in answers if a.status == 202 and a.t0 > first_end]
             if back:
                 out.append("%s answered 202 after a final answer:\n        %s"
@@ -547,6 +561,13 @@ def log_violations(events, workers, outages, outage_s, slack):
         if again > allowed_reminders:
             out.append("%s: %d store_still_unavailable reminders in a %.0f s outage (at most %d: one per 10 s, + 1)"
                        % (name, again, outage_s, allowed_reminders))
+        # Not a line per attempt: no other warn/error line repeats more often than reminders may.
+        repeated = {ev: n for ev, n in tally.items()
+                    if ev not in ("store_unavailable", "store_still_unavailable") and n > allowed_reminders}
+        if repeated:
+            out.append("%s: warn/error lines repeated during a %.0f s outage (a line per attempt; at most %d each): %s"
+                       % (name, outage_s, allowed_reminders,
+                          ", ".join("%s x%d" % kv for kv in sorted(repeated.items()))))
         if len(noisy) > budget:
             out.append("%s: %d warn/error lines (besides the access log) during the outage, allowed %d "
                        "(store_unavailable + reminders + %d): %s; first: %s"
@@ -563,6 +584,21 @@ def check_all(violations, header=""):
 
 
 # --- figures -------------------------------------------------------------------
+
+def log_timeline(events, record, since, worker=None):
+    """'store_unavailable +0.27 s, store_available +5.31 s' for the store_*
+    lines (of one worker), in seconds after the monotonic moment `since`."""
+    out = []
+    for e in events:
+        if not e.get("event", "").startswith("store_") or (worker and e.get("worker") != worker):
+            continue
+        m = re.match(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(\.\d+)?Z", e.get("ts", ""))
+        if not m:
+            continue
+        wall = calendar.timegm(tuple(int(g) for g in m.groups()[:6])) + float(m.group(7) or 0)
+        out.append("%s %+.2f s" % (e["event"], wall - record.wall_origin - (since - record.origin)))
+    return ", ".join(out) or "no store lines"
+
 
 def timing_summary(record, start, end, kinds=("create", "poll", "cancel", "wait")):
     """'create: 40 (503 x38, 202 x2) max 0.41 s p50 0.01 s; ...' for the

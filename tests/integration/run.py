@@ -28,8 +28,8 @@ import registry  # noqa: E402
 
 TEST_MODULES = ["test_cli", "test_api", "test_errors", "test_observability", "test_load", "test_lifecycle",
                 "test_security", "test_faults", "test_idempotency", "test_openapi", "test_manpages",
-                "test_waits", "test_cluster", "test_cluster_waits", "test_run", "test_db_faults",
-                "test_store_faults", "test_failover"]
+                "test_waits", "test_cluster", "test_cluster_waits", "test_db_faults", "test_store_faults",
+                "test_run", "test_failover"]
 
 
 class Env:
@@ -85,8 +85,7 @@ def main():
     ap.add_argument("--results", required=True, help='file to write "<passed> <failed>" to')
     ap.add_argument("-k", action="append", default=[], metavar="FILTER",
                     help="run only tests whose name contains FILTER (repeatable)")
-    # The whole suite takes about 150 s, the failover tests (a Patroni cluster) about 150 s more.
-    ap.add_argument("--timeout", type=float, default=600.0, help="hard limit for the whole run, seconds")
+    ap.add_argument("--timeout", type=float, default=240.0, help="hard limit for the whole run, seconds")
     ap.add_argument("--list", action="store_true", help="list the tests and exit")
     args = ap.parse_args()
 

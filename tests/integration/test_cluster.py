@@ -83,7 +83,8 @@ def cluster_any_worker_answers_the_same(env):
             seen = first_answer(s, "/query/" + job, 410, CANCEL_SEEN_WITHIN_S)
             check(seen is not None, "poll after a cancel elsewhere through %s: not 410 within %.1f s"
                   % (s, CANCEL_SEEN_WITHIN_S))
-            env.note("cancel through worker 3 seen by %s after %.0f ms" % (os.path.basename(s), 1000 * (seen - cancelled_at)))
+            env.note("cancel through worker 3 seen by %s after %.0f ms"
+                     % (os.path.basename(s), 1000 * (seen - cancelled_at)))
         for s in socks:
             status = fcgi(s, "GET", "/query/" + job).status
             check(status == 410, "poll through %s after it saw the cancel: %d" % (s, status))

@@ -21,7 +21,7 @@ What each asserts (fault_load's checks; all violations are reported at once):
   never nginx's 502/504, never a hang (clients wait longer than the bound and
   than nginx's 10 s before they call it one);
 - /healthz is 503 on every worker while the database is down (from when a
-  worker can know: DETECT below) and 200 again within the recovery bound;
+  worker can know: Params.detect) and 200 again within the recovery bound;
 - once the database is back every worker acknowledges a creation within
   reconnect_interval_ms + 2 s, and no worker was restarted (same pids);
 - nothing acknowledged is lost and no answer changes its mind: afterwards
@@ -29,12 +29,17 @@ What each asserts (fault_load's checks; all violations are reported at once):
   worker, as it answered before (a 204 cancel stays 410, a sentence stays);
 - the log: per worker, one event=store_unavailable and one
   event=store_available per outage, at most one store_still_unavailable
-  per 10 s (+1), and no more warn/error lines than those plus LOG_SLACK;
+  per 10 s (+1), no more warn/error lines than those plus LOG_SLACK (the
+  access log's request lines aside), none repeated more often than the
+  reminders may be (a line per attempt);
 - (SIGTERM) the worker ends within 2 s and every waiting poll it held gets an
   answer (through nginx: not a 502).
 
-Bounds are derived from the [store] values each test writes; the stop, the
-freeze and the SIGTERM tests run with the defaults (5000 / 1000 / 5).
+Bounds are derived from the [store] values each test writes: the kill -9
+test sets statement_timeout_ms 3000, reconnect_interval_ms 500 and
+connect_timeout_s 3; the others leave the defaults (5000 / 1000 / 5).
+Figures (answer times during and after each fault, /healthz flips, recovery
+times, log lines) are printed under each result.
 """
 
 import os
@@ -197,14 +202,17 @@ def common_checks(run, t_fault, t_dead, t_restart, t_back, recovered, frozen=Fal
         "%s %s" % (w, "never" if t is None else "%.2f s" % t) for w, t in sorted(recovered.items())))
     run.env.note("log lines per worker during the fault: %s" % "; ".join(
         "%s %s" % (w, log_tally(events, w)) for w in run.workers))
+    run.env.note("store lines after the fault (back at %+.2f s): %s" % (t_back - t_fault, "; ".join(
+        "%s: %s" % (w, fl.log_timeline(events, rec, t_fault, w)) for w in run.workers)))
     return v
 
 
 def log_tally(events, worker):
+    """'request x12, store_unavailable x1' for a worker's warn/error and store lines."""
     tally = {}
     for e in events:
-        if e.get("worker") == worker and e.get("level") in ("warn", "error") or (
-                e.get("worker") == worker and e.get("event", "").startswith("store_")):
+        if e.get("worker") == worker and (e.get("level") in ("warn", "error")
+                                          or e.get("event", "").startswith("store_")):
             tally[e.get("event")] = tally.get(e.get("event"), 0) + 1
     return ", ".join("%s x%d" % kv for kv in sorted(tally.items())) or "none"
 
@@ -249,8 +257,9 @@ def db_stopped_15s_idle_then_loaded_answers_503_fast_and_recovers_losing_nothing
         time.sleep(TAIL_S)
         run.stop_load()
         run.watch.stop()
-        env.note("database down %.1f s (%.0f s idle, then loaded), pg-cluster.sh start took %.1f s; /healthz 503 after: %s"
-                 % (t_restart - t_fault, STOP_IDLE_S, t_back - t_restart, health_flips(run.rec, run.workers, t_dead)))
+        env.note("database down %.1f s (%.0f s idle, then loaded), pg-cluster.sh start took %.1f s; "
+                 "/healthz 503 after: %s" % (t_restart - t_fault, STOP_IDLE_S, t_back - t_restart,
+                                            health_flips(run.rec, run.workers, t_dead)))
         fl.check_all(common_checks(run, t_fault, t_dead, t_restart, t_back, recovered))
     finally:
         run.close()

@@ -60,9 +60,6 @@ TAIL_S = 3.0              # clean answers after the window before the load stops
 MIN_AFTER_S = 5.0         # load after the fault at least this long (a dying primary may still commit at first)
 SETTLE_SLACK_S = 1.5
 READY_TIMEOUT_S = 180     # the stack's first start: initdb, a base backup, three workers
-# A cancel through one worker reaches the others by the cancel feed within
-# this (docs/cluster.md): until then a poll elsewhere may still answer 202.
-CANCEL_FEED_S = 0.5
 
 
 # --- the shared stack ----------------------------------------------------------
@@ -197,34 +194,6 @@ def health_note(rec, workers, t_fault):
     return "/healthz: " + "; ".join(parts)
 
 
-def is_final(a):
-    return (a.kind in ("poll", "wait") and a.status in (200, 410)) or (a.kind == "cancel" and a.status in (204, 409))
-
-
-def final_state_violations(rec):
-    """fault_load.final_states, but a 202 within CANCEL_FEED_S of a 204 to a
-    cancel is the contract (docs/cluster.md, docs/contract.md), not a cancel
-    lost: its rule "answered 202 after a final answer" is applied here with
-    that allowance. Returns (states, violations)."""
-    states, minds = fl.final_states(rec)
-    out = [m for m in minds if "answered 202 after a final answer" not in m]
-    by_job = {}
-    for a in rec.of():
-        if a.job is not None and a.kind in ("poll", "wait", "cancel") and a.t1 is not None:
-            by_job.setdefault(a.job, []).append(a)
-    for job, answers in by_job.items():
-        finals = sorted((a for a in answers if is_final(a)), key=lambda a: a.t1)
-        if not finals:
-            continue
-        first = finals[0]
-        grace = CANCEL_FEED_S if first.kind == "cancel" and first.status == 204 else 0.0
-        late = [a for a in answers if a.status == 202 and a.t0 > first.t1 + grace]
-        if late:
-            out.append("%s answered 202 after a final answer (%.1f s allowed after a 204):\n        %s"
-                       % (job, grace, "\n        ".join(a.describe(rec.origin) for a in [first] + late[:5])))
-    return states, out
-
-
 def run_case(env, name, fault, settled, after):
     """Load, the fault (t_fault: when it began), load until Patroni has done
     its part (settled(st, leader, sync)) and service is back, then creations
@@ -265,7 +234,7 @@ def run_case(env, name, fault, settled, after):
     v += after(st, leader, sync) or []
     now = cluster.worker_pids(st)
     v += ["%s restarted: pid %d, now %d" % (cluster.worker_name(n), pids[n], now[n]) for n in pids if now[n] != pids[n]]
-    states, minds = final_state_violations(rec)
+    states, minds = fl.final_states(rec)  # a 202 within the cancel feed's 0.5 s of a 204 is allowed
     v += minds
     last = max((a.t1 for a in rec.acked.values()), default=time.monotonic())
     time.sleep(max(0.0, last + MAX_S + (RESCUE_AFTER_MS + SWEEP_INTERVAL_MS) / 1000.0 + SETTLE_SLACK_S
