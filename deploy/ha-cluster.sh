@@ -170,21 +170,24 @@ daemon_start() {
         --chuid "$PG_USER:$PG_USER" --chdir "$dir" --output "$log" --startas "$1" -- "${@:2}" >/dev/null
 }
 
-# SIGTERM, then SIGKILL after timeout seconds.
+# SIGTERM to each, then SIGKILL to those still running after timeout seconds.
 daemon_stop() {
-    local name=$1 timeout=$2 pid i
-    if pid=$(daemon_pid "$name"); then
-        kill -TERM "$pid" 2>/dev/null || true
-        for ((i = 0; i < timeout * 10; i++)); do
-            alive "$pid" || break
-            sleep 0.1
-        done
-        if alive "$pid"; then
-            echo "ha-cluster: $name ignored SIGTERM for ${timeout}s; killing it" >&2
-            kill -KILL "$pid" 2>/dev/null || true
+    local timeout=$1 name pid pids=() i
+    shift
+    for name; do
+        pid=$(daemon_pid "$name") && kill -TERM "$pid" 2>/dev/null && pids+=("$pid:$name")
+    done
+    for ((i = 0; i < timeout * 10; i++)); do
+        for pid in "${pids[@]}"; do alive "${pid%%:*}" && break; done || break
+        sleep 0.1
+    done
+    for pid in "${pids[@]}"; do
+        if alive "${pid%%:*}"; then
+            echo "ha-cluster: ${pid#*:} ignored SIGTERM for ${timeout}s; killing it" >&2
+            kill -KILL "${pid%%:*}" 2>/dev/null || true
         fi
-    fi
-    rm -f "$(pidfile "$name")"
+    done
+    for name; do rm -f "$(pidfile "$name")"; done
 }
 
 # Ours: a process of the postgres user whose working folder is DIR or below it (etcd and Patroni run in
@@ -437,12 +440,15 @@ start() {
 stop() {
     [[ -d $dir/n1 || -d $dir/etcd ]] || return 0
     load_ports || true
-    # The standby first, so that stopping the leader does not promote it.
-    local leader n
+    # The standby's SIGTERM first: a Patroni that has it runs no more HA cycles, so it cannot be
+    # promoted when the leader, stopping too, releases its key. Both stop at once: a standby stopped
+    # alone would first wait for the leader to stop naming it synchronous (2 x loop_wait).
+    local leader n order=()
     leader=$(role_of leader 2>/dev/null) || leader=''
-    for n in "${NODES[@]}"; do [[ $n == "$leader" ]] || daemon_stop "patroni-$n" "$STOP_TIMEOUT_S"; done
-    [[ -z $leader ]] || daemon_stop "patroni-$leader" "$STOP_TIMEOUT_S"
-    daemon_stop etcd 10
+    for n in "${NODES[@]}"; do [[ $n == "$leader" ]] || order+=("patroni-$n"); done
+    [[ -z $leader ]] || order+=("patroni-$leader")
+    daemon_stop "$STOP_TIMEOUT_S" "${order[@]}"
+    daemon_stop 10 etcd
     # A PostgreSQL whose Patroni was killed, a backend whose postmaster was: no process of ours survives.
     local pids i
     for ((i = 0; i < 50; i++)); do
