@@ -177,7 +177,7 @@ daemon_stop() {
     for name; do
         pid=$(daemon_pid "$name") && kill -TERM "$pid" 2>/dev/null && pids+=("$pid:$name")
     done
-    for ((i = 0; i < timeout * 10; i++)); do
+    for ((i = 0; ${#pids[@]} && i < timeout * 10; i++)); do
         for pid in "${pids[@]}"; do alive "${pid%%:*}" && break; done || break
         sleep 0.1
     done
