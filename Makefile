@@ -95,10 +95,17 @@ unit: $(UNIT)
 	ZK_TEST_PG_URL="$$url" tests/run-unit.sh $(UNIT) $(BUILD)/results/unit; status=$$?; \
 	deploy/pg-cluster.sh stop $(PG_UNIT_DIR) --port $(PG_UNIT_PORT) || true; exit $$status
 
+# The watchdog bounds the whole run (run.py's default is 240 s). The suites
+# took about 4-5 min on 2 cores before the database and store fault suites
+# (test_db_faults, test_store_faults), which add about 5 min: a 15 s stop and
+# a 20 s freeze are required, and each fault has its own stack, load and
+# settling time. 900 s leaves room for a slower 2-core runner; a hang still
+# ends the run.
+INTEGRATION_TIMEOUT_S ?= 900
 integration: $(BIN)
 	@mkdir -p $(BUILD)/results
 	@python3 tests/integration/run.py --bin $(BIN) --build $(BUILD) \
-	    --results $(BUILD)/results/integration
+	    --results $(BUILD)/results/integration --timeout $(INTEGRATION_TIMEOUT_S)
 
 # The dashboard in real headless Chromium (Debian's chromium, playwright-core
 # from npm into $(BUILD)/ui/node); screenshots in $(BUILD)/ui/screenshots.
