@@ -187,8 +187,8 @@ TEST_CASE("commit_pipeline: a settled callback runs once, on the committing thre
     Fixture f;
     SUBCASE("the caller commits its own write")
     {
+        Settlements settled;  // outlives the store, whose threads call it
         const auto store = f.open();
-        Settlements settled;
         const auto seq = store->put(WriteKind::create, queued_record(1), by_caller, settled.callback(1));
         REQUIRE(seq);
         CHECK(store->wait(*seq, in(5s)) == Durability::committed);
@@ -201,8 +201,8 @@ TEST_CASE("commit_pipeline: a settled callback runs once, on the committing thre
     }
     SUBCASE("the writer commits it and another thread waits")
     {
+        Settlements settled;  // outlives the store, whose threads call it
         const auto store = f.open();
-        Settlements settled;
         f.disk->close_gate();
         const auto seq = store->put(WriteKind::create, queued_record(1), by_writer, settled.callback(1));
         REQUIRE(seq);
@@ -223,8 +223,8 @@ TEST_CASE("commit_pipeline: a settled callback runs once, on the committing thre
     }
     SUBCASE("with a commit interval only the writer commits, even a caller's write")
     {
+        Settlements settled;  // outlives the store, whose threads call it
         const auto store = f.open(5ms);
-        Settlements settled;
         const auto seq = store->put(WriteKind::create, queued_record(1), by_caller, settled.callback(1));
         REQUIRE(seq);
         CHECK(store->wait(*seq, in(5s)) == Durability::committed);
@@ -237,8 +237,8 @@ TEST_CASE("commit_pipeline: a settled callback runs once, on the committing thre
 TEST_CASE("commit_pipeline: a callback may queue a write (it runs outside the lock), and one that throws stops no other")
 {
     Fixture f;
+    Settlements settled;  // outlives the store, whose threads call it
     const auto store = f.open();
-    Settlements settled;
     std::optional<JobStore::Seq> queued_inside;
     const auto first = store->put(WriteKind::create, queued_record(1), by_caller, [&](Durability) {
         queued_inside = store->put(WriteKind::finish, finished_record(queued_record(1), RecordState::done), by_writer,

@@ -436,8 +436,8 @@ TEST_CASE_TEMPLATE("job store: a cancel and a completion of one job in one batch
 TEST_CASE_TEMPLATE("job store: each callback runs once, in queue order, before its waiter wakes", B, STORE_BACKENDS)
 {
     B backend;
+    Settlements settled;  // outlives the store, whose threads call it
     const auto store = backend.open();
-    Settlements settled;
     constexpr int n = 40;
     std::vector<JobStore::Seq> seqs;
     // Ids in descending order: the driver gets them sorted the other way.
@@ -472,9 +472,9 @@ TEST_CASE_TEMPLATE("job store: each callback runs once, in queue order, before i
 TEST_CASE_TEMPLATE("job store: writes failed behind a failed commit get their callbacks too, once, in order", B, STORE_BACKENDS)
 {
     B backend;
+    Settlements settled;  // outlives the store, whose threads call it
     const auto store = backend.open();
     REQUIRE(put_wait(*store, WriteKind::create, queued_record(1)) == Durability::committed);
-    Settlements settled;
     std::optional<JobStore::Seq> a, b, c;
     {
         auto held = backend.hold();
@@ -508,9 +508,9 @@ TEST_CASE_TEMPLATE("job store: writes failed behind a failed commit get their ca
 TEST_CASE_TEMPLATE("job store: a wait gives up at its deadline while the commit is held; the callback comes later", B, STORE_BACKENDS)
 {
     B backend;
+    Settlements settled;  // outlives the store, whose threads call it
     const auto store = backend.open();
     REQUIRE(put_wait(*store, WriteKind::create, queued_record(1)) == Durability::committed);
-    Settlements settled;
     auto held = backend.hold();
     const auto seq = store->put(WriteKind::create, queued_record(2), by_writer, settled.callback(0));
     REQUIRE(seq);
@@ -533,9 +533,9 @@ TEST_CASE_TEMPLATE("job store: a wait gives up at its deadline while the commit 
 TEST_CASE_TEMPLATE("job store: a wait that leads the commit still gives up at its deadline", B, STORE_BACKENDS)
 {
     B backend;
+    Settlements settled;  // outlives the store, whose threads call it
     const auto store = backend.open();
     REQUIRE(put_wait(*store, WriteKind::create, queued_record(1)) == Durability::committed);
-    Settlements settled;
     auto held = backend.hold(3s);
     const auto seq = store->put(WriteKind::create, queued_record(2), by_caller, settled.callback(0));
     REQUIRE(seq);
@@ -553,9 +553,9 @@ TEST_CASE_TEMPLATE("job store: interrupt ends every wait at once, the committing
                    STORE_BACKENDS)
 {
     B backend;
+    Settlements settled;  // outlives the store, whose threads call it
     const auto store = backend.open();
     REQUIRE(put_wait(*store, WriteKind::create, queued_record(1)) == Durability::committed);
-    Settlements settled;
     auto held = backend.hold(4s);
     const auto leading = store->put(WriteKind::create, queued_record(2), by_caller, settled.callback(0));
     REQUIRE(leading);
@@ -607,11 +607,11 @@ TEST_CASE_TEMPLATE("job store: while the backend is gone writes are refused; onc
                    B, STORE_BACKENDS)
 {
     B backend;
+    Settlements settled;  // outlives the store, whose threads call it
     const auto store = backend.open();
     REQUIRE(put_wait(*store, WriteKind::create, queued_record(1)) == Durability::committed);
     backend.break_store();
     const bool unavailable = write_until_unavailable(*store, 100);
-    Settlements settled;
     const auto refused = store->put(WriteKind::create, queued_record(2), by_caller, settled.callback(0));
     const auto refused_by_writer = store->put(WriteKind::create, queued_record(3), by_writer, settled.callback(1));
     backend.mend_store();  // assertions after: a file-size fault would hide their output

@@ -98,9 +98,9 @@ TEST_CASE("pg_listener: announces its session, then delivers each payload verbat
 {
     PgTestSchema schema;
     const std::string channel = "zk_" + schema.name();
+    Events events;  // outlives the listener, whose thread calls it
     Listener listener(schema.conninfo(), channel, quick(), nullptr);
     CHECK_FALSE(listener.listening());  // before start()
-    Events events;
     listener.start(events.notified(), events.resumed());
     REQUIRE(events.await("resumed", 1));
     CHECK(listener.listening());
@@ -125,8 +125,8 @@ TEST_CASE("pg_listener: a terminated session is replaced, and the new one is ann
 {
     PgTestSchema schema;
     const std::string channel = "zk_" + schema.name();
+    Events events;  // outlives the listener, whose thread calls it
     Listener listener(schema.conninfo(), channel, quick(), nullptr);
-    Events events;
     listener.start(events.notified(), events.resumed());
     REQUIRE(events.await("resumed", 1));
     notify(schema, channel, "one");
@@ -148,8 +148,8 @@ TEST_CASE("pg_listener: while it cannot connect it is not listening and tries ag
     const std::string channel = "zk_" + schema.name();
     ListenerTiming timing = quick();
     timing.reconnect_interval = 100ms;
+    Events events;  // outlives the listener, whose thread calls it
     Listener listener(proxy.conninfo(schema.conninfo()), channel, timing, nullptr);
-    Events events;
     const auto begun = std::chrono::steady_clock::now();
     listener.start(events.notified(), events.resumed());
     REQUIRE(proxy.await_accepted(4, 5000ms));
@@ -170,8 +170,8 @@ TEST_CASE("pg_listener: a frozen server is found out by the heartbeat within its
     PgProxy proxy;
     const std::string channel = "zk_" + schema.name();
     const ListenerTiming timing{1000ms, 300ms, 300ms, 50ms};  // connect, statement, heartbeat, reconnect
+    Events events;  // outlives the listener, whose thread calls it
     Listener listener(proxy.conninfo(schema.conninfo()), channel, timing, nullptr);
-    Events events;
     listener.start(events.notified(), events.resumed());
     REQUIRE(events.await("resumed", 1));
     proxy.freeze();
@@ -189,8 +189,8 @@ TEST_CASE("pg_listener: a frozen server is found out by the heartbeat within its
 TEST_CASE("pg_listener: stop() returns promptly while it waits for notifications")
 {
     PgTestSchema schema;
+    Events events;  // outlives the listener, whose thread calls it
     Listener listener(schema.conninfo(), "zk_" + schema.name(), quick(5s), nullptr);  // a long heartbeat
-    Events events;
     listener.start(events.notified(), events.resumed());
     REQUIRE(events.await("resumed", 1));
     const auto begun = std::chrono::steady_clock::now();
@@ -208,8 +208,8 @@ TEST_CASE("pg_listener: stop() returns promptly while it pauses between failed c
     proxy.refuse();
     ListenerTiming timing = quick();
     timing.reconnect_interval = 30s;
+    Events events;  // outlives the listener, whose thread calls it
     Listener listener(proxy.conninfo(schema.conninfo()), "zk_" + schema.name(), timing, nullptr);
-    Events events;
     listener.start(events.notified(), events.resumed());
     REQUIRE(proxy.await_accepted(1, 5000ms));
     const auto begun = std::chrono::steady_clock::now();

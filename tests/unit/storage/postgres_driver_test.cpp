@@ -461,9 +461,9 @@ TEST_CASE("postgres: a commit connection lost mid-batch fails that batch alone; 
 {
     PgTestSchema schema;
     zk::test::CaptureStderr log;
+    Settlements settled;  // outlives the store, whose threads call it
     const auto store = zk::storage::open_store(pg_options(schema.conninfo()));
     REQUIRE(put_wait(*store, WriteKind::create, queued_record(1)) == Durability::committed);
-    Settlements settled;
     PgSession locker(schema.conninfo());
     REQUIRE(locker.exec("BEGIN").empty());
     REQUIRE(locker.exec("LOCK TABLE jobs IN EXCLUSIVE MODE").empty());
@@ -551,9 +551,9 @@ TEST_CASE("postgres: rescue finishes 1500 overdue jobs in one call, and honours 
 TEST_CASE("postgres: a cancel committed through one store reaches another store's cancel feed with its id and finished_ms; completions and skipped cancels send nothing")
 {
     PgTestSchema schema;
+    FeedLog feed;  // outlives the stores, whose listener thread calls it
     const auto writer = zk::storage::open_store(pg_options(schema.conninfo()));
     const auto reader = zk::storage::open_store(pg_options(schema.conninfo()));
-    FeedLog feed;
     CHECK_FALSE(reader->shared()->listening());  // before listen()
     reader->shared()->listen(feed.feed());
     REQUIRE(feed.await_resumed(1));
@@ -580,8 +580,8 @@ TEST_CASE("postgres: a cancel committed through one store reaches another store'
 TEST_CASE("postgres: the cancel feed resumes after its session is terminated, announcing it before the next cancel")
 {
     PgTestSchema schema;
+    FeedLog feed;  // outlives the store, whose listener thread calls it
     const auto store = zk::storage::open_store(pg_options(schema.conninfo()));
-    FeedLog feed;
     store->shared()->listen(feed.feed());
     REQUIRE(feed.await_resumed(1));
     REQUIRE(zk::test::wait_until([&] { return schema.sessions(listener_session) == 1; }, 5000ms));
@@ -601,8 +601,8 @@ TEST_CASE("postgres: listening() is false while the cancel feed cannot connect, 
 {
     PgTestSchema schema;
     PgProxy proxy;
+    FeedLog feed;  // outlives the store, whose listener thread calls it
     const auto store = zk::storage::open_store(pg_options(proxy.conninfo(schema.conninfo())));
-    FeedLog feed;
     store->shared()->listen(feed.feed());
     REQUIRE(feed.await_resumed(1));
     REQUIRE(store->shared()->listening());
