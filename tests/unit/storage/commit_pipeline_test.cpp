@@ -308,22 +308,38 @@ TEST_CASE("commit_pipeline: close commits what is queued, then closes the driver
 }
 
 // A waiter reads its write's outcome from what the pipeline keeps of recent
-// failures (the last 64 failed batches). A wait that comes later than that
-// must not be told "committed" for a write that failed: it does not know, so
-// failed is the only safe answer.
-TEST_CASE("commit_pipeline: a late wait for a failed write answers failed, even after many later failures")
+// outcomes (the last 64 failed batches, the last 4096 skipped writes). A wait
+// that comes later than that must not be told "committed" for a write that
+// failed or was skipped: not knowing, failed is the only safe answer.
+TEST_CASE("commit_pipeline: a late wait for a failed or skipped write is never told committed")
 {
     Fixture f;
     const auto store = f.open();
-    f.disk->set([](MemoryDriver::Disk& d) { d.quiet_failures = 1000; });  // the database stays up
-    const auto lost = store->put(WriteKind::create, queued_record(1), by_caller);
-    REQUIRE(lost);
-    REQUIRE(store->wait(*lost, in(5s)) == Durability::failed);
-    for (std::uint64_t n = 2; n < 2 + 100; ++n)
-        REQUIRE(zk::test::put_wait(*store, WriteKind::create, queued_record(n)) == Durability::failed);
-    f.disk->set([](MemoryDriver::Disk& d) { d.quiet_failures = 0; });
-    CHECK(f.batches().empty());          // nothing was ever committed
-    CHECK(store->wait(*lost, in(5s)) == Durability::failed);
+    SUBCASE("failed, then 100 more failed commits")
+    {
+        f.disk->set([](MemoryDriver::Disk& d) { d.quiet_failures = 1000; });  // the database stays up
+        const auto lost = store->put(WriteKind::create, queued_record(1), by_caller);
+        REQUIRE(lost);
+        REQUIRE(store->wait(*lost, in(5s)) == Durability::failed);
+        for (std::uint64_t n = 2; n < 2 + 100; ++n)
+            REQUIRE(zk::test::put_wait(*store, WriteKind::create, queued_record(n)) == Durability::failed);
+        f.disk->set([](MemoryDriver::Disk& d) { d.quiet_failures = 0; });
+        CHECK(f.batches().empty());  // nothing was ever committed
+        CHECK(store->wait(*lost, in(5s)) == Durability::failed);
+    }
+    SUBCASE("skipped, then 5000 more skipped writes")
+    {
+        REQUIRE(zk::test::put_wait(*store, WriteKind::create, queued_record(1)) == Durability::committed);
+        const auto dup = store->put(WriteKind::create, queued_record(1), by_caller);
+        REQUIRE(dup);
+        REQUIRE(store->wait(*dup, in(5s)) == Durability::skipped);
+        std::optional<JobStore::Seq> last;
+        for (int i = 0; i < 5000; ++i) last = store->put(WriteKind::create, queued_record(1), by_writer);
+        REQUIRE(last);
+        REQUIRE(store->wait(*last, in(10s)) == Durability::skipped);
+        const Durability late = store->wait(*dup, in(5s));
+        CHECK(late != Durability::committed);
+    }
 }
 
 }  // TEST_SUITE
