@@ -18,6 +18,7 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "storage/job_store.h"
@@ -80,6 +81,12 @@ std::string finish_sql()
 }
 
 std::string select_sql() { return "SELECT " + column_list() + " FROM jobs ORDER BY id"; }
+
+// A reconnect's probe wants at least this much room on the store's file
+// system: one auto-checkpoint's worth of WAL (1000 pages of 4 KiB). Reopening
+// the file deletes the WAL and frees its space, so a small probe write alone
+// would succeed on a disk that is still full, and the store would flap.
+constexpr unsigned long long probe_room_bytes = 4ull << 20;
 
 // How long an operator's sqlite3 shell (or a checkpointing reader) may hold
 // the write lock before a commit gives up and the store turns unhealthy.
@@ -506,10 +513,17 @@ bool SqliteDriver::reconnect(std::string& error)
     return true;
 }
 
-// A transaction that writes the header's user_version (unchanged) commits a
-// page to the WAL: it fails while the disk is full or read-only.
+// Room to grow the WAL on a writable file system, then a transaction that
+// writes the header's user_version (unchanged): a page committed to the WAL.
 bool SqliteDriver::probe()
 {
+    struct statvfs fs{};
+    if (::statvfs(dir_.c_str(), &fs) != 0) throw StoreError(dir_ + ": " + std::strerror(errno));
+    if (fs.f_flag & ST_RDONLY) throw StoreError(dir_ + ": read-only file system");
+    const unsigned long long room = static_cast<unsigned long long>(fs.f_bavail) * fs.f_frsize;
+    if (room < probe_room_bytes)
+        throw StoreError(dir_ + ": " + std::to_string(room >> 10) + " KiB free, " +
+                         std::to_string(probe_room_bytes >> 10) + " KiB wanted");
     const std::string sql = "PRAGMA user_version = " + std::to_string(schema_version);
     return step_reset(begin_.get()) && sqlite3_exec(db_.get(), sql.c_str(), nullptr, nullptr, nullptr) == SQLITE_OK &&
            step_reset(commit_.get());
@@ -524,11 +538,14 @@ void SqliteDriver::interrupt()
 
 // A passive checkpoint fsyncs the WAL before copying it into the database:
 // that fsync is what bounds the power-loss window.
+// A checkpoint that fails (a full disk, an I/O error) leaves the WAL to
+// grow until commits fail too: the store is unavailable from now on, until a
+// reconnect's probe finds room again (one log line, as for any outage).
 bool SqliteDriver::sync()
 {
+    if (!db_) return false;
     const int rc = sqlite3_wal_checkpoint_v2(db_.get(), nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
-    if (rc != SQLITE_OK)  // commits still survive a process crash; retried next interval
-        log::warn("store_checkpoint_failed").kv("path", path_).kv("error", sqlite3_errmsg(db_.get()));
+    if (rc != SQLITE_OK) availability_.failed(path_ + ": checkpoint: " + sqlite3_errmsg(db_.get()));
     return rc == SQLITE_OK;
 }
 

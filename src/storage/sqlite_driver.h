@@ -36,7 +36,7 @@
 // 12's sqlite3 shell, whose .recover is not built in):
 //   sqlite3 bad/jobs.db .dump >dump.sql   # ends in "ROLLBACK; -- due to errors"
 //   sed -i 's/^ROLLBACK; -- due to errors$/COMMIT;/' dump.sql
-//   sqlite3 DIR/jobs.db <dump.sql && sqlite3 DIR/jobs.db 'PRAGMA user_version = 1'
+//   sqlite3 DIR/jobs.db <dump.sql && sqlite3 DIR/jobs.db 'PRAGMA user_version = 2'
 // Rows on a damaged page are lost (one 4 KiB page holds about 70 jobs); the
 // rest come back.
 #pragma once

@@ -29,6 +29,20 @@ Every HTTP and FastCGI client has a timeout above the answer bound (and above
 nginx's fastcgi_read_timeout of 10 s, so nginx's 504 is seen as such); an
 answer that does not come in time is recorded as an error and counts as a
 failure (a hang).
+
+Use (test_db_faults.py is the full example):
+
+    rec = Record()
+    watch = HealthWatch(rec, {"worker-1": sock1, "worker-2": sock2}, bound).start()
+    load = Load(stack, rec, bound).start()
+    ...; t_down = rec.mark("fault"); <the fault>; ...; t_up = rec.mark("back")
+    recovered = probe_creations(rec, workers, t_up, limit, bound)
+    load.stop(); watch.stop()
+    states, minds = final_states(rec)
+    check_all(answer_violations(rec, bound) + outage_violations(rec, t_down, t_up)
+              + health_violations(rec, workers, t_down, t_up, detect_s, limit)
+              + recovery_violations(recovered, limit) + minds
+              + verify_afterwards(rec, workers, states)[0])
 """
 
 import calendar
