@@ -7,9 +7,9 @@
 #   start     creates the cluster on first use, starts etcd and both Patronis (as the postgres user), waits
 #             until there is a leader and a streaming synchronous standby, and prints the connection string.
 #             Kept between runs like pg-cluster.sh's: a second start of a running cluster only prints it.
-#   stop      stops the Patronis (standby first, each stops its PostgreSQL) and etcd, then kills whatever
-#             of ours is left (a process of the postgres user whose working folder is inside DIR). A missing
-#             or stopped cluster is not an error.
+#   stop      stops both Patronis (the standby's SIGTERM first; each stops its PostgreSQL), then etcd,
+#             then kills whatever of ours is left (a process of the postgres user whose working folder is
+#             inside DIR). A missing or stopped cluster is not an error.
 #   status    exit 0 if etcd and both Patronis run; prints `patronictl list`.
 #   url       the libpq multi-host string: host=127.0.0.1,127.0.0.1 port=P1,P2 dbname=zookeeper
 #             user=postgres target_session_attrs=read-write (libpq tries each in turn and keeps the one
@@ -63,7 +63,9 @@ readonly TTL=10 LOOP_WAIT=1 RETRY_TIMEOUT=4
 # degraded a 202 is on one machine only, and a failover in that time could lose it (Patroni would not promote
 # a standby that was not synchronous, so it would rather wait for the old primary). Strict mode would keep
 # that promise by refusing every write while the standby is gone: with two nodes a single failure would
-# stop the service, which is what a standby is meant to prevent.
+# stop the service, which is what a standby is meant to prevent. (A standby that is frozen rather than gone
+# still streams as far as the primary can tell: commits then wait for the workers' statement timeout, until
+# Patroni drops it, measured 7-8 s, or wal_sender_timeout, 60 s, ends its connection.)
 readonly SYNC_STRICT=false
 
 die() {
@@ -121,7 +123,9 @@ pick_block() {
 
 load_ports() {
     local base
-    if [[ -n $port_base ]]; then
+    if [[ -n $port_base && -s $dir/ports && $(sed -n 's/^base=//p' "$dir/ports") != "$port_base" ]]; then
+        die "the cluster in $dir uses ports from $(sed -n 's/^base=//p' "$dir/ports"): ports are chosen at creation ($0 destroy $dir first)"
+    elif [[ -n $port_base ]]; then
         base=$port_base
     elif [[ -s $dir/ports ]]; then
         base=$(sed -n 's/^base=//p' "$dir/ports")
