@@ -332,6 +332,17 @@ bool Connection::attempt(const char* const* keywords, const char* const* values,
 
 bool Connection::connected() const { return conn_ && PQstatus(conn_) == CONNECTION_OK; }
 
+bool Connection::alive()
+{
+    if (!connected()) return false;
+    pollfd p{PQsocket(conn_), POLLIN, 0};
+    if (::poll(&p, 1, 0) > 0 && (!PQconsumeInput(conn_) || PQstatus(conn_) != CONNECTION_OK)) {
+        drop();
+        return false;
+    }
+    return true;
+}
+
 // Non-blocking, so PQfinish's goodbye message never waits for a frozen server.
 void Connection::drop()
 {

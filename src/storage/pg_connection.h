@@ -101,6 +101,10 @@ public:
     // target_session_attrs applies to each. False with the reason in error.
     bool connect(Deadline deadline, std::string& error);
     bool connected() const;
+    // Without waiting: false if the server ended the session while it was
+    // idle (its goodbye is waiting on the socket); the connection is then
+    // dropped. An idle connection otherwise has nothing to read.
+    bool alive();
     void drop();
 
     // One statement (exec without params may hold several; the first error

@@ -262,8 +262,7 @@ PostgresDriver::PostgresDriver(PostgresOptions options)
             setup_, &interrupt_, availability_),
       listener_(conninfo_, pg::cancel_channel,
                 pg::ListenerTiming{options_.connect_timeout, options_.statement_timeout + deadline_margin,
-                                   listen_heartbeat, options_.reconnect_interval},
-                &interrupt_)
+                                   listen_heartbeat, options_.reconnect_interval})
 {
     if (const std::string bad = pg::check_conninfo(options_.conninfo); !bad.empty())
         throw StoreError("job store postgresql: bad connection string: " + bad);
@@ -349,7 +348,7 @@ bool PostgresDriver::reconnect(std::string& error)
 // outcome is unknown: the waiters answer 503); the next one reconnects.
 bool PostgresDriver::commit(std::span<const Write* const> writes, std::string& error)
 {
-    if (!commit_conn_.connected() && !connect_commit(error)) {
+    if (!commit_conn_.alive() && !connect_commit(error)) {
         availability_.failed(error);
         return false;
     }
@@ -555,10 +554,14 @@ void PostgresDriver::listen(CancelFeed feed)
         [this](std::string_view payload) {
             RecordId id{};
             std::int64_t finished_ms = 0;
-            if (parse_cancel(payload, id, finished_ms)) feed_.cancelled(id, finished_ms);
+            if (parse_cancel(payload, id, finished_ms)) {
+                if (feed_.cancelled) feed_.cancelled(id, finished_ms);
+            }
             else log::warn("cancel_feed_bad_payload").kv("payload", payload.substr(0, 80));
         },
-        [this] { feed_.resumed(); });
+        [this] {
+            if (feed_.resumed) feed_.resumed();
+        });
 }
 
 }  // namespace zk::storage
