@@ -123,7 +123,7 @@ std::optional<Durability> CommitPipeline::outcome_of(Seq seq) const
     for (const Failed& f : failures_)
         if (seq >= f.first && seq <= f.last) return Durability::failed;
     if (std::find(skipped_.begin(), skipped_.end(), seq) != skipped_.end()) return Durability::skipped;
-    if (seq <= forgotten_upto_) return Durability::failed;  // its record may have gone
+    if (forgotten_upto_ != 0 && seq <= forgotten_upto_) return Durability::failed;  // its record may have gone
     return Durability::committed;
 }
 

@@ -336,15 +336,17 @@ bool Connection::attempt(const char* const* keywords, const char* const* values,
 
 bool Connection::connected() const { return conn_ && PQstatus(conn_) == CONNECTION_OK; }
 
+// The server's goodbye (an error message, then the end of the stream) may
+// take two reads to see; a few rounds tell it from stray messages.
 bool Connection::alive()
 {
-    if (!connected()) return false;
-    pollfd p{PQsocket(conn_), POLLIN, 0};
-    if (::poll(&p, 1, 0) > 0 && (!PQconsumeInput(conn_) || PQstatus(conn_) != CONNECTION_OK)) {
-        drop();
-        return false;
+    constexpr int max_reads = 4;
+    for (int i = 0; i < max_reads && connected(); ++i) {
+        pollfd p{PQsocket(conn_), POLLIN, 0};
+        if (::poll(&p, 1, 0) <= 0) return true;  // nothing to read: idle and alive
+        if (!PQconsumeInput(conn_) || PQstatus(conn_) != CONNECTION_OK) drop();
     }
-    return true;
+    return connected();
 }
 
 // Non-blocking, so PQfinish's goodbye message never waits for a frozen server.

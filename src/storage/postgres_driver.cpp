@@ -369,19 +369,26 @@ bool PostgresDriver::commit(std::span<const Write* const> writes, std::string& e
 }
 
 // The batch's statements: its creations first, in one statement when there
-// are several (a batch's finish of a job always comes after its creation,
-// so running creations first keeps each job's order), then every other
-// write in order. True when the creations went together.
+// are several, then every other write in order. True when the creations
+// went together.
 bool PostgresDriver::plan(std::span<const Write* const> writes)
 {
+    // The batch is sorted by id, each id's writes in order: a creation that
+    // is its id's first write can go first; one after another write of its
+    // id (an erase, a repeat) goes in its place, in order.
     creates_.clear();
-    for (const Write* w : writes)
-        if (w->kind == WriteKind::create) creates_.push_back(w);
+    in_many_.assign(writes.size(), false);
+    for (std::size_t i = 0; i < writes.size(); ++i) {
+        const Write* w = writes[i];
+        in_many_[i] = w->kind == WriteKind::create && (i == 0 || writes[i - 1]->record.id != w->record.id);
+        if (in_many_[i]) creates_.push_back(w);
+    }
     const bool many = creates_.size() > 1;
+    if (!many) in_many_.assign(writes.size(), false);
     statements_.clear();
     if (many) statements_.push_back(create_many(creates_));
-    for (const Write* w : writes)
-        if (!many || w->kind != WriteKind::create) statements_.push_back(statement_for(*w));
+    for (std::size_t i = 0; i < writes.size(); ++i)
+        if (!in_many_[i]) statements_.push_back(statement_for(*writes[i]));
     return many;
 }
 
@@ -399,9 +406,9 @@ void PostgresDriver::mark_skips(std::span<const Write* const> writes, bool many)
         std::sort(inserted_.begin(), inserted_.end());
         for (const Write* w : creates_) w->skipped = !std::binary_search(inserted_.begin(), inserted_.end(), w->record.id);
     }
-    for (const Write* w : writes) {
-        if (many && w->kind == WriteKind::create) continue;
-        w->skipped = w->kind != WriteKind::erase && results_[next].affected() == 0;
+    for (std::size_t i = 0; i < writes.size(); ++i) {
+        if (in_many_[i]) continue;
+        writes[i]->skipped = writes[i]->kind != WriteKind::erase && results_[next].affected() == 0;
         ++next;
     }
 }
