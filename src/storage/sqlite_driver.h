@@ -53,6 +53,9 @@ namespace zk::storage {
 // path) when the directory or file cannot be used, is in use by another
 // process, is not a database, fails its integrity check or has a schema
 // version this build does not know.
-std::unique_ptr<Driver> open_sqlite_driver(const std::string& dir, std::chrono::milliseconds reconnect_interval);
+// lock_timeout: the longest a commit waits for another connection's write
+// lock (an operator's sqlite3 shell) before it fails.
+std::unique_ptr<Driver> open_sqlite_driver(const std::string& dir, std::chrono::milliseconds reconnect_interval,
+                                           std::chrono::milliseconds lock_timeout = std::chrono::seconds(5));
 
 }  // namespace zk::storage

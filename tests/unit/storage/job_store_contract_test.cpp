@@ -62,10 +62,12 @@ struct SqliteBackend {
     zk::test::TempDir tmp;
     std::unique_ptr<zk::test::NoFileWrites> no_writes;
 
-    std::unique_ptr<JobStore> open(std::chrono::milliseconds interval = 0ms) const
+    std::unique_ptr<JobStore> open(std::chrono::milliseconds interval = 0ms,
+                                   std::chrono::milliseconds statement_timeout = 5s) const
     {
         auto o = zk::storage::sqlite_options(tmp.str(), interval);
         o.reconnect_interval = 50ms;
+        o.statement_timeout = statement_timeout;  // the longest wait for another connection's lock
         return zk::storage::open_store(o);
     }
     // A second connection holding the write lock: a commit waits in SQLite's
@@ -96,10 +98,11 @@ struct SqliteBackend {
 
 struct MemoryBackend {
     std::shared_ptr<zk::test::MemoryDriver::Disk> disk = std::make_shared<zk::test::MemoryDriver::Disk>();
-    std::unique_ptr<JobStore> open(std::chrono::milliseconds interval = 0ms) const
+    std::unique_ptr<JobStore> open(std::chrono::milliseconds interval = 0ms,
+                                   std::chrono::milliseconds statement_timeout = 1h) const
     {
-        return std::make_unique<zk::storage::CommitPipeline>(std::make_unique<zk::test::MemoryDriver>(disk, 50ms),
-                                                             interval);
+        return std::make_unique<zk::storage::CommitPipeline>(
+            std::make_unique<zk::test::MemoryDriver>(disk, 50ms, statement_timeout), interval);
     }
     std::unique_ptr<Held> hold(std::chrono::milliseconds limit = 3s) const
     {
@@ -122,14 +125,15 @@ struct MemoryBackend {
 struct PostgresBackend {
     zk::test::PgTestSchema schema;
     zk::test::PgProxy proxy;
-    std::unique_ptr<JobStore> open(std::chrono::milliseconds interval = 0ms) const
+    std::unique_ptr<JobStore> open(std::chrono::milliseconds interval = 0ms,
+                                   std::chrono::milliseconds statement_timeout = 10s) const
     {
         zk::storage::StoreOptions o;
         o.backend = zk::storage::Backend::postgresql;
         o.url = proxy.conninfo(schema.conninfo());
         o.commit_interval = interval;
         o.read_connections = 2;
-        o.statement_timeout = 10s;
+        o.statement_timeout = statement_timeout;
         o.connect_timeout = 2s;
         o.reconnect_interval = 50ms;
         return zk::storage::open_store(o);
@@ -529,24 +533,29 @@ TEST_CASE_TEMPLATE("job store: a wait gives up at its deadline while the commit 
 }
 
 // A caller that finds no commit running commits the queue itself (the
-// leader); its deadline still bounds its wait.
-TEST_CASE_TEMPLATE("job store: a wait that leads the commit still gives up at its deadline", B, STORE_BACKENDS)
+// leader): its wait ends when that commit does, and every backend bounds a
+// commit by the store's statement timeout (a lock held past it fails the
+// statement). A follower's own deadline is the case above.
+TEST_CASE_TEMPLATE("job store: a wait that leads the commit ends within the statement timeout", B, STORE_BACKENDS)
 {
     B backend;
     Settlements settled;  // outlives the store, whose threads call it
-    const auto store = backend.open();
+    constexpr auto statement_timeout = 300ms;
+    const auto store = backend.open(0ms, statement_timeout);
     REQUIRE(put_wait(*store, WriteKind::create, queued_record(1)) == Durability::committed);
     auto held = backend.hold(3s);
     const auto seq = store->put(WriteKind::create, queued_record(2), by_caller, settled.callback(0));
     REQUIRE(seq);
     const auto begun = std::chrono::steady_clock::now();
-    const Durability outcome = store->wait(*seq, begun + 300ms);
+    const Durability outcome = store->wait(*seq, begun + 10s);  // its own deadline is not what ends it
     const auto took = std::chrono::steady_clock::now() - begun;
     CHECK(outcome == Durability::failed);
-    CHECK(took < 1500ms);
+    CHECK(took >= statement_timeout);
+    CHECK(took < statement_timeout + zk::storage::deadline_margin + 700ms);
     CHECK_FALSE(held->released_by_watchdog());
     held->release();
     REQUIRE(settled.await(1));
+    CHECK(settled.outcome(0) == Durability::failed);
 }
 
 TEST_CASE_TEMPLATE("job store: interrupt ends every wait at once, the committing caller's too; then writes are refused", B,

@@ -99,7 +99,7 @@ TEST_CASE("pg_listener: announces its session, then delivers each payload verbat
     PgTestSchema schema;
     const std::string channel = "zk_" + schema.name();
     Events events;  // outlives the listener, whose thread calls it
-    Listener listener(schema.conninfo(), channel, quick(), nullptr);
+    Listener listener(schema.conninfo(), channel, quick());
     CHECK_FALSE(listener.listening());  // before start()
     listener.start(events.notified(), events.resumed());
     REQUIRE(events.await("resumed", 1));
@@ -126,7 +126,7 @@ TEST_CASE("pg_listener: a terminated session is replaced, and the new one is ann
     PgTestSchema schema;
     const std::string channel = "zk_" + schema.name();
     Events events;  // outlives the listener, whose thread calls it
-    Listener listener(schema.conninfo(), channel, quick(), nullptr);
+    Listener listener(schema.conninfo(), channel, quick());
     listener.start(events.notified(), events.resumed());
     REQUIRE(events.await("resumed", 1));
     notify(schema, channel, "one");
@@ -149,7 +149,7 @@ TEST_CASE("pg_listener: while it cannot connect it is not listening and tries ag
     ListenerTiming timing = quick();
     timing.reconnect_interval = 100ms;
     Events events;  // outlives the listener, whose thread calls it
-    Listener listener(proxy.conninfo(schema.conninfo()), channel, timing, nullptr);
+    Listener listener(proxy.conninfo(schema.conninfo()), channel, timing);
     const auto begun = std::chrono::steady_clock::now();
     listener.start(events.notified(), events.resumed());
     REQUIRE(proxy.await_accepted(4, 5000ms));
@@ -171,7 +171,7 @@ TEST_CASE("pg_listener: a frozen server is found out by the heartbeat within its
     const std::string channel = "zk_" + schema.name();
     const ListenerTiming timing{1000ms, 300ms, 300ms, 50ms};  // connect, statement, heartbeat, reconnect
     Events events;  // outlives the listener, whose thread calls it
-    Listener listener(proxy.conninfo(schema.conninfo()), channel, timing, nullptr);
+    Listener listener(proxy.conninfo(schema.conninfo()), channel, timing);
     listener.start(events.notified(), events.resumed());
     REQUIRE(events.await("resumed", 1));
     proxy.freeze();
@@ -190,7 +190,7 @@ TEST_CASE("pg_listener: stop() returns promptly while it waits for notifications
 {
     PgTestSchema schema;
     Events events;  // outlives the listener, whose thread calls it
-    Listener listener(schema.conninfo(), "zk_" + schema.name(), quick(5s), nullptr);  // a long heartbeat
+    Listener listener(schema.conninfo(), "zk_" + schema.name(), quick(5s));  // a long heartbeat
     listener.start(events.notified(), events.resumed());
     REQUIRE(events.await("resumed", 1));
     const auto begun = std::chrono::steady_clock::now();
@@ -209,7 +209,7 @@ TEST_CASE("pg_listener: stop() returns promptly while it pauses between failed c
     ListenerTiming timing = quick();
     timing.reconnect_interval = 30s;
     Events events;  // outlives the listener, whose thread calls it
-    Listener listener(proxy.conninfo(schema.conninfo()), "zk_" + schema.name(), timing, nullptr);
+    Listener listener(proxy.conninfo(schema.conninfo()), "zk_" + schema.name(), timing);
     listener.start(events.notified(), events.resumed());
     REQUIRE(proxy.await_accepted(1, 5000ms));
     const auto begun = std::chrono::steady_clock::now();

@@ -81,8 +81,12 @@ public:
         }
     };
 
-    explicit MemoryDriver(std::shared_ptr<Disk> disk, std::chrono::milliseconds reconnect_interval = std::chrono::milliseconds(20))
-        : disk_(std::move(disk)), reconnect_interval_(reconnect_interval)
+    // statement_timeout: how long a commit waits at a closed gate before it
+    // fails, as a real driver's deadline ends a commit a lock holds up.
+    explicit MemoryDriver(std::shared_ptr<Disk> disk,
+                          std::chrono::milliseconds reconnect_interval = std::chrono::milliseconds(20),
+                          std::chrono::milliseconds statement_timeout = std::chrono::hours(1))
+        : disk_(std::move(disk)), reconnect_interval_(reconnect_interval), statement_timeout_(statement_timeout)
     {
     }
 
@@ -103,8 +107,14 @@ public:
         std::unique_lock lock(disk_->mutex);
         ++disk_->at_gate;
         disk_->gate_opened.notify_all();  // await_at_gate
-        disk_->gate_opened.wait(lock, [&] { return !disk_->gate_closed || interrupted_; });
+        const bool passed = disk_->gate_opened.wait_for(lock, statement_timeout_,
+                                                        [&] { return !disk_->gate_closed || interrupted_; });
         --disk_->at_gate;
+        if (!passed) {  // held past the deadline: the statement fails, the store stays up
+            error = "held at the gate past the statement timeout";
+            ++disk_->failed_commits;
+            return false;
+        }
         const bool gone = disk_->fail_commits;
         const bool quiet = !gone && !interrupted_ && disk_->quiet_failures > 0;
         if (quiet) --disk_->quiet_failures;
@@ -199,6 +209,7 @@ private:
 
     std::shared_ptr<Disk> disk_;
     const std::chrono::milliseconds reconnect_interval_;
+    const std::chrono::milliseconds statement_timeout_;
     bool interrupted_ = false;  // guarded by disk_->mutex
     storage::Availability availability_{"memory"};
 };
