@@ -28,8 +28,11 @@ import time
 
 import fcgi_client
 import harness
-from harness import check, check_problem, config_text, request
+import registry
+from harness import check, check_problem, config_text, fcgi, request, rfc3339_seconds
 from registry import test
+
+registry.module_backends(__name__, only="postgresql", why="several workers on one PostgreSQL database")
 
 RESCUE_AFTER_MS = 2000
 SWEEP_INTERVAL_MS = 500
@@ -41,53 +44,24 @@ POLL_PAUSE_S = 0.03
 CREATE_PAUSE_S = 0.12
 
 
-def cluster_config(st_dir, min_s, max_s):
-    extra = ("backend = postgresql\nrescue_after_ms = %d\nsweep_interval_ms = %d\n"
-             % (RESCUE_AFTER_MS, SWEEP_INTERVAL_MS))
-    return config_text(min_seconds=min_s, max_seconds=max_s, state_dir=os.path.join(st_dir, "state"), extra=extra)
-
-
 def cluster(env, name, workers=3, min_s=3, max_s=5):
-    st = env.new_stack(name)
-    st.write_config(cluster_config(st.dir, min_s, max_s))
-    st.run_args += ["--store", "postgresql", "--workers", str(workers)]
-    return st.start(ready_timeout=40)
-
-
-def sockets(st, workers):
-    return [st.socket_path()] + [os.path.join(st.dir, "zookeeper-%d.sock" % i) for i in range(2, workers + 1)]
-
-
-def worker_pid(st, n):
-    name = "zookeeper-fcgi.pid" if n == 1 else "zookeeper-fcgi-%d.pid" % n
-    with open(os.path.join(st.dir, name)) as f:
-        return int(f.read().strip())
-
-
-def fcgi(sock_path, method, uri):
-    s = fcgi_client.connect(sock_path, timeout=10)
-    try:
-        s.sendall(fcgi_client.request_bytes(method, uri))
-        status, headers, body, _ = fcgi_client.read_answer(s)
-        return status, headers, body
-    finally:
-        s.close()
+    extra = "rescue_after_ms = %d\nsweep_interval_ms = %d\n" % (RESCUE_AFTER_MS, SWEEP_INTERVAL_MS)
+    return harness.cluster(env, name, workers, min_s, max_s, store_extra=extra)
 
 
 def fcgi_json(sock_path, method, uri):
-    status, headers, body = fcgi(sock_path, method, uri)
-    return status, (json.loads(body) if body else None)
+    a = fcgi(sock_path, method, uri)
+    return a.status, (a.json() if a.body else None)
 
 
 def pg_cluster(st, cmd):
-    return subprocess.run([os.path.join(st.env.repo, "deploy", "pg-cluster.sh"), cmd, os.path.join(st.dir, "pg"),
-                           "--port", "54329"], capture_output=True, text=True, timeout=60)
+    return st.store.cluster(cmd)
 
 
 @test
 def cluster_any_worker_answers_the_same(env):
     with cluster(env, "cluster-consistency", workers=3, min_s=2, max_s=3) as st:
-        socks = sockets(st, 3)
+        socks = st.sockets()
         names = set()
         for s in socks:
             status, health = fcgi_json(s, "GET", "/healthz")
@@ -103,10 +77,10 @@ def cluster_any_worker_answers_the_same(env):
         r = request(st, "GET", "/query/" + job)
         check(r.status == 202, r.describe())
         # Cancelled through worker 3: the next poll through any other says so.
-        status, _, _ = fcgi(socks[2], "DELETE", "/query/" + job)
+        status = fcgi(socks[2], "DELETE", "/query/" + job).status
         check(status == 204, "cancel through worker 3: %d" % status)
         for s in socks[:2]:
-            status, _, _ = fcgi(s, "GET", "/query/" + job)
+            status = fcgi(s, "GET", "/query/" + job).status
             check(status == 410, "poll after a cancel elsewhere through %s: %d" % (s, status))
         check_problem(request(st, "GET", "/query/" + job), 410)
         # Completed on worker 2: the same sentence everywhere; a cancel then is 409 and changes nothing.
@@ -118,7 +92,7 @@ def cluster_any_worker_answers_the_same(env):
             check(status == 200, "poll of a finished job through %s: %d %r" % (s, status, body))
             answers.add(body)
         check(len(answers) == 1, "one sentence through every worker: %r" % answers)
-        status, _, _ = fcgi(socks[0], "DELETE", "/query/" + done)
+        status = fcgi(socks[0], "DELETE", "/query/" + done).status
         check(status == 409, "cancel of a done job through worker 1: %d" % status)
         status, body = fcgi_json(socks[2], "GET", "/query/" + done)
         check(status == 200 and body in answers, "still done after the refused cancel: %d %r" % (status, body))
@@ -153,18 +127,12 @@ def read_jobs(sock_path, ids):
     return out
 
 
-def rfc3339_s(text):
-    # 2026-12-02T15:58:14.090Z
-    t = time.strptime(text[:19], "%Y-%m-%dT%H:%M:%S")
-    return time.mktime(t) - time.timezone + float("0" + text[19:-1])
-
-
 @test
 def cluster_kill9_one_of_three_with_500_in_flight_all_complete_within_the_bound(env):
     with cluster(env, "cluster-kill9", workers=3, min_s=4, max_s=6) as st:
-        socks = sockets(st, 3)
+        socks = st.sockets()
         ids = create_many(socks[0], 500)
-        victim = worker_pid(st, 1)
+        victim = st.worker_pid(1)
         os.kill(victim, signal.SIGKILL)
         killed_at = time.time()
         check(harness.wait_dead(victim, 5), "worker 1 (pid %d) did not die" % victim)
@@ -178,7 +146,7 @@ def cluster_kill9_one_of_three_with_500_in_flight_all_complete_within_the_bound(
             check(status == 200, "job %s after the kill: %d" % (i, status))
             states[job["state"]] = states.get(job["state"], 0) + 1
             if job["state"] == "done":
-                late.append(rfc3339_s(job["finished"]) - rfc3339_s(job["deadline"]))
+                late.append(rfc3339_seconds(job["finished"]) - rfc3339_seconds(job["deadline"]))
         check(states.get("done") == 500, "all 500 done after the kill: %r" % states)
         late.sort()
         p99 = late[int(0.99 * (len(late) - 1))]
@@ -221,13 +189,13 @@ def cluster_polls_through_nginx_see_no_5xx_while_a_worker_is_killed_and_restarte
         for t in threads:
             t.start()
         time.sleep(1.0)
-        victim = worker_pid(st, 2)
+        victim = st.worker_pid(2)
         os.kill(victim, signal.SIGKILL)
         # run-stack.sh starts it again after a second; keep polling across that.
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:
-                if worker_pid(st, 2) != victim:
+                if st.worker_pid(2) != victim:
                     break
             except (OSError, ValueError):
                 pass
@@ -240,7 +208,7 @@ def cluster_polls_through_nginx_see_no_5xx_while_a_worker_is_killed_and_restarte
         env.note("%d polls across the kill and restart of worker 2; non-202: %r" % (len(answers), bad[:5]))
         check(len(answers) > 100, "too few polls: %d" % len(answers))
         check(not bad, "polls during the failover answered %d non-202: %r" % (len(bad), bad[:10]))
-        check(worker_pid(st, 2) != victim, "worker 2 was not started again")
+        check(st.worker_pid(2) != victim, "worker 2 was not started again")
 
 
 def create_loop(st, stop, acked, refused, errors):
@@ -302,7 +270,7 @@ def cluster_database_stopped_under_load_503s_then_recovers_and_loses_nothing(env
         env.note("database down %.1f s: %d created before, %d refused, %d created in all; recovered without a restart"
                  % (down_for, before, len(refused), len(acked)))
         # Nothing acknowledged is lost: every 202's job is in the database.
-        missing = [i for i, (status, _) in read_jobs(sockets(st, 2)[1], acked).items() if status != 200]
+        missing = [i for i, (status, _) in read_jobs(st.sockets()[1], acked).items() if status != 200]
         check(not missing, "%d acknowledged jobs missing after the outage: %r" % (len(missing), missing[:5]))
 
 

@@ -5,16 +5,15 @@ worker 1 runs answers 200 with the sentence just after the survey's deadline
 (not before it); a cancel through worker 1 ends a wait parked on worker 2
 with 410 within a second."""
 
-import json
-import os
 import threading
 import time
 
-import fcgi_client
 import harness
-from harness import check, config_text, sentence_errors
+import registry
+from harness import check, create, deadline_of, fcgi, sentence_errors
 from registry import test
-from test_api import rfc3339_seconds
+
+registry.module_backends(__name__, only="postgresql", why="a wait on one worker for another's survey")
 
 # After the deadline: the re-checks at deadline + 5, 10, 20 ... ms answer it;
 # the periodic one (500 ms) alone would not, so this tells them apart without
@@ -24,42 +23,9 @@ CANCEL_LIMIT = 1.0    # the periodic re-check (500 ms) and one round trip
 SURVEYS = 10
 
 
-class Answer:
-    def __init__(self, status, body, at):
-        self.status, self.body, self.at = status, body, at
-
-    def describe(self):
-        return "%d %r" % (self.status, self.body[:200])
-
-
-def fcgi(sock_path, method, uri, timeout=5.0):
-    s = fcgi_client.connect(sock_path, timeout)
-    try:
-        s.sendall(fcgi_client.request_bytes(method, uri))
-        status, _, body, _ = fcgi_client.read_answer(s)
-        return Answer(status, body.decode("utf-8", "replace"), time.time())
-    finally:
-        s.close()
-
-
 def cluster(env, name, min_seconds, max_seconds):
-    st = harness.Stack(env, name, config=None, run_args=["--store", "postgresql", "--workers", "2"])
-    st.write_config(config_text(state_dir=os.path.join(st.dir, "state"),
-                                min_seconds=min_seconds, max_seconds=max_seconds))
-    st.start(ready_timeout=60.0)
-    return st, st.socket_path(), os.path.join(os.path.dirname(st.socket_path()), "zookeeper-2.sock")
-
-
-def create(sock):
-    r = fcgi(sock, "POST", "/animals/koalas")
-    check(r.status == 202, "POST /animals/koalas on %s: %s" % (sock, r.describe()))
-    return json.loads(r.body)
-
-
-def deadline_of(sock, uuid):
-    r = fcgi(sock, "GET", "/jobs/" + uuid)
-    check(r.status == 200, "GET /jobs on %s: %s" % (sock, r.describe()))
-    return rfc3339_seconds(json.loads(r.body)["deadline"], "deadline", r)
+    st = harness.cluster(env, name, 2, min_seconds, max_seconds)
+    return st, st.socket_path(1), st.socket_path(2)
 
 
 def park(sock, uri, out, key):
@@ -79,9 +45,9 @@ def lags_of(jobs, deadlines, answers, worker):
     lags = []
     for u in jobs:
         a = answers.get(u)
-        check(isinstance(a, Answer), "the wait on %s for %s failed: %r" % (worker, u, a))
+        check(isinstance(a, harness.FcgiAnswer), "the wait on %s for %s failed: %r" % (worker, u, a))
         check(a.status == 200, "the wait on %s for %s: %s" % (worker, u, a.describe()))
-        sentence = json.loads(a.body)
+        sentence = a.json()
         check(not sentence_errors(sentence, "koalas"), "not a sentence: " + a.describe())
         lags.append(a.at - deadlines[u])
     return sorted(lags)
@@ -124,7 +90,7 @@ def cluster_cancel_through_one_worker_ends_a_wait_on_the_other_within_1s(env):
         check(r.status in (200, 202, 204), "DELETE through worker 1: " + r.describe())
         t.join(5)
         a = answers.get("wait")
-        check(isinstance(a, Answer), "the wait on worker 2 failed: %r" % (a,))
+        check(isinstance(a, harness.FcgiAnswer), "the wait on worker 2 failed: %r" % (a,))
         check(a.status == 410, "the wait on worker 2 after the cancel: " + a.describe())
         took = a.at - cancelled_at
         env.note("a cancel through worker 1 ended the wait on worker 2 after %.0f ms" % (took * 1000))

@@ -256,7 +256,7 @@ def outage(answers, t_kill, t_next):
     return len(bad), span, back
 
 
-@test
+@test(only="sqlite", why="restores from the SQLite file after each kill -9 (PostgreSQL's: test_cluster)")
 def crash_kill9_under_load_loses_no_job(env):
     st = stack_with(env, "faults-crash", min_seconds=0.5, max_seconds=3.0)
     with st.start():
@@ -399,7 +399,7 @@ class Overload:
             time.sleep(0.1)
 
 
-@test
+@test(only="sqlite", why="one worker's max_jobs (per worker on PostgreSQL, docs/cluster.md)")
 def overload_answers_only_429_and_503_then_recovers(env):
     st = stack_with(env, "faults-overload", min_seconds=OVERLOAD_MIN, max_seconds=OVERLOAD_MAX,
                     max_jobs=OVERLOAD_MAX_JOBS)
@@ -715,7 +715,7 @@ def service_errors(st, pid, client):
     return errs
 
 
-@test
+@test(only="sqlite", why="the FastCGI transport, before any store: once is enough")
 def bad_fastcgi_input_worker_survives_and_answers(env):
     st = stack_with(env, "faults-fcgi")
     with st.start():
@@ -794,7 +794,7 @@ DRAIN_JOBS = 20000
 DRAIN_CONNECTIONS = 5  # below the acceptors left free by nginx's kept connections
 
 
-@test
+@test(only="sqlite", why="restores 20,000 jobs from the SQLite file")
 def sigterm_drains_20000_jobs_exits_0_within_2s_and_restores_them(env):
     # commit_interval_ms = 0: with only a few concurrent clients a gathering
     # window only adds latency, and this test wants its jobs fast.
@@ -950,7 +950,7 @@ def check_deadline(st, uuid, deadline, seen, when):
     return fails, finished - deadline
 
 
-@test
+@test(only="sqlite", why="restores from the SQLite file after a restart")
 def restart_keeps_done_running_and_cancelled_jobs(env):
     st = stack_with(env, "faults-restart", min_seconds=RESTART_MIN, max_seconds=RESTART_MAX)
     with st.start():
@@ -1102,7 +1102,7 @@ def digest(path):
         return hashlib.sha256(f.read()).hexdigest()
 
 
-@test
+@test(only="sqlite", why="a corrupt SQLite file")
 def corrupt_store_refuses_to_start_exit_2_naming_the_file(env):
     base = os.path.join(env.work_dir, "faults-corrupt")
     shutil.rmtree(base, ignore_errors=True)

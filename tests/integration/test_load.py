@@ -11,9 +11,13 @@ import time
 import fcgi_client
 
 from harness import (ANIMALS, MAX_SECONDS, MIN_SECONDS, Client, TestFailure, check, check_problem,
-                     config_text, create_survey, fresh_addr, pct, request, sentence_errors)
+                     config_text, create_survey, fresh_addr, pct, request, rfc3339_seconds, sentence_errors)
+import registry
 from registry import test
-from test_api import rfc3339_seconds
+
+registry.module_backends(__name__, only="sqlite",
+                         why="nginx's limits and one worker's threads, seats and max_jobs (per worker on PostgreSQL); "
+                             "outside the contract suites, run once for CI time")
 
 
 @test
