@@ -451,6 +451,7 @@ class Stack:
     def start(self, ready_timeout=15.0):
         if self.backend == "postgresql":
             ready_timeout = max(ready_timeout, PG_READY_TIMEOUT)
+        self.store.before_start()
         env = dict(os.environ)
         bin_path = self.env.bin
         if self.shim_dir:
@@ -467,6 +468,7 @@ class Stack:
         if self.log is not None:
             self.log.close()
         self.log = open(self.log_path, "ab")
+        self._log_mark = len(self.log_text())
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self.log,
                                      stderr=subprocess.STDOUT, start_new_session=True, env=env)
         with _live_lock:
@@ -494,9 +496,11 @@ class Stack:
                     if r.status == 200:
                         waiting = [a.describe() for a in each_worker(self, "GET", "/animals", timeout=2.0)
                                    if a.status != 200]
-                        if not waiting:
+                        # run-stack.sh's own readiness probe (curl) is done too,
+                        # so no request but the test's reaches the workers now.
+                        if not waiting and self._probe_done():
                             return
-                        last = "a worker's socket: " + waiting[0]
+                        last = "a worker's socket: " + waiting[0] if waiting else "run-stack.sh's probe"
                     else:
                         last = r.describe()
                 except (TestFailure, OSError, EOFError, fcgi_client.FcgiError) as e:
@@ -504,6 +508,11 @@ class Stack:
             time.sleep(0.1)
         raise StackError("stack %s not ready after %.0f s (last: %s):\n%s"
                          % (self.name, timeout, last, self.log_tail()))
+
+    def _probe_done(self):
+        """run-stack.sh said it is ready, or gave up waiting (and runs on)."""
+        text = self.log_text()[self._log_mark:]
+        return "run-stack: ready" in text or "run-stack: not ready after" in text
 
     def tls_context(self):
         if self._ctx is None:
@@ -690,6 +699,9 @@ class SqliteStore:
     def worker_environment(self):
         return {}
 
+    def before_start(self):
+        pass
+
     def after_stop(self):
         pass
 
@@ -698,14 +710,23 @@ class SqliteStore:
 
     @contextlib.contextmanager
     def hold_writes(self):
-        """The write lock, held from outside: the worker's commits wait
-        (for busy_timeout, then fail)."""
-        db = sqlite3.connect(self.path(), isolation_level=None, timeout=2)
+        """The write lock, held from outside by the sqlite3 shell: the
+        worker's commits wait (for busy_timeout, then fail). The shell is
+        killed, not closed: a connection that closes checkpoints and deletes
+        the WAL when it can lock the file alone, and today's worker holds no
+        lock on jobs.db for it to see (its prefetch() closes a descriptor of
+        the file, which drops the process's POSIX locks), so the worker would
+        go on writing to a deleted WAL."""
+        p = subprocess.Popen(["sqlite3", "-batch", self.path()], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
         try:
-            db.execute("BEGIN EXCLUSIVE")
+            p.stdin.write(".timeout 2000\nBEGIN EXCLUSIVE;\nSELECT 'locked';\n")
+            p.stdin.flush()
+            line = p.stdout.readline().strip()
+            check(line == "locked", "sqlite3 could not take the write lock of %s: %r" % (self.path(), line))
             yield
         finally:
-            db.close()
+            kill_and_wait(p)  # SIGKILL: the lock goes with the process, the WAL stays
 
     def take_down(self, timeout=20.0):
         """Fails the store: a creation while the lock is held past the busy
@@ -738,6 +759,16 @@ class PostgresStore:
 
     def worker_environment(self):
         return {"ZOOKEEPER_STORE_URL": self.url()}
+
+    def before_start(self):
+        """A new stack's cluster is a copy of one made once per run: initdb
+        costs seconds on 2 busy cores, a copy a fraction of one. pg-cluster.sh
+        then finds the cluster there and points its socket into the prefix."""
+        target = os.path.join(self.stack.dir, "pg")
+        if os.path.exists(os.path.join(target, "data", "PG_VERSION")):
+            return  # a restart: the stack's own database, as it was
+        template = pg_template(self.stack.env)
+        subprocess.run(["cp", "-a", template, target], check=True, timeout=60)
 
     def after_stop(self):
         """run-stack.sh stops the cluster last; one killed before it could
@@ -773,6 +804,22 @@ class PostgresStore:
 
 
 STORES = {"sqlite": SqliteStore, "postgresql": PostgresStore}
+
+_pg_template_lock = threading.Lock()
+
+
+def pg_template(env):
+    """A stopped PostgreSQL cluster (deploy/pg-cluster.sh's settings, the
+    database created, no schema) in the run's folder, made on first use."""
+    path = os.path.join(env.work_dir, ".pg-template")
+    with _pg_template_lock:
+        if not os.path.exists(os.path.join(path, "data", "PG_VERSION")):
+            script = os.path.join(env.repo, "deploy", "pg-cluster.sh")
+            for cmd in ("start", "stop"):
+                out = subprocess.run([script, cmd, path, "--port", str(PG_PORT)], capture_output=True, text=True,
+                                     timeout=120)
+                check(out.returncode == 0, "pg-cluster.sh %s %s: %s" % (cmd, path, out.stderr))
+    return path
 
 
 def cluster(env, name, workers, min_seconds, max_seconds, store_extra=""):

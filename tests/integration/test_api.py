@@ -1,13 +1,11 @@
 """The API's happy paths on the shared stack: the seed's session, the POST
 form with the job resource, and cancellation."""
 
-import calendar
-import re
 import time
 import uuid as uuidlib
 
-from harness import (ANIMALS, MAX_SECONDS, MIN_SECONDS, RFC3339_UTC_RE, UUID_RE, Client,
-                     check, check_problem, json_ctype, poll_until_done, sentence_errors)
+from harness import (ANIMALS, MAX_SECONDS, MIN_SECONDS, UUID_RE, Client, check, check_problem, json_ctype,
+                     poll_until_done, rfc3339_seconds, sentence_errors)
 from registry import test
 
 STATE_ORDER = {"queued": 0, "running": 1, "done": 2, "cancelled": 2}
@@ -32,14 +30,6 @@ def check_pending(r):
     ra = r.header("Retry-After")
     check(ra is not None and ra.isdigit() and int(ra) >= 1,
           "Retry-After %r, want whole seconds >= 1: %s" % (ra, r.describe()))
-
-
-def rfc3339_seconds(text, what, resp):
-    check(isinstance(text, str) and RFC3339_UTC_RE.match(text),
-          "%s %r is not an RFC 3339 UTC time: %s" % (what, text, resp.describe()))
-    m = re.match(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(\.\d+)?", text)
-    secs = calendar.timegm(tuple(int(g) for g in m.groups()[:6]) + (0, 0, 0))
-    return secs + (float(m.group(7)) if m.group(7) else 0.0)
 
 
 @test
