@@ -71,18 +71,44 @@ std::variant<std::optional<IdempotencyKey>, Response> idempotency_key(const http
     return std::optional<IdempotencyKey>(IdempotencyKey{request.client_scope, std::move(parsed.key)});
 }
 
+// The job found, or the answer explaining why there is none.
+std::variant<Job, Response> found_job(const JobId& id, const Lookup& found)
+{
+    if (found.status == LookupStatus::expired)
+        return problem(ProblemKind::result_expired, "job " + id.str() + " finished and its result has expired");
+    if (found.status == LookupStatus::unknown) return problem(ProblemKind::unknown_job, "no job " + id.str());
+    if (found.status == LookupStatus::unavailable)
+        return busy(ProblemKind::store_failed, "the job store did not answer; retry later");
+    return *found.job;
+}
+
 // The job with that id, or the answer explaining why there is none.
 std::variant<Job, Response> lookup(JobPool& pool, const std::string& id_text)
 {
     const auto id = JobId::parse(id_text);
     if (!id) return problem(ProblemKind::bad_job_id, http::quote_user_text(id_text) + " is not a UUID");
-    auto found = pool.find(*id);
-    if (found.status == LookupStatus::expired)
-        return problem(ProblemKind::result_expired, "job " + id->str() + " finished and its result has expired");
-    if (found.status == LookupStatus::unknown) return problem(ProblemKind::unknown_job, "no job " + id->str());
-    if (found.status == LookupStatus::unavailable)
-        return busy(ProblemKind::store_failed, "the job store did not answer; retry later");
-    return std::move(*found.job);
+    return found_job(*id, pool.find(*id));
+}
+
+// Whether s is well-formed UTF-8 with no NUL: what a text filter may hold
+// (anything else names no animal, and a database refuses it).
+bool utf8_text(std::string_view s)
+{
+    for (std::size_t i = 0; i < s.size();) {
+        const auto c = static_cast<unsigned char>(s[i]);
+        const std::size_t len = c == 0 ? 0 : c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
+        if (len == 0 || i + len > s.size()) return false;
+        for (std::size_t k = 1; k < len; ++k)
+            if ((static_cast<unsigned char>(s[i + k]) >> 6) != 0x2) return false;
+        const std::uint32_t cp = len == 1 ? c
+                               : len == 2 ? ((c & 0x1fu) << 6) | (s[i + 1] & 0x3f)
+                               : len == 3 ? ((c & 0x0fu) << 12) | ((s[i + 1] & 0x3f) << 6) | (s[i + 2] & 0x3f)
+                                          : ((c & 0x07u) << 18) | ((s[i + 1] & 0x3f) << 12) | ((s[i + 2] & 0x3f) << 6) | (s[i + 3] & 0x3f);
+        const std::uint32_t min = len == 1 ? 0 : len == 2 ? 0x80 : len == 3 ? 0x800 : 0x10000;
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;  // overlong, too large, surrogate
+        i += len;
+    }
+    return true;
 }
 
 std::variant<JobFilter, Response> job_filter(const QueryParams& params)
@@ -96,6 +122,7 @@ std::variant<JobFilter, Response> job_filter(const QueryParams& params)
             if (!f.state)
                 return problem(ProblemKind::bad_parameter, "state must be queued, running, done or cancelled");
         } else if (key == "animal") {
+            if (!utf8_text(value)) return problem(ProblemKind::bad_parameter, "animal must be UTF-8 text");
             f.animal = value;
         } else if (key == "cursor") {
             f.before = JobId::parse(value);
@@ -178,9 +205,16 @@ Response Api::start_survey(const std::string& animal, SurveyForm form, const htt
 
 Response Api::poll(const std::string& id_text) const
 {
-    auto found = lookup(pool_, id_text);
-    if (auto* error = std::get_if<Response>(&found)) return std::move(*error);
-    const Job& job = std::get<Job>(found);
+    const auto id = JobId::parse(id_text);
+    if (!id) return problem(ProblemKind::bad_job_id, http::quote_user_text(id_text) + " is not a UUID");
+    return poll(*id, pool_.find(*id));
+}
+
+Response Api::poll(const JobId& id, const Lookup& found) const
+{
+    auto known = found_job(id, found);
+    if (auto* error = std::get_if<Response>(&known)) return std::move(*error);
+    const Job& job = std::get<Job>(known);
     switch (job.state) {
     case JobState::done: return json(200, json_string(job.result));
     case JobState::cancelled:
@@ -218,11 +252,17 @@ Response Api::cancel(const std::string& id_text)
 
 Response Api::show_job(const std::string& id_text) const
 {
-    auto found = lookup(pool_, id_text);
-    if (auto* error = std::get_if<Response>(&found)) return std::move(*error);
-    return json(200, job_json(std::get<Job>(found), clock_.now_ms()));
+    const auto id = JobId::parse(id_text);
+    if (!id) return problem(ProblemKind::bad_job_id, http::quote_user_text(id_text) + " is not a UUID");
+    return show_job(*id, pool_.find(*id));
 }
 
+Response Api::show_job(const JobId& id, const Lookup& found) const
+{
+    auto known = found_job(id, found);
+    if (auto* error = std::get_if<Response>(&known)) return std::move(*error);
+    return json(200, job_json(std::get<Job>(known), clock_.now_ms()));
+}
 
 Response Api::list_jobs(const QueryParams& params) const
 {

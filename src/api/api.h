@@ -44,6 +44,10 @@ public:
     http::Response poll(const std::string& id_text) const;
     http::Response cancel(const std::string& id_text);
     http::Response show_job(const std::string& id_text) const;
+    // The same answers for a lookup already made (a waiting poll decides
+    // whether to wait from the very lookup it answers with).
+    http::Response poll(const JobId& id, const Lookup& found) const;
+    http::Response show_job(const JobId& id, const Lookup& found) const;
     // Operator endpoints (nginx restricts who may call them).
     http::Response list_jobs(const QueryParams& params) const;
     http::Response health() const;

@@ -23,7 +23,7 @@ void render_jobs(PrometheusText& p, const PoolStats& s)
     p.sample("zookeeper_jobs_completed_total", "", s.completed_total);
     p.family("zookeeper_jobs_cancelled_total", "counter", "Surveys cancelled before they finished.");
     p.sample("zookeeper_jobs_cancelled_total", "", s.cancelled_total);
-    p.family("zookeeper_jobs_expired_total", "counter", "Finished surveys removed after the result TTL.");
+    p.family("zookeeper_jobs_expired_total", "counter", "Finished surveys whose results expired and were deleted (shared store: by this worker's sweep).");
     p.sample("zookeeper_jobs_expired_total", "", s.expired_total);
     p.family("zookeeper_jobs", "gauge", "Surveys held, by state.");
     p.sample("zookeeper_jobs", "state=\"queued\"", static_cast<std::uint64_t>(s.queued));
@@ -51,10 +51,8 @@ void render_pool(PrometheusText& p, const PoolStats& s)
     if (s.shared) {
         p.family("zookeeper_jobs_rescued_total", "counter", "Late surveys of other workers this one completed.");
         p.sample("zookeeper_jobs_rescued_total", "", s.rescued_total);
-        p.family("zookeeper_jobs_purged_total", "counter", "Finished surveys this one deleted from the shared store.");
-        p.sample("zookeeper_jobs_purged_total", "", s.purged_total);
     }
-    p.family("zookeeper_store_up", "gauge", "1 while the job store commits, 0 after a failed commit.");
+    p.family("zookeeper_store_up", "gauge", "1 while the job store's database answers, 0 while it does not (writes then answer 503).");
     p.sample("zookeeper_store_up", "", static_cast<std::uint64_t>(s.store_healthy ? 1 : 0));
 }
 

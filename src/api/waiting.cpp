@@ -40,30 +40,32 @@ std::variant<std::optional<int>, Response> wait_seconds(const QueryParams& param
 
 Response WaitingPolls::poll(const std::string& id_text, const QueryParams& params) const
 {
-    return wait_for(id_text, params, [&api = api_, id_text] { return api.poll(id_text); });
+    return wait_for(id_text, params, [&api = api_](const JobId& id, const Lookup& found) { return api.poll(id, found); });
 }
 
 Response WaitingPolls::show(const std::string& id_text, const QueryParams& params) const
 {
-    return wait_for(id_text, params, [&api = api_, id_text] { return api.show_job(id_text); });
+    return wait_for(id_text, params,
+                    [&api = api_](const JobId& id, const Lookup& found) { return api.show_job(id, found); });
 }
 
-Response WaitingPolls::wait_for(const std::string& id_text, const QueryParams& params,
-                                std::function<Response()> answer) const
+// One lookup decides both the answer now and whether to wait: a survey that
+// finishes after it is seen by watch() (which fires at once), never answered
+// with a stale "not yet".
+Response WaitingPolls::wait_for(const std::string& id_text, const QueryParams& params, Answer answer) const
 {
-    auto parsed = wait_seconds(params, max_wait_seconds_);
+    auto parsed = wait_seconds(params, max_wait_seconds_.load());
     if (auto* error = std::get_if<Response>(&parsed)) return std::move(*error);
-    Response now = answer();
-    const auto seconds = std::get<std::optional<int>>(parsed);
-    if (!seconds) return now;
-    // Only a job that is still queued or running is worth waiting for.
     const auto id = JobId::parse(id_text);
-    if (!id) return now;
-    const auto found = pool_.find(*id);
-    if (!found.job || found.job->finished()) return now;
+    if (!id) return problem(ProblemKind::bad_job_id, http::quote_user_text(id_text) + " is not a UUID");
+    const Lookup found = pool_.find(*id);
+    Response now = answer(*id, found);
+    const auto seconds = std::get<std::optional<int>>(parsed);
+    // Only a job that is still queued or running is worth waiting for.
+    if (!seconds || !found.job || found.job->finished()) return now;
     auto park = std::make_shared<http::Park>();
     park->wait = std::chrono::seconds(*seconds);
-    park->answer = std::move(answer);
+    park->answer = [&pool = pool_, answer, job = *id] { return answer(job, pool.find(job)); };
     // The deadline tells a worker that does not run the survey when to look
     // for its completion in a shared store.
     park->subscribe = [&pool = pool_, job = *id, deadline = found.job->deadline_ms](std::function<void()> wake) {

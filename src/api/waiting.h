@@ -6,6 +6,7 @@
 // whole number of seconds, 1 to max_wait_seconds, like Retry-After.
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <string>
 
@@ -24,14 +25,16 @@ public:
 
     http::Response poll(const std::string& id_text, const QueryParams& params) const;
     http::Response show(const std::string& id_text, const QueryParams& params) const;
+    // A config reload's new limit, for waits asked from now on.
+    void set_max_wait_seconds(int seconds) { max_wait_seconds_ = seconds; }
 
 private:
-    http::Response wait_for(const std::string& id_text, const QueryParams& params,
-                            std::function<http::Response()> answer) const;
+    using Answer = std::function<http::Response(const JobId&, const Lookup&)>;
+    http::Response wait_for(const std::string& id_text, const QueryParams& params, Answer answer) const;
 
     const Api& api_;
     JobPool& pool_;
-    const int max_wait_seconds_;
+    std::atomic<int> max_wait_seconds_;
 };
 
 }  // namespace zk::api

@@ -6,9 +6,12 @@
 
 #include <cctype>
 #include <chrono>
+#include <condition_variable>
 #include <cstdlib>
 #include <iostream>
 #include <memory>
+#include <mutex>
+#include <thread>
 
 #include <sys/resource.h>
 #include <unistd.h>
@@ -18,7 +21,8 @@
 #include "dispatch/dispatcher.h"
 #include "config/settings.h"
 #include "domain/cluster_clock.h"
-#include "domain/sweeper.h"
+#include "domain/local_ledger.h"
+#include "domain/shared_ledger.h"
 #include "storage/store_factory.h"
 #include "transport/fcgi_server.h"
 #include "transport/signals.h"
@@ -31,6 +35,9 @@ namespace {
 constexpr int listen_fd = 0;  // FCGI_LISTENSOCK_FILENO: where spawn-fcgi puts the socket
 constexpr int exit_runtime = 1;
 constexpr int exit_config = 2;
+// After SIGTERM, requests in flight may wait this long on the store before
+// their waits are cut short (503): the worker must be gone within 2 s.
+constexpr auto shutdown_grace = std::chrono::milliseconds(1000);
 
 // Each waiting poll holds one descriptor (nginx's connection); the other half
 // is left for idle kept connections, the store and the rest.
@@ -50,17 +57,37 @@ void apply_log_level(const Config& config, const Options& options)
     log::set_level(*log::parse_level(options.log_level.value_or(config.service.log_level)));
 }
 
-void reload(JobPool& pool, const Options& options)
+std::optional<std::string> apply_overrides(Config& c, const Options& o);
+
+// What a reload changes: the pool's rules and limits, the waits' limit, the
+// log level. A changed setting that needs a restart is named in the log.
+struct Reloadable {
+    JobPool& pool;
+    api::WaitingPolls& waits;
+    Config current;
+};
+
+void reload(Reloadable& parts, const Options& options)
 {
     auto loaded = load_config(options.config_path);
     if (auto* e = std::get_if<ConfigError>(&loaded)) {
         log::error("reload_refused").kv("error", e->str());
         return;
     }
-    const Config& config = std::get<Config>(loaded);
-    pool.reconfigure(rules_from(config));
+    Config& config = std::get<Config>(loaded);
+    if (auto bad = apply_overrides(config, options)) {
+        log::error("reload_refused").kv("error", *bad);
+        return;
+    }
+    for (const Setting* s : changed_settings(parts.current, config))
+        if (!s->reloads)
+            log::warn("reload_needs_restart").kv("setting", std::string(s->section) + "." + std::string(s->key));
+    parts.pool.reconfigure(rules_from(config));
+    parts.pool.set_max_waiters(shape_from(config).max_waiters);
+    parts.waits.set_max_wait_seconds(static_cast<int>(config.service.max_wait_seconds));
     apply_log_level(config, options);
     log::info("reloaded").kv("config", options.config_path).kv("animals", static_cast<std::int64_t>(config.animals.size()));
+    parts.current = std::move(config);
 }
 
 // The environment variable that overrides [store] url, so a password need
@@ -92,6 +119,17 @@ storage::StoreOptions store_options(const Config& config)
     return o;
 }
 
+// Where the truth lives: the one place that asks which store this is.
+std::unique_ptr<Ledger> open_ledger(storage::JobStore& store, ClusterClock& clock, const Config& c)
+{
+    storage::SharedStore* shared = store.shared();
+    if (!shared) return std::make_unique<LocalLedger>(store);
+    SharedShape shape;
+    shape.sweep.interval_ms = static_cast<Millis>(c.store.sweep_interval_ms);
+    shape.sweep.rescue_after_ms = static_cast<Millis>(c.store.rescue_after_ms);
+    return std::make_unique<SharedLedger>(*shared, clock, shape);
+}
+
 std::string default_worker_name()
 {
     char host[256] = {};
@@ -102,19 +140,34 @@ std::string default_worker_name()
     return (name.empty() ? "worker" : name) + ":" + std::to_string(::getpid());
 }
 
-// A shared store's sweeper, on the pool's clock.
-std::unique_ptr<Sweeper> make_sweeper(storage::JobStore& store, ClusterClock& clock, JobPool& pool, const Config& c)
-{
-    storage::SharedStore* shared = store.shared();
-    if (!shared) return nullptr;
-    SweepShape shape;
-    shape.interval_ms = static_cast<Millis>(c.store.sweep_interval_ms);
-    shape.rescue_after_ms = static_cast<Millis>(c.store.rescue_after_ms);
-    Sweeper::Hooks hooks{[&pool](storage::JobRecord& r) { pool.finish_late(r); },
-                         [&pool] { return pool.rules()->result_ttl_ms; },
-                         [&pool](std::size_t n) { pool.count_purged(n); }};
-    return std::make_unique<Sweeper>(*shared, clock, shape, std::move(hooks));
-}
+// Ends the store's waits once the grace after SIGTERM has passed, unless
+// everything stopped sooner: a database that does not answer must not hold
+// the worker's exit.
+class ShutdownGuard {
+public:
+    ShutdownGuard(storage::JobStore& store, std::chrono::milliseconds grace)
+        : thread_([this, &store, grace] {
+              std::unique_lock lock(mutex_);
+              if (!cv_.wait_for(lock, grace, [this] { return done_; })) store.interrupt();
+          })
+    {
+    }
+    ~ShutdownGuard()
+    {
+        {
+            std::lock_guard lock(mutex_);
+            done_ = true;
+        }
+        cv_.notify_all();
+        thread_.join();
+    }
+
+private:
+    std::mutex mutex_;
+    std::condition_variable cv_;
+    bool done_ = false;  // guarded by mutex_
+    std::thread thread_;  // last: started once the rest exists
+};
 
 int serve(const Config& config, const Options& options)
 {
@@ -126,10 +179,9 @@ int serve(const Config& config, const Options& options)
         return exit_config;
     }
     SystemClock system_clock;
-    ClusterClock clock(system_clock);  // offset 0 unless a shared store's sweeper sets one
-    JobPool pool(clock, store.get(), shape_from(config), rules_from(config));
-    auto sweeper = make_sweeper(*store, clock, pool, config);
-    if (sweeper) sweeper->start();
+    ClusterClock clock(system_clock);  // offset 0 unless a shared store's sweep sets one
+    auto ledger = open_ledger(*store, clock, config);
+    JobPool pool(clock, *store, *ledger, shape_from(config), rules_from(config));
     pool.start();
     api::Metrics metrics;
     api::Api api(pool, clock, metrics);
@@ -146,15 +198,18 @@ int serve(const Config& config, const Options& options)
         .kv("awake", static_cast<std::int64_t>(config.service.awake_acceptors))
         .kv("max_waiters", static_cast<std::int64_t>(shape_from(config).max_waiters))
         .kv("restored", static_cast<std::int64_t>(pool.stats().held));
-    while (transport::wait_for_signal() == transport::SignalEvent::reload) reload(pool, options);
+    Reloadable parts{pool, waits, config};
+    while (transport::wait_for_signal() == transport::SignalEvent::reload) reload(parts, options);
     log::info("stopping");
-    server.stop();
-    server.join();
-    if (sweeper) sweeper->stop();
-    pool.stop();
-    store->close();
+    {
+        ShutdownGuard guard(*store, shutdown_grace);
+        server.stop();
+        server.join();
+        pool.stop();
+        store->close();
+    }
     log::info("stopped");
-    return store->healthy() ? 0 : exit_runtime;
+    return 0;
 }
 
 // The config with the command line's overrides applied through the same
@@ -188,10 +243,12 @@ Rules rules_from(const Config& c)
 PoolShape shape_from(const Config& c)
 {
     PoolShape s;
-    s.threads = c.service.pool_threads;
-    s.queue_capacity = c.service.queue_capacity;
+    s.timers.threads = c.service.pool_threads;
+    s.timers.queue_capacity = c.service.queue_capacity;
     s.worker = c.service.worker_name;
     s.max_waiters = c.service.max_waiters ? c.service.max_waiters : default_max_waiters();
+    s.store_wait_ms = static_cast<Millis>(c.store.statement_timeout_ms) + storage::deadline_margin.count();
+    s.retry_ms = static_cast<Millis>(c.store.reconnect_interval_ms);
     return s;
 }
 

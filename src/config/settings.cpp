@@ -23,9 +23,9 @@ using K = SettingKind;
 // Grouped by section, in zookeeper.conf's order: unknown-key errors list them so.
 constexpr Setting table[] = {
     {"workload", "min_seconds", K::number, 0.001, max_workload_seconds, "10", "shortest survey, in seconds",
-     [](Config& c) -> SettingField { return &c.workload.min_seconds; }},
+     [](Config& c) -> SettingField { return &c.workload.min_seconds; }, true},
     {"workload", "max_seconds", K::number, 0.001, max_workload_seconds, "20", "longest survey, in seconds",
-     [](Config& c) -> SettingField { return &c.workload.max_seconds; }},
+     [](Config& c) -> SettingField { return &c.workload.max_seconds; }, true},
     {"service", "acceptor_threads", K::count, 1, max_threads, "8", "threads that accept and answer FastCGI requests",
      [](Config& c) -> SettingField { return &c.service.acceptor_threads; }},
     {"service", "awake_acceptors", K::count, 1, max_threads, "1", "acceptors that may sleep waiting for work",
@@ -35,15 +35,15 @@ constexpr Setting table[] = {
     {"service", "queue_capacity", K::count, 1, 10'000'000, "4096", "due pool tasks that may wait; beyond it the timer waits",
      [](Config& c) -> SettingField { return &c.service.queue_capacity; }},
     {"service", "max_jobs", K::count, 1, 100'000'000, "100000", "queued + running surveys; beyond it 503",
-     [](Config& c) -> SettingField { return &c.service.max_jobs; }},
+     [](Config& c) -> SettingField { return &c.service.max_jobs; }, true},
     {"service", "result_ttl", K::number, 0.001, max_ttl_seconds, "3600", "seconds a finished survey stays queryable",
-     [](Config& c) -> SettingField { return &c.service.result_ttl; }},
+     [](Config& c) -> SettingField { return &c.service.result_ttl; }, true},
     {"service", "max_wait_seconds", K::count, 1, max_wait_limit_seconds, "30", "the longest ?wait= a poll may ask for, in seconds",
-     [](Config& c) -> SettingField { return &c.service.max_wait_seconds; }},
+     [](Config& c) -> SettingField { return &c.service.max_wait_seconds; }, true},
     {"service", "max_waiters", K::count, 0, 10'000'000, "0", "waiting polls held at once; 0: half the descriptor limit",
-     [](Config& c) -> SettingField { return &c.service.max_waiters; }},
+     [](Config& c) -> SettingField { return &c.service.max_waiters; }, true},
     {"service", "log_level", K::log_level, 0, 0, "info", "least severe level logged: debug, info, warn or error",
-     [](Config& c) -> SettingField { return &c.service.log_level; }},
+     [](Config& c) -> SettingField { return &c.service.log_level; }, true},
     {"service", "worker_name", K::name, 0, 0, "", "this worker's name in /healthz, /metrics and logs; empty: host:pid",
      [](Config& c) -> SettingField { return &c.service.worker_name; }},
     {"store", "backend", K::backend, 0, 0, "sqlite", "sqlite (one worker) or postgresql (several workers, one database)",
@@ -146,6 +146,18 @@ std::optional<std::string> apply_setting(const Setting& setting, std::string_vie
     case K::name: break;
     }
     return text(value, setting, *std::get<std::string*>(field));
+}
+
+std::vector<const Setting*> changed_settings(const Config& before, const Config& after)
+{
+    Config a = before, b = after;  // field() takes a mutable Config
+    std::vector<const Setting*> changed;
+    for (const Setting& s : table) {
+        const SettingField fb = s.field(b);
+        const bool differs = std::visit([&](auto* x) { return *x != *std::get<decltype(x)>(fb); }, s.field(a));
+        if (differs) changed.push_back(&s);
+    }
+    return changed;
 }
 
 Config default_config()

@@ -9,6 +9,7 @@
 #include <string>
 #include <string_view>
 #include <variant>
+#include <vector>
 
 #include "config/config.h"
 
@@ -35,6 +36,9 @@ struct Setting {
     std::string_view default_text; // as zookeeper.conf spells it
     std::string_view meaning;      // one line, for docs and --help-like listings
     SettingField (*field)(Config& config);
+    // A reload (SIGHUP) applies it; any other changed setting is logged by
+    // name as needing a restart.
+    bool reloads = false;
 };
 
 // Every setting, grouped by section in the order zookeeper.conf lists them.
@@ -49,5 +53,8 @@ std::optional<std::string> apply_setting(const Setting& setting, std::string_vie
 
 // A Config with every setting at its default and no words.
 Config default_config();
+
+// The settings whose values differ between two configs.
+std::vector<const Setting*> changed_settings(const Config& before, const Config& after);
 
 }  // namespace zk

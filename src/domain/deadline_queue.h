@@ -1,5 +1,5 @@
-// Timers for the job pool: a min-heap of (deadline, job, kind). Not
-// thread-safe; the job pool's timer thread owns it under its own mutex.
+// The timers' heap: (deadline, job, kind). Not thread-safe; domain/timers.h
+// owns it under its own mutex.
 // Cancelling is lazy: a timer whose job has moved on is ignored when it fires,
 // which keeps cancel O(1) and the heap free of back-pointers.
 #pragma once
@@ -13,9 +13,10 @@
 
 namespace zk {
 
-// remote: re-read the remote watches (domain/remote_watches.h); its job is
-// empty, the set says what is due.
-enum class TimerKind : std::uint8_t { complete, expire, remote };
+// complete: the survey's deadline. expire: its result's TTL ran out.
+// recheck: the ledger's re-reads are due (domain/shared_ledger.h); its job
+// is empty, the ledger knows what is due.
+enum class TimerKind : std::uint8_t { complete, expire, recheck };
 
 struct Timer {
     Millis at = 0;

@@ -1,54 +1,22 @@
-// Survey lifecycle: queued → running → done, or → cancelled; finished jobs
-// expire after the result TTL. Threads and lock order: docs/concurrency.md.
+// Survey lifecycle: queued (being stored) → running → done, or → cancelled;
+// finished jobs expire after the result TTL. The rules are in job_pool.h;
+// threads and lock order: docs/concurrency.md.
 
 #include "domain/job_pool.h"
 
-#include "util/log.h"
-
 #include <algorithm>
-#include <chrono>
-#include <map>
+
+#include "domain/record_mapping.h"
+#include "domain/survey.h"
+#include "util/log.h"
 
 namespace zk {
 
 namespace {
 
-const std::vector<double> survey_buckets{0.1, 0.25, 0.5, 1, 2.5, 5, 10, 12.5, 15, 17.5, 20, 30, 60, 120};
-const std::vector<double> lag_buckets{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5};
-
-storage::JobRecord to_record(const Job& j)
-{
-    storage::JobRecord r;
-    r.id = j.id.bytes();
-    r.animal = j.animal;
-    r.state = static_cast<storage::RecordState>(j.state);
-    r.created_ms = j.created_ms;
-    r.started_ms = j.started_ms;
-    r.deadline_ms = j.deadline_ms;
-    r.finished_ms = j.finished_ms;
-    r.duration_ms = j.duration_ms;
-    r.result = j.result;
-    r.idem_scope = j.idem_scope;
-    r.idem_key = j.idem_key;
-    return r;
-}
-
-Job from_record(storage::JobRecord&& r)
-{
-    Job j;
-    j.id = JobId(r.id);
-    j.animal = std::move(r.animal);
-    j.state = static_cast<JobState>(r.state);
-    j.created_ms = r.created_ms;
-    j.started_ms = r.started_ms;
-    j.deadline_ms = r.deadline_ms;
-    j.finished_ms = r.finished_ms;
-    j.duration_ms = r.duration_ms;
-    j.result = std::move(r.result);
-    j.idem_scope = std::move(r.idem_scope);
-    j.idem_key = std::move(r.idem_key);
-    return j;
-}
+// A cancel waits out another change of the same job at most this many times
+// before it answers 503 (each wait is bounded by store_wait_ms).
+constexpr int max_cancel_rounds = 3;
 
 std::optional<IdempotencyKey> key_of(const Job& j)
 {
@@ -56,20 +24,26 @@ std::optional<IdempotencyKey> key_of(const Job& j)
     return IdempotencyKey{j.idem_scope, j.idem_key};
 }
 
+// The stored fields of `truth` over a held copy; this worker's hold stays.
+void take_stored(Job& held, const Job& truth)
+{
+    held.state = truth.state;
+    held.started_ms = truth.started_ms;
+    held.finished_ms = truth.finished_ms;
+    held.result = truth.result;
+}
+
 }  // namespace
 
-JobPool::JobPool(const Clock& clock, storage::JobStore* store, PoolShape shape, Rules rules)
+JobPool::JobPool(const Clock& clock, storage::JobStore& store, Ledger& ledger, PoolShape shape, Rules rules)
     : clock_(clock),
       started_ms_(clock.now_ms()),
       store_(store),
-      shared_(store ? store->shared() : nullptr),
-      shape_(shape),
-      workers_(shape.threads, shape.queue_capacity),
-      rules_(std::make_shared<const Rules>(std::move(rules))),
-      survey_seconds_(survey_buckets),
-      completion_lag_seconds_(lag_buckets),
-      watchers_(shape.max_waiters),
-      remote_(shape.remote)
+      ledger_(ledger),
+      shape_(std::move(shape)),
+      rules_(std::move(rules)),
+      watchers_(shape_.max_waiters),
+      timers_(clock, shape_.timers, [this](const Timer& t) { on_timer(t); })
 {
 }
 
@@ -77,477 +51,376 @@ JobPool::~JobPool() { stop(); }
 
 void JobPool::start()
 {
-    restore();
-    timer_thread_ = std::thread([this] { run_timers(); });
+    ledger_.restore([this](Job&& j) { hold_restored(std::move(j)); });
+    timers_.start();
+    ledger_.start(*this);
 }
 
 void JobPool::stop()
 {
-    stopping_ = true;
-    {
-        std::lock_guard lock(timer_mutex_);
-        timers_stopping_ = true;
-    }
-    timer_cv_.notify_all();
-    if (timer_thread_.joinable()) timer_thread_.join();
-    // Queued starts and completions still run; whatever they do not reach is
-    // in the store and resumes at the next start.
-    workers_.stop();
+    if (stopping_.exchange(true)) return;
+    ledger_.stop();
+    // Due completions and expiries still run; what they do not reach is in
+    // the store and resumes at the next start (or a sweep's rescue).
+    timers_.stop();
+    if (const Seq last = last_seq_) store_.wait(last, store_deadline());
 }
 
-// Loads every stored job. Unfinished ones keep their stored deadline, so a
-// survey whose deadline passed while we were down completes at once. Queued
-// ones are begun here, before any thread runs: submitting them to the pool
-// would block on its bounded queue with nobody yet draining it.
-void JobPool::restore()
+// A stored job, before any thread runs. One whose deadline passed while we
+// were down completes at once; a queued one (written by an older version)
+// began when it was created.
+void JobPool::hold_restored(Job&& j)
 {
-    // A shared store is read per request: its jobs are every worker's.
-    if (!store_ || shared_) return;
-    const Millis now = clock_.now_ms();
-    const Millis ttl = rules()->result_ttl_ms;
-    std::lock_guard lock(timer_mutex_);
-    store_->load([&](storage::JobRecord&& r) {
-        Job j = from_record(std::move(r));
-        if (j.state == JobState::queued) {  // not written, as in begin()
-            j.state = JobState::running;
-            j.started_ms = now;
-        }
-        if (j.state == JobState::running) {
-            ++running_;
-            ++in_flight_;
-            timers_.add({j.deadline_ms, j.id, TimerKind::complete});
-        } else {
-            timers_.add({j.finished_ms + ttl, j.id, TimerKind::expire});
-        }
-        if (const auto key = key_of(j)) keys_.restore(*key, j.id, j.animal);
-        table_.put(j);
-    });
+    j.owned = true;
+    if (j.state == JobState::queued) {
+        j.state = JobState::running;
+        j.started_ms = j.created_ms;
+    }
+    if (j.state == JobState::running) {
+        counters_.admit_restored();
+        timers_.arm({j.deadline_ms, j.id, TimerKind::complete});
+    } else {
+        timers_.arm({j.finished_ms + rules()->result_ttl_ms, j.id, TimerKind::expire});
+    }
+    if (const auto key = key_of(j)) keys_.restore(*key, j.id, j.animal);
+    counters_.moved({}, PoolCounters::place(j));
+    table_.put(j);
 }
+
+// ---------------------------------------------------------------------------
+// Creation
+// ---------------------------------------------------------------------------
 
 Created JobPool::create(std::string_view animal, const std::optional<IdempotencyKey>& key)
 {
     if (stopping_) return {std::nullopt, CreateError::stopping};
-    if (store_ && !store_->healthy()) return {std::nullopt, CreateError::store_failed};
-    // Before the animal and the limit: a repeat is answered as the first
-    // creation was, even once max_jobs is reached or the animal is gone.
+    // Before everything else: a repeat is answered as the first creation
+    // was, even once max_jobs is reached, the animal is gone or the store is down.
     if (key)
-        if (auto earlier = shared_ ? replay_shared(*key, animal) : replay(*key, animal)) return std::move(*earlier);
+        if (auto earlier = replay(*key, animal)) return std::move(*earlier);
+    if (!store_.available()) return {std::nullopt, CreateError::store_failed};
     const auto r = rules();
     if (!r->vocabulary->has_animal(animal)) return {std::nullopt, CreateError::unknown_animal};
-    if (in_flight_.fetch_add(1) >= r->max_jobs) {
-        --in_flight_;
-        return {std::nullopt, CreateError::too_many_jobs};
+    if (!counters_.admit(r->max_jobs)) return {std::nullopt, CreateError::too_many_jobs};
+    Job job = new_job(animal, key, *r);
+    // The claim settles a race between two first creations with one key on
+    // this worker: the loser is answered as a repeat of the winner.
+    if (key && keys_.claim(*key, job.id, animal)) {
+        counters_.unadmit();
+        if (auto earlier = replay(*key, animal)) return std::move(*earlier);
+        return {std::nullopt, CreateError::key_in_flight};
     }
+    return store_new(std::move(job), key);
+}
+
+Job JobPool::new_job(std::string_view animal, const std::optional<IdempotencyKey>& key, const Rules& rules) const
+{
     Job job;
     job.created_ms = clock_.now_ms();
     job.id = JobId::generate(job.created_ms);
     job.animal = animal;
-    job.duration_ms = static_cast<std::int32_t>(survey_duration(job.id, r->workload));
+    job.duration_ms = static_cast<std::int32_t>(survey_duration(job.id, rules.workload));
     job.deadline_ms = job.created_ms + job.duration_ms;
+    job.owned = true;
     if (key) {
         job.idem_scope = key->scope;
         job.idem_key = key->key;
     }
-    // The claim settles a race between two first creations with one key:
-    // the loser is answered as a repeat of the winner.
-    if (key && !shared_)
-        if (auto holder = keys_.claim(*key, job.id, animal)) {
-            --in_flight_;
-            if (auto earlier = replay(*key, animal)) return std::move(*earlier);
-            return {std::nullopt, CreateError::key_in_flight};
-        }
-    return store_new(std::move(job), key);
+    return job;
 }
 
-// A repeat of a keyed creation this worker holds (memory is the truth):
-// nullopt when the key is free. A claim not yet durable is not answered
-// with its job: that creation may still fail, and its client be told so.
+// A repeat of a keyed creation: from this worker's key index, or from the
+// ledger (another worker's creation). nullopt when the key is free. A claim
+// not yet stored is not answered with its job: that creation may still
+// fail, and its client be told so.
 std::optional<Created> JobPool::replay(const IdempotencyKey& key, std::string_view animal)
 {
-    const auto held = keys_.find(key);
-    if (!held) return std::nullopt;
-    if (held->animal != animal) return Created{std::nullopt, CreateError::key_reused};
-    if (!held->committed) return Created{std::nullopt, CreateError::key_in_flight};
-    auto job = table_.get(held->job);
-    if (!job) return std::nullopt;  // expired a moment ago: its release is on its way
-    return Created{std::move(job), CreateError::none, true};
+    if (const auto held = keys_.find(key)) {
+        if (held->animal != animal) return Created{std::nullopt, CreateError::key_reused};
+        if (!held->committed) return Created{std::nullopt, CreateError::key_in_flight};
+        if (auto job = table_.get(held->job)) return Created{std::move(job), CreateError::none, true};
+        return std::nullopt;  // expired a moment ago: its release is on its way
+    }
+    Ledger::Fetched f = ledger_.fetch_key(key);
+    switch (f.status) {
+    case Ledger::Fetched::Status::unavailable: return Created{std::nullopt, CreateError::store_failed};
+    case Ledger::Fetched::Status::absent: return std::nullopt;
+    case Ledger::Fetched::Status::found: break;
+    }
+    if (f.job.animal != animal) return Created{std::nullopt, CreateError::key_reused};
+    bool finished_now = false;
+    Job truth = std::move(f.job);
+    return Created{apply_truth(std::move(truth), f, finished_now), CreateError::none, true};
 }
 
-// The database is the truth: the job holding the key, on whichever worker
-// it was created.
-std::optional<Created> JobPool::replay_shared(const IdempotencyKey& key, std::string_view animal)
-{
-    std::optional<storage::JobRecord> record;
-    if (!shared_->fetch_key(key.scope, key.key, record)) return Created{std::nullopt, CreateError::store_failed};
-    if (!record) return std::nullopt;
-    if (record->animal != animal) return Created{std::nullopt, CreateError::key_reused};
-    return Created{from_record(std::move(*record)), CreateError::none, true};
-}
-
-// Records a new job, makes its creation durable and begins it. Counted in
-// in_flight_ by the caller.
+// Stores a new job and answers once the store has: its first write is
+// queued under the shard lock, before anyone can see the job, so any later
+// change of it is queued after. It is stored running, started at its
+// creation; memory shows it queued until the write settles. Counted in the
+// admission by the caller.
 Created JobPool::store_new(Job job, const std::optional<IdempotencyKey>& key)
 {
-    // The first write is queued under the shard lock, before the job can be
-    // seen: a cancel must find it queued after it, or the store would keep
-    // the queued row (its last write) and a restart would run the survey.
-    storage::JobStore::Seq seq = 0;
-    try {
-        table_.insert(job, [&](const Job& j) {
-            seq = persist(j, storage::JobStore::Committer::caller);
-            ++queued_;  // under the shard lock: see cancel()
-        });
-    } catch (...) {  // the write could not even be queued (bad_alloc): nothing was inserted
-        --in_flight_;
-        if (key && !shared_) keys_.release(*key, job.id);
-        throw;
-    }
-    // Durable before it can run: a survey the client is told failed must
-    // not run on under an id nobody holds.
-    const auto outcome = store_ ? store_->wait(seq) : storage::JobStore::Durability::committed;
-    if (outcome != storage::JobStore::Durability::committed) {
-        forget(job.id);
-        if (key && !shared_) keys_.release(*key, job.id);
-        // Skipped: another worker's creation holds the key (the unique index).
-        if (outcome == storage::JobStore::Durability::skipped && key && shared_) {
-            if (auto earlier = replay_shared(*key, job.animal)) return std::move(*earlier);
-            return {std::nullopt, CreateError::key_in_flight};
-        }
+    const JobId id = job.id;
+    const std::string animal = job.animal;
+    std::optional<Seq> seq;
+    table_.insert(std::move(job), [&](Job& j) {
+        Job stored = j;
+        stored.state = JobState::running;
+        stored.started_ms = stored.created_ms;
+        seq = store_.put(storage::WriteKind::create, to_record(stored), storage::JobStore::Committer::caller,
+                         [this, id](Durability d) { settle_creation(id, d); });
+        if (!seq) return false;
+        j.writing = JobState::running;
+        j.writing_seq = *seq;
+        counters_.moved({}, PoolCounters::place(j));
+        return true;
+    });
+    if (!seq) {  // the store takes no writes now
+        counters_.unadmit();
+        if (key) keys_.release(*key, id);
         return {std::nullopt, CreateError::store_failed};
     }
-    if (key && !shared_) keys_.commit(*key, job.id);
-    ++created_;
-    // Begun here rather than on a pool thread: beginning is only a state
-    // change and a timer, and a hand-off per creation cost a context switch
-    // and much of the worker's CPU per creation (figures in docs/performance.md).
-    if (const Millis started = begin(job.id)) {
-        job.state = JobState::running;
-        job.started_ms = started;
+    last_seq_ = *seq;
+    switch (store_.wait(*seq, store_deadline())) {
+    case Durability::committed: break;
+    case Durability::skipped:  // another worker's creation holds the key (the store's unique index)
+        if (key)
+            if (auto earlier = replay(*key, animal)) return std::move(*earlier);
+        return {std::nullopt, CreateError::key_in_flight};
+    case Durability::failed: return {std::nullopt, CreateError::store_failed};
     }
-    return {std::move(job), CreateError::none};
+    auto held = table_.get(id);
+    return {std::move(held), CreateError::none};
 }
 
-// Undoes a creation that was refused after the job was recorded.
-void JobPool::forget(const JobId& id)
+// The creation's write settled: begun, or dropped from memory.
+void JobPool::settle_creation(const JobId& id, Durability outcome)
 {
-    table_.erase(id);
-    if (store_) store_->erase(id.bytes());
-    --queued_;
-    --in_flight_;
+    std::optional<Job> begun, dropped;
+    const std::uint64_t epoch = ledger_.epoch();
+    change(id, [&](Job& j) {
+        j.writing.reset();
+        if (outcome != Durability::committed) {
+            dropped = j;
+            return Edit::erase;
+        }
+        j.state = JobState::running;
+        j.started_ms = j.created_ms;
+        j.seen_in = epoch;
+        begun = j;
+        return Edit::changed;
+    });
+    if (dropped) {
+        if (const auto key = key_of(*dropped)) keys_.release(*key, id);
+        return;
+    }
+    if (!begun) return;
+    counters_.created();
+    if (const auto key = key_of(*begun)) keys_.commit(*key, id);
+    timers_.arm({begun->deadline_ms, id, TimerKind::complete});
+    if (log::enabled(log::Level::debug)) log::debug("job_started").kv("job", id.str()).kv("deadline_ms", begun->deadline_ms);
 }
+
+// ---------------------------------------------------------------------------
+// Lookup
+// ---------------------------------------------------------------------------
 
 Lookup JobPool::find(const JobId& id)
 {
-    auto job = table_.get(id);
-    if (job && (!shared_ || job->finished())) return {LookupStatus::found, std::move(job)};
-    if (shared_) return find_shared(id, std::move(job));
-    // Ids carry their creation time: an id older than the TTL that we no
-    // longer hold most likely finished and expired.
+    auto held = table_.get(id);
+    if (held && ledger_.vouches(*held, clock_.now_ms())) return {LookupStatus::found, std::move(held)};
+    Ledger::Fetched f = ledger_.fetch(id);
+    if (f.status == Ledger::Fetched::Status::unavailable) return {LookupStatus::unavailable, std::nullopt};
+    if (f.status == Ledger::Fetched::Status::found) {
+        bool finished_now = false;
+        Job truth = std::move(f.job);
+        return {LookupStatus::found, apply_truth(std::move(truth), f, finished_now)};
+    }
+    if (held && held->writing) return {LookupStatus::found, std::move(held)};  // being created: not stored yet
+    if (held) vanished(id);
+    // Ids carry their creation time: an id older than the TTL that nobody
+    // holds most likely finished and expired.
     const auto born = id.created_ms();
     if (born && *born + rules()->result_ttl_ms < clock_.now_ms()) return {LookupStatus::expired, std::nullopt};
     return {LookupStatus::unknown, std::nullopt};
 }
 
-// The database is the truth about a job not finished here: another worker
-// may have cancelled it, or completed it for a worker that died. A finished
-// answer never changes, so it is kept until its result expires.
-Lookup JobPool::find_shared(const JobId& id, std::optional<Job> held)
+// What the truth says, over the held copy (or as a new copy, not ours).
+// A copy with its own write in flight keeps its state unless the truth says
+// finished (that write will be skipped); a finished copy is final.
+Job JobPool::apply_truth(Job truth, const Ledger::Fetched& read, bool& finished_now)
 {
-    std::optional<storage::JobRecord> record;
-    if (!shared_->fetch(id.bytes(), record)) return {LookupStatus::unavailable, std::nullopt};
-    if (!record) {
-        const auto born = id.created_ms();
-        const bool old = born && *born + rules()->result_ttl_ms < clock_.now_ms();
-        return {old ? LookupStatus::expired : LookupStatus::unknown, std::nullopt};
-    }
-    Job job = from_record(std::move(*record));
-    if (job.finished()) remember(job);
-    else if (held) job.started_ms = held->started_ms;  // not written: see begin()
-    return {LookupStatus::found, std::move(job)};
+    Job view;
+    bool fresh_copy = false;
+    const JobId id = truth.id;
+    table_.upsert(id, [&](Job& j, bool held) {
+        const auto before = held ? PoolCounters::place(j) : PoolCounters::Place{};
+        const std::uint64_t epoch = ledger_.stamp(read);
+        if (!held) {
+            j = std::move(truth);
+            j.seen_in = epoch;
+            fresh_copy = true;
+            finished_now = j.finished();
+        } else if (!j.finished() && (truth.finished() || !j.writing)) {
+            finished_now = truth.finished();
+            take_stored(j, truth);
+            j.seen_in = std::max(j.seen_in, epoch);
+        }
+        counters_.moved(before, PoolCounters::place(j));
+        view = j;
+        return Edit::changed;
+    });
+    const Millis ttl = rules()->result_ttl_ms;
+    if (finished_now) finished(view);
+    else if (fresh_copy) timers_.arm({view.deadline_ms + ttl, view.id, TimerKind::expire});  // a copy of another's survey
+    return view;
 }
 
-// Keeps a finished job read from the shared store. If it was one of ours
-// still running here (cancelled through another worker), it leaves our counts.
-void JobPool::remember(const Job& finished)
-{
-    bool was_ours = false;
-    const bool held = table_.update(finished.id, [&](Job& j) {
-        if (j.finished()) return false;
-        --(j.state == JobState::queued ? queued_ : running_);
-        was_ours = true;
-        j = finished;
-        return true;
-    });
-    if (was_ours) --in_flight_;
-    if (!held && !was_ours) table_.put(finished);
-    arm({finished.finished_ms + rules()->result_ttl_ms, finished.id, TimerKind::expire});
-}
+// ---------------------------------------------------------------------------
+// Cancellation and completion
+// ---------------------------------------------------------------------------
 
 CancelOutcome JobPool::cancel(const JobId& id)
 {
-    if (shared_) return cancel_shared(id);
-    const Millis now = clock_.now_ms();
-    CancelOutcome outcome = CancelOutcome::unknown;
-    storage::JobStore::Seq seq = 0;
-    table_.update(id, [&](Job& j) {
-        if (j.state == JobState::done) outcome = CancelOutcome::already_done;
-        else if (j.state == JobState::cancelled) outcome = CancelOutcome::already_cancelled;
-        else {
-            Job next = j;  // persisted first: a store that throws leaves memory as it was
-            next.state = JobState::cancelled;
-            next.finished_ms = now;
-            seq = persist(next, storage::JobStore::Committer::caller);
-            // Counted under the shard lock, as begin() does: a cancel racing
-            // a begin must not take running_ below zero for a moment.
-            --(j.state == JobState::queued ? queued_ : running_);
-            j = std::move(next);
-            outcome = CancelOutcome::cancelled;
-        }
-        return outcome == CancelOutcome::cancelled;
-    });
-    if (outcome != CancelOutcome::cancelled) return outcome;
-    --in_flight_;
-    ++cancelled_;
-    // The pending completion timer finds the job cancelled and does nothing.
-    arm({now + rules()->result_ttl_ms, id, TimerKind::expire});
-    watchers_.fire(id);
-    const bool stored = durable(seq);
-    log::info("job_cancelled").kv("job", id.str()).kv("stored", stored ? "yes" : "no");
-    return stored ? outcome : CancelOutcome::store_failed;
-}
-
-// The database decides: the cancelled row is written only over an
-// unfinished one, so a cancel racing a completion on another worker either
-// wins or is told the job is done, never both.
-CancelOutcome JobPool::cancel_shared(const JobId& id)
-{
-    const Lookup found = find(id);
-    if (found.status == LookupStatus::unavailable) return CancelOutcome::store_failed;
-    if (found.status != LookupStatus::found) return CancelOutcome::unknown;
-    const Job& job = *found.job;
-    if (job.state == JobState::done) return CancelOutcome::already_done;
-    if (job.state == JobState::cancelled) return CancelOutcome::already_cancelled;
-    const Millis now = clock_.now_ms();
-    Job next = job;
-    next.state = JobState::cancelled;
-    next.finished_ms = now;
-    switch (store_->wait(persist(next, storage::JobStore::Committer::caller))) {
-    case storage::JobStore::Durability::failed: return CancelOutcome::store_failed;
-    case storage::JobStore::Durability::skipped: {  // finished elsewhere meanwhile
-        const Lookup after = find(id);
-        if (after.status == LookupStatus::unavailable) return CancelOutcome::store_failed;
-        if (after.job && after.job->state == JobState::cancelled) return CancelOutcome::already_cancelled;
-        return CancelOutcome::already_done;
-    }
-    case storage::JobStore::Durability::committed: break;
-    }
-    ++cancelled_;
-    remember(next);
-    notify(id);  // durable, and held: the waiter's answer reads it from memory
-    log::info("job_cancelled").kv("job", id.str()).kv("stored", "yes");
-    return CancelOutcome::cancelled;
-}
-
-void JobPool::reconfigure(Rules rules)
-{
-    auto next = std::make_shared<const Rules>(std::move(rules));
-    std::lock_guard lock(rules_mutex_);
-    rules_ = std::move(next);
-}
-
-std::shared_ptr<const Rules> JobPool::rules() const
-{
-    std::lock_guard lock(rules_mutex_);
-    return rules_;
-}
-
-PoolStats JobPool::stats() const
-{
-    PoolStats s;
-    s.started_ms = started_ms_;
-    s.queued = queued_;
-    s.running = running_;
-    s.held = table_.size();
-    {
-        std::lock_guard lock(timer_mutex_);
-        s.timers = timers_.size();
-    }
-    s.pool_threads = shape_.threads;
-    s.store_healthy = !store_ || (store_->healthy() && (!shared_ || shared_->reachable()));
-    s.backend = store_ ? store_->backend() : "memory";
-    s.worker = shape_.worker;
-    s.shared = shared_ != nullptr;
-    s.rescued_total = rescued_;
-    s.purged_total = purged_;
-    s.pool_queue_depth = workers_.queue_depth();
-    s.pool_busy = workers_.busy();
-    s.created_total = created_;
-    s.completed_total = completed_;
-    s.cancelled_total = cancelled_;
-    s.expired_total = expired_;
-    s.survey_seconds = survey_seconds_.snapshot();
-    s.completion_lag_seconds = completion_lag_seconds_.snapshot();
-    if (store_) s.store = store_->stats();
-    return s;
-}
-
-std::optional<std::vector<Job>> JobPool::list(const JobFilter& filter) const
-{
-    if (shared_) {
-        storage::ListQuery q;
-        if (filter.state) q.state = static_cast<storage::RecordState>(*filter.state);
-        q.animal = filter.animal;
-        if (filter.before) q.before = filter.before->bytes();
-        q.limit = filter.limit;
-        std::vector<storage::JobRecord> rows;
-        if (!shared_->list(q, rows)) return std::nullopt;
-        std::vector<Job> jobs;
-        jobs.reserve(rows.size());
-        for (auto& r : rows) jobs.push_back(from_record(std::move(r)));
-        return jobs;
-    }
-    // A min-heap on id keeps the newest `limit` matches (v7 ids sort by time).
-    if (filter.limit == 0) return std::vector<Job>{};  // the heap test below reads front()
-    auto older = [](const Job& a, const Job& b) { return a.id > b.id; };
-    std::vector<Job> heap;
-    table_.for_each([&](const Job& j) {
-        if (filter.state && j.state != *filter.state) return;
-        if (filter.animal && j.animal != *filter.animal) return;
-        if (filter.before && !(j.id < *filter.before)) return;
-        if (heap.size() == filter.limit && !(heap.front().id < j.id)) return;
-        heap.push_back(j);
-        std::push_heap(heap.begin(), heap.end(), older);
-        if (heap.size() > filter.limit) {
-            std::pop_heap(heap.begin(), heap.end(), older);
-            heap.pop_back();
-        }
-    });
-    std::sort(heap.begin(), heap.end(), [](const Job& a, const Job& b) { return b.id < a.id; });
-    return std::optional<std::vector<Job>>(std::move(heap));
-}
-
-void JobPool::wake()
-{
-    // Passing through the mutex puts this call either before the timer
-    // thread's next clock read or after it has started waiting; a bare
-    // notify between those two points would be lost.
-    { std::lock_guard lock(timer_mutex_); }
-    timer_cv_.notify_all();
-}
-
-std::optional<WatchRegistry::Token> JobPool::watch(const JobId& id, WatchRegistry::Callback callback,
-                                                  Millis deadline_ms)
-{
-    if (shared_) return watch_shared(id, std::move(callback), deadline_ms);
-    const auto token = watchers_.add(id, std::move(callback));
-    if (!token) return std::nullopt;
-    // After the add: a finish from here on fires it; one before is seen here.
-    const auto job = table_.get(id);
-    if (!job || job->finished()) watchers_.fire_one(*token);
-    return token;
-}
-
-// Shared store: the database is the truth, and this worker may never see the
-// job finish (another runs it, or cancels it), so every watch is a remote
-// one. Counted in remote_ before the registry holds it, so that no fire can
-// release it before it is counted. Only a held cancel fires at once: a held
-// `done` may be our own completion whose write is not yet durable (its
-// deadline is past, so the re-check reads it at once).
-std::optional<WatchRegistry::Token> JobPool::watch_shared(const JobId& id, WatchRegistry::Callback callback,
-                                                         Millis deadline_ms)
-{
-    if (const auto at = remote_.add(id, deadline_ms, clock_.now_ms())) arm({*at, JobId{}, TimerKind::remote});
-    const auto token = watchers_.add(id, std::move(callback));
-    if (!token) {
-        remote_.release(id);
-        return std::nullopt;
-    }
-    const auto job = table_.get(id);
-    if (job && job->state == JobState::cancelled && watchers_.fire_one(*token)) remote_.release(id);
-    return token;
-}
-
-bool JobPool::unwatch(WatchRegistry::Token token)
-{
-    const auto job = watchers_.take(token);
-    if (job && shared_) remote_.release(*job);
-    return job.has_value();
-}
-
-// Fires the job's watchers; with a shared store their remote watches go too.
-void JobPool::notify(const JobId& id)
-{
-    const std::size_t fired = watchers_.fire(id);
-    if (shared_ && fired) remote_.release(id, fired);
-}
-
-// On a pool thread: one round trip for every remote watch that is due. A
-// database that does not answer leaves them all in place: the next period
-// retries, and each wait's own timeout still ends it.
-void JobPool::check_remote()
-{
-    if (remote_checking_.exchange(true)) return;  // the running one re-arms when done
-    const std::vector<JobId> due = remote_.take_due(clock_.now_ms());
-    if (!due.empty()) {
-        std::vector<storage::RecordId> ids;
-        ids.reserve(due.size());
-        for (const JobId& id : due) ids.push_back(id.bytes());
-        std::vector<storage::JobRecord> rows;
-        if (shared_->fetch_many(ids, rows)) settle_remote(due, rows);
-    }
-    remote_checking_ = false;
-    if (const auto at = remote_.rearm()) arm({*at, JobId{}, TimerKind::remote});
-}
-
-// A job found finished is remembered first, so the waiters' answers read it
-// from memory; one with no row at all is gone (its result expired and was
-// purged) and its waiters are answered too.
-void JobPool::settle_remote(const std::vector<JobId>& due, std::vector<storage::JobRecord>& rows)
-{
-    std::map<JobId, Job> found;
-    for (auto& r : rows) {
-        Job j = from_record(std::move(r));
-        found.emplace(j.id, std::move(j));
-    }
-    for (const JobId& id : due) {
-        const auto it = found.find(id);
-        if (it != found.end() && !it->second.finished()) continue;
-        if (it != found.end()) remember(it->second);
-        notify(id);
-    }
-}
-
-void JobPool::arm(const Timer& timer)
-{
-    bool sooner = false;
-    {
-        std::lock_guard lock(timer_mutex_);
-        sooner = timers_.empty() || timer.at < timers_.next_at();
-        timers_.add(timer);
-    }
-    if (sooner) timer_cv_.notify_one();
-}
-
-void JobPool::run_timers()
-{
-    std::vector<Timer> due;
-    std::unique_lock lock(timer_mutex_);
-    while (!timers_stopping_) {
-        const Millis now = clock_.now_ms();
-        due.clear();
-        timers_.pop_due(now, due);
-        if (due.empty()) {
-            Millis wait = shape_.timer_max_wait_ms;
-            if (!timers_.empty()) wait = std::clamp<Millis>(timers_.next_at() - now, 1, wait);
-            timer_cv_.wait_for(lock, std::chrono::milliseconds(wait));
+    for (int round = 0; round < max_cancel_rounds; ++round) {
+        const Lookup found = find(id);
+        if (found.status == LookupStatus::unavailable) return CancelOutcome::store_failed;
+        if (found.status != LookupStatus::found) return CancelOutcome::unknown;
+        if (found.job->state == JobState::done) return CancelOutcome::already_done;
+        if (found.job->state == JobState::cancelled) return CancelOutcome::already_cancelled;
+        if (found.job->writing) {  // another change of it is being stored: its outcome decides
+            store_.wait(found.job->writing_seq, store_deadline());
             continue;
         }
-        lock.unlock();
-        // Blocking submit: due work waits for room rather than being dropped.
-        for (const Timer& t : due)
-            if (!workers_.submit([this, t] { on_timer(t); })) break;
-        lock.lock();
+        std::optional<Seq> seq;
+        bool raced = false;
+        change(id, [&](Job& j) {
+            if (j.finished() || j.writing) {
+                raced = true;
+                return Edit::none;
+            }
+            Job target = j;
+            target.state = JobState::cancelled;
+            target.finished_ms = clock_.now_ms();
+            seq = write_finish(j, std::move(target), storage::JobStore::Committer::caller);
+            return seq ? Edit::changed : Edit::none;
+        });
+        if (raced) continue;
+        if (!seq) return CancelOutcome::store_failed;
+        switch (store_.wait(*seq, store_deadline())) {
+        case Durability::committed: return CancelOutcome::cancelled;
+        case Durability::skipped: continue;  // finished elsewhere first: the next round reads how
+        case Durability::failed: return CancelOutcome::store_failed;
+        }
     }
+    return CancelOutcome::store_failed;
+}
+
+// Queues the finish write of a held job (under its shard lock) and marks it
+// in flight; nullopt when the store takes no writes.
+std::optional<JobPool::Seq> JobPool::write_finish(Job& held, Job target, storage::JobStore::Committer by)
+{
+    target.writing.reset();
+    const auto record = to_record(target);
+    const auto seq = store_.put(storage::WriteKind::finish, record, by,
+                                [this, target = std::move(target)](Durability d) { settle_finish(target, d); });
+    if (!seq) return std::nullopt;
+    held.writing = target.state;
+    held.writing_seq = *seq;
+    last_seq_ = *seq;
+    return seq;
+}
+
+// A finish write settled. committed: memory takes it. skipped: another
+// worker finished the job first; the copy no longer vouches for itself (the
+// next lookup reads the truth) and is no longer ours to complete. failed:
+// memory stays as it was; a survey of ours past its deadline tries again.
+void JobPool::settle_finish(const Job& target, Durability outcome)
+{
+    const Millis now = clock_.now_ms();
+    bool done_here = false, retry = false, stale = false;
+    Millis deadline = 0;
+    change(target.id, [&](Job& j) {
+        j.writing.reset();
+        if (j.finished()) return Edit::changed;  // learned meanwhile (the cancel feed)
+        switch (outcome) {
+        case Durability::committed:
+            take_stored(j, target);
+            done_here = true;
+            break;
+        case Durability::skipped:
+            j.seen_in = 0;
+            j.owned = false;
+            stale = true;
+            deadline = j.deadline_ms;
+            break;
+        case Durability::failed: retry = j.owned && j.state == JobState::running && now >= j.deadline_ms; break;
+        }
+        return Edit::changed;
+    });
+    if (done_here) {
+        if (target.state == JobState::done) counters_.completed(target, now);
+        else counters_.cancelled();
+        finished(target);
+        if (log::enabled(log::Level::debug)) log::debug("job_finished").kv("job", target.id.str()).kv("state", to_string(target.state));
+    }
+    if (target.state == JobState::cancelled && outcome == Durability::committed)
+        log::info("job_cancelled").kv("job", target.id.str());
+    if (stale) {  // no longer ours: a copy, dropped like any other if nobody asks
+        notify(target.id);  // waiters read the truth
+        timers_.arm({std::max(now, deadline) + rules()->result_ttl_ms, target.id, TimerKind::expire});
+    }
+    if (retry) timers_.arm({now + shape_.retry_ms, target.id, TimerKind::complete});
+}
+
+// At the deadline, on a pool thread: writes the done record; nobody waits
+// for it (the writer commits), and memory shows done once it is stored.
+void JobPool::complete(const JobId& id)
+{
+    const auto r = rules();
+    bool refused = false;
+    change(id, [&](Job& j) {
+        // Cancelled, not ours, or a write in flight whose settling re-arms us.
+        if (!j.owned || j.state != JobState::running || j.writing) return Edit::none;
+        Job target = j;
+        target.state = JobState::done;
+        target.finished_ms = clock_.now_ms();
+        target.result = survey_sentence(target.id, target.animal, *r->vocabulary);
+        refused = !write_finish(j, std::move(target), storage::JobStore::Committer::writer);
+        return refused ? Edit::none : Edit::changed;
+    });
+    if (refused) timers_.arm({clock_.now_ms() + shape_.retry_ms, id, TimerKind::complete});
+}
+
+// ---------------------------------------------------------------------------
+// Expiry, timers, what the ledger learns
+// ---------------------------------------------------------------------------
+
+// A finished job's result expired: memory forgets it (and the ledger its
+// record). A copy of another worker's survey that nobody asked about since
+// goes at its deadline plus the TTL, finished or not.
+void JobPool::expire(const JobId& id)
+{
+    const Millis now = clock_.now_ms();
+    const Millis ttl = rules()->result_ttl_ms;
+    std::optional<Millis> later;
+    std::optional<Job> gone;
+    change(id, [&](Job& j) {
+        if (j.writing) return Edit::none;  // its settling arms what comes next
+        const Millis until = j.finished() ? j.finished_ms + ttl : !j.owned ? j.deadline_ms + ttl : 0;
+        if (until == 0) return Edit::none;  // ours and running: its completion comes first
+        if (until > now) {                  // the TTL grew since this timer was set
+            later = until;
+            return Edit::none;
+        }
+        gone = j;
+        return Edit::erase;
+    });
+    if (later) timers_.arm({*later, id, TimerKind::expire});
+    if (!gone) return;
+    if (const auto key = key_of(*gone)) keys_.release(*key, id);
+    if (gone->finished() && ledger_.expired(*gone)) counters_.expired(1);
+    if (log::enabled(log::Level::debug)) log::debug("job_expired").kv("job", id.str());
 }
 
 void JobPool::on_timer(const Timer& timer)
@@ -555,138 +428,109 @@ void JobPool::on_timer(const Timer& timer)
     switch (timer.kind) {
     case TimerKind::complete: complete(timer.job); break;
     case TimerKind::expire: expire(timer.job); break;
-    case TimerKind::remote: check_remote(); break;
+    case TimerKind::recheck: ledger_.recheck(); break;
     }
 }
 
-// Returns when the job began, or 0 if it was no longer queued (cancelled
-// while its creation was being made durable).
-Millis JobPool::begin(const JobId& id)
+void JobPool::learned(Job truth, const Ledger::Fetched& read)
 {
-    const Millis now = clock_.now_ms();
-    Millis deadline = 0;
-    const bool begun = table_.update(id, [&](Job& j) {
-        if (j.state != JobState::queued) return false;
-        // Not written to the store: the queued row already holds the
-        // deadline, and a restart begins queued jobs itself, so this write
-        // would only record started_ms, at the price of a second row write
-        // per survey. The completion's write records it.
-        j.state = JobState::running;
-        j.started_ms = now;
-        deadline = j.deadline_ms;
-        --queued_;  // under the shard lock: see cancel()
-        ++running_;
-        return true;
+    bool finished_now = false;
+    apply_truth(std::move(truth), read, finished_now);
+}
+
+void JobPool::cancelled_elsewhere(const JobId& id, Millis finished_ms)
+{
+    std::optional<Job> cancelled;
+    change(id, [&](Job& j) {
+        if (j.finished()) return Edit::none;
+        j.state = JobState::cancelled;
+        j.finished_ms = finished_ms;
+        cancelled = j;
+        return Edit::changed;
     });
-    if (!begun) return 0;
-    arm({deadline, id, TimerKind::complete});
-    if (log::enabled(log::Level::debug)) log::debug("job_started").kv("job", id.str()).kv("deadline_ms", deadline);
-    return now;
+    if (cancelled) finished(*cancelled);
 }
 
-void JobPool::complete(const JobId& id)
+// The truth has no record: a held copy not being written goes, and its waiters answer.
+void JobPool::vanished(const JobId& id)
 {
-    const Millis now = clock_.now_ms();
-    const auto r = rules();
-    Job finished;
-    storage::JobStore::Seq waited = 0;  // shared and watched: the write to wait for
-    const bool done = table_.update(id, [&](Job& j) {
-        if (j.state != JobState::running) return false;
-        Job next = j;  // see cancel()
-        next.state = JobState::done;
-        next.finished_ms = now;
-        next.result = survey_sentence(next.id, next.animal, *r->vocabulary);
-        // Nobody waits for the write (see the store), unless a waiting poll
-        // will read it from a shared store: see settle_completion(). Asked
-        // under the shard lock, after which watch() finds the job done.
-        const bool wait = shared_ && watchers_.watching(id);
-        using By = storage::JobStore::Committer;
-        const auto seq = persist(next, wait ? By::caller : By::writer);
-        if (wait) waited = seq;
-        finished = next;
-        j = std::move(next);
-        return true;
+    change(id, [](Job& j) { return j.writing ? Edit::none : Edit::erase; });
+    notify(id);
+}
+
+void JobPool::swept(std::size_t rescued, std::size_t expired)
+{
+    counters_.rescued(rescued);
+    counters_.expired(expired);
+}
+
+// A job just finished in memory: its waiters wake, its result's TTL starts.
+void JobPool::finished(const Job& job)
+{
+    notify(job.id);
+    timers_.arm({job.finished_ms + rules()->result_ttl_ms, job.id, TimerKind::expire});
+}
+
+// Runs `edit` on the held job under its shard lock, keeping the counters in step.
+bool JobPool::change(const JobId& id, const std::function<Edit(Job&)>& edit)
+{
+    return table_.update(id, [&](Job& j) {
+        const auto before = PoolCounters::place(j);
+        const Edit e = edit(j);
+        counters_.moved(before, e == Edit::erase ? PoolCounters::Place{} : PoolCounters::place(j));
+        return e;
     });
-    if (!done) return;
-    if (!shared_) watchers_.fire(id);  // first: a waiting poll's latency starts at the deadline
-    const Millis created = finished.created_ms, deadline = finished.deadline_ms;
-    --running_;
-    --in_flight_;
-    ++completed_;
-    survey_seconds_.observe(static_cast<double>(now - created) / 1000.0);
-    completion_lag_seconds_.observe(static_cast<double>(std::max<Millis>(0, now - deadline)) / 1000.0);
-    if (shared_) settle_completion(finished, waited);
-    else arm({now + r->result_ttl_ms, id, TimerKind::expire});
-    // Debug, not info: one line per survey doubles the log of a busy service.
-    if (log::enabled(log::Level::debug))
-        log::debug("job_completed").kv("job", id.str()).kv("lag_ms", std::max<Millis>(0, now - deadline));
 }
 
-// Shared: the write may yet find the job cancelled through another worker,
-// so what we hold is no answer; polls read the database until it says done,
-// and then keep that. A watched job's write was committed by us (seq): its
-// waiters are woken only once it is durable, since their answer reads the
-// database (measured: one commit round trip, ~1 ms, on this pool thread, and
-// only for completions somebody waits for). A failed write wakes nobody:
-// the remote re-checks keep looking until a sweep rescues the survey.
-void JobPool::settle_completion(const Job& done, storage::JobStore::Seq seq)
+storage::JobStore::Deadline JobPool::store_deadline() const
 {
-    if (!seq) {
-        table_.erase(done.id);
-        return;
-    }
-    switch (store_->wait(seq)) {
-    case storage::JobStore::Durability::committed:
-        remember(done);  // the database says done: held until the result expires
-        notify(done.id);
-        break;
-    case storage::JobStore::Durability::skipped:  // cancelled elsewhere first
-        table_.erase(done.id);
-        notify(done.id);
-        break;
-    case storage::JobStore::Durability::failed: table_.erase(done.id); break;
-    }
+    return std::chrono::steady_clock::now() + std::chrono::milliseconds(shape_.store_wait_ms);
 }
 
-void JobPool::expire(const JobId& id)
+// ---------------------------------------------------------------------------
+// Waiting and figures
+// ---------------------------------------------------------------------------
+
+std::optional<WatchRegistry::Token> JobPool::watch(const JobId& id, WatchRegistry::Callback callback,
+                                                  Millis deadline_ms)
 {
-    const Millis now = clock_.now_ms();
-    const Millis ttl = rules()->result_ttl_ms;
-    auto job = table_.get(id);
-    if (!job || !job->finished()) return;
-    if (job->finished_ms + ttl > now) {  // the TTL grew since this timer was set
-        arm({job->finished_ms + ttl, id, TimerKind::expire});
-        return;
-    }
-    if (!table_.erase(id)) return;
-    if (const auto key = key_of(*job); key && !shared_) keys_.release(*key, id);
-    ++expired_;
-    // A shared store's rows are deleted by the sweep (every worker held a
-    // copy); only this worker's memory forgets here.
-    if (store_ && !shared_) store_->erase(id.bytes());
-    if (log::enabled(log::Level::debug)) log::debug("job_expired").kv("job", id.str());
+    const auto token = watchers_.add(id, std::move(callback));
+    if (!token) return std::nullopt;
+    ledger_.watched(id, deadline_ms);
+    // After the add: a finish from here on fires it; one before is seen here.
+    const auto job = table_.get(id);
+    if ((!job || job->finished()) && watchers_.fire_one(*token)) ledger_.unwatched(id, 1);
+    return token;
 }
 
-void JobPool::finish_late(storage::JobRecord& r)
+bool JobPool::unwatch(WatchRegistry::Token token)
 {
-    const auto rules_now = rules();
-    r.state = storage::RecordState::done;
-    r.finished_ms = clock_.now_ms();
-    if (r.started_ms == 0) r.started_ms = r.created_ms;
-    r.result = survey_sentence(JobId(r.id), r.animal, *rules_now->vocabulary);
-    ++rescued_;
+    const auto job = watchers_.take(token);
+    if (job) ledger_.unwatched(*job, 1);
+    return job.has_value();
 }
 
-// Called under the job's shard lock, so the store sees each job's changes in
-// the order they happened; put() only queues (docs/concurrency.md).
-storage::JobStore::Seq JobPool::persist(const Job& job, storage::JobStore::Committer by)
+void JobPool::notify(const JobId& id)
 {
-    return store_ ? store_->put(to_record(job), by) : 0;
+    if (const std::size_t fired = watchers_.fire(id)) ledger_.unwatched(id, fired);
 }
 
-bool JobPool::durable(storage::JobStore::Seq seq)
+PoolStats JobPool::stats() const
 {
-    return !store_ || store_->wait_durable(seq);
+    PoolStats s;
+    counters_.fill(s);
+    s.started_ms = started_ms_;
+    s.held = table_.size();
+    s.timers = timers_.size();
+    s.pool_threads = timers_.threads();
+    s.pool_queue_depth = timers_.queue_depth();
+    s.pool_busy = timers_.busy();
+    s.store_healthy = store_.available();
+    s.backend = store_.backend();
+    s.worker = shape_.worker;
+    s.shared = store_.shared() != nullptr;
+    s.store = store_.stats();
+    return s;
 }
 
 }  // namespace zk

@@ -11,12 +11,14 @@ void JobTable::put(const Job& job)
     s.jobs.insert_or_assign(job.id, job);
 }
 
-void JobTable::insert(const Job& job, const std::function<void(const Job&)>& first)
+bool JobTable::insert(Job job, const std::function<bool(Job&)>& first)
 {
     Shard& s = shard(job.id);
     std::lock_guard lock(s.mutex);
-    first(job);
-    s.jobs.insert_or_assign(job.id, job);
+    if (!first(job)) return false;
+    const JobId id = job.id;
+    s.jobs.insert_or_assign(id, std::move(job));
+    return true;
 }
 
 std::optional<Job> JobTable::get(const JobId& id) const
@@ -35,12 +37,28 @@ bool JobTable::erase(const JobId& id)
     return s.jobs.erase(id) != 0;
 }
 
-bool JobTable::update(const JobId& id, const std::function<bool(Job&)>& change)
+bool JobTable::update(const JobId& id, const std::function<Edit(Job&)>& edit)
 {
     Shard& s = shard(id);
     std::lock_guard lock(s.mutex);
     auto it = s.jobs.find(id);
-    return it != s.jobs.end() && change(it->second);
+    if (it == s.jobs.end()) return false;
+    const Edit e = edit(it->second);
+    if (e == Edit::erase) s.jobs.erase(it);
+    return e != Edit::none;
+}
+
+void JobTable::upsert(const JobId& id, const std::function<Edit(Job&, bool held)>& edit)
+{
+    Shard& s = shard(id);
+    std::lock_guard lock(s.mutex);
+    auto it = s.jobs.find(id);
+    if (it != s.jobs.end()) {
+        if (edit(it->second, true) == Edit::erase) s.jobs.erase(it);
+        return;
+    }
+    Job fresh;
+    if (edit(fresh, false) == Edit::changed) s.jobs.emplace(id, std::move(fresh));
 }
 
 void JobTable::for_each(const std::function<void(const Job&)>& visit) const

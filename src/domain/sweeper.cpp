@@ -50,24 +50,29 @@ void Sweeper::run()
     }
 }
 
+// A database that does not answer ends the pass: the store's Availability
+// has logged it (once), and the next pass tries again.
 void Sweeper::sweep()
 {
     sync_clock();
     const Millis now = clock_.now_ms();
+    std::size_t rescued = 0, purged = 0;
     // Batch by batch, so a backlog (a worker that died holding thousands)
     // clears in one pass without one long statement.
-    for (;;) {
-        const auto rescued = store_.rescue(now - shape_.rescue_after_ms, shape_.batch, hooks_.finish);
-        if (!rescued) return;  // the store logged why; the next pass retries
-        if (*rescued > 0) log::info("jobs_rescued").kv("count", static_cast<std::int64_t>(*rescued));
-        if (*rescued < shape_.batch) break;
+    for (bool more = true; more;) {
+        const auto n = store_.rescue(now - shape_.rescue_after_ms, shape_.batch, hooks_.finish);
+        if (!n) break;
+        rescued += *n;
+        more = *n == shape_.batch;
     }
-    for (;;) {
-        const auto purged = store_.purge(now - hooks_.ttl_ms(), shape_.batch);
-        if (!purged) return;
-        hooks_.purged(*purged);
-        if (*purged < shape_.batch) break;
+    for (bool more = true; more;) {
+        const auto n = store_.purge(now - hooks_.ttl_ms(), shape_.batch);
+        if (!n) break;
+        purged += *n;
+        more = *n == shape_.batch;
     }
+    if (rescued > 0) log::info("jobs_rescued").kv("count", static_cast<std::int64_t>(rescued));
+    if (rescued + purged > 0) hooks_.swept(rescued, purged);
 }
 
 // The offset from the midpoint of the round trip; its error is at most half

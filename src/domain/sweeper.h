@@ -24,17 +24,18 @@ namespace zk {
 struct SweepShape {
     Millis interval_ms = 0;
     Millis rescue_after_ms = 0;
-    std::size_t batch = 1000;  // rows per statement, so one sweep never holds the database long
+    std::size_t batch = 500;  // rows per statement, so one sweep never holds the database long
 };
 
 class Sweeper {
 public:
-    // finish: turns a late record into its done record (JobPool::finish_late);
-    // ttl_ms: the current result TTL; purged: counts deleted rows.
+    // finish: turns a late record into its done record; ttl_ms: the current
+    // result TTL; swept: how many late surveys one pass finished and how many
+    // expired ones it deleted.
     struct Hooks {
         std::function<void(storage::JobRecord&)> finish;
         std::function<Millis()> ttl_ms;
-        std::function<void(std::size_t)> purged;
+        std::function<void(std::size_t rescued, std::size_t purged)> swept;
     };
     Sweeper(storage::SharedStore& store, ClusterClock& clock, SweepShape shape, Hooks hooks);
     ~Sweeper();

@@ -25,6 +25,12 @@ public:
     using Callback = std::function<void()>;
 
     explicit WatchRegistry(std::size_t capacity) : capacity_(capacity) {}
+    // A reload's new limit; watches already held stay.
+    void set_capacity(std::size_t capacity)
+    {
+        std::lock_guard lock(mutex_);
+        capacity_ = capacity;
+    }
 
     // nullopt when full.
     std::optional<Token> add(const JobId& id, Callback callback);
@@ -54,8 +60,8 @@ private:
     };
     std::optional<Taken> take_locked(Token token);
 
-    const std::size_t capacity_;
-    mutable std::mutex mutex_;  // a leaf: callbacks always run after it is released
+    mutable std::mutex mutex_;
+    std::size_t capacity_;                              // guarded by mutex_  // a leaf: callbacks always run after it is released
     std::map<JobId, std::vector<Entry>> by_job_;       // guarded by mutex_
     std::unordered_map<Token, JobId> jobs_;             // guarded by mutex_
     Token next_token_ = 1;                              // guarded by mutex_

@@ -1,6 +1,7 @@
 // CommitPipeline: callers queue writes and wait; the holder of the commit
 // token (a leading caller or the writer thread) hands each batch to the
-// driver outside the mutex; the writer also runs the driver's periodic sync.
+// driver outside the mutex, runs the writes' callbacks, then publishes; the
+// writer also syncs and reconnects.
 
 #include "storage/commit_pipeline.h"
 
@@ -15,43 +16,39 @@ namespace zk::storage {
 namespace {
 
 // Upper bound on the window in which a commit is not yet on stable storage
-// (SQLite: the power-loss window; see sqlite_driver.cpp).
+// (SQLite: the power-loss window; see sqlite_driver.cpp), and on how long a
+// caller write nobody waited for stays queued.
 constexpr auto sync_interval = std::chrono::seconds(1);
 // With commit_interval > 0 the writer stops gathering once this many writes
 // are queued: a batch this large already amortises the commit.
 constexpr std::size_t gather_target = 256;
 // From a page-cache write (tens of us) to a commit that waited out a
-// backend's lock (SQLite's busy timeout, 5 s). Figures: docs/performance.md.
+// backend's deadline (seconds). Figures: docs/performance.md.
 const std::vector<double> commit_buckets{0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005,
                                          0.001,   0.0025,   0.005,   0.01,   0.025,   0.05,
                                          0.1,     0.25,     0.5,     1,      2.5,     5};
 // Powers of two: batches are 1 when idle, and grow to thousands only while a
 // slow commit lets the queue build up (pending_ has no cap).
 const std::vector<double> batch_buckets{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096};
-// Failed ranges and skipped writes kept for waiters: a waiter reads its own
-// at its next wake-up, so only a caller that never waits leaves one behind;
-// beyond these the oldest go.
+// Outcomes kept for waiters that have not read theirs yet: a waiter reads it
+// at its next wake-up, so only one that gave up (its deadline) leaves one
+// behind; beyond these the oldest go.
 constexpr std::size_t failures_kept = 64;
 constexpr std::size_t skips_kept = 4096;
 
-// Fills out with each id's last write in batch (a later put or erase
-// replaces an earlier one), sorted by id so a B-tree is walked once.
-// order is scratch space, kept by the caller so a commit does not allocate.
+// Fills out with the batch's writes sorted by id, each id's in queue order
+// (a stable sort), so a B-tree is walked once and two workers' transactions
+// lock rows in the same order. order is the caller's scratch space.
 template <class Batch>
-void coalesce(const Batch& batch, std::vector<std::uint32_t>& order, std::vector<const Write*>& out)
+void sort_by_id(const Batch& batch, std::vector<std::uint32_t>& order, std::vector<const Write*>& out)
 {
     order.resize(batch.size());
     std::iota(order.begin(), order.end(), 0u);
-    std::sort(order.begin(), order.end(), [&](std::uint32_t a, std::uint32_t b) {
-        const auto& ia = batch[a].write.record.id;
-        const auto& ib = batch[b].write.record.id;
-        return ia != ib ? ia < ib : a < b;
+    std::stable_sort(order.begin(), order.end(), [&](std::uint32_t a, std::uint32_t b) {
+        return batch[a].write.record.id < batch[b].write.record.id;
     });
     out.clear();
-    for (std::size_t i = 0; i < order.size(); ++i) {
-        if (i + 1 == order.size() || batch[order[i + 1]].write.record.id != batch[order[i]].write.record.id)
-            out.push_back(&batch[order[i]].write);
-    }
+    for (std::uint32_t i : order) out.push_back(&batch[i].write);
 }
 
 }  // namespace
@@ -74,31 +71,16 @@ void CommitPipeline::load(const std::function<void(JobRecord&&)>& visit) { drive
 // Callers: queue and wait
 // ---------------------------------------------------------------------------
 
-JobStore::Seq CommitPipeline::put(const JobRecord& record, Committer by)
+std::optional<JobStore::Seq> CommitPipeline::put(WriteKind kind, const JobRecord& record, Committer by,
+                                                 Settled settled)
 {
-    return enqueue(Op{Write{record, false}, 0, by == Committer::caller}, by);  // the copy is made outside the lock
-}
-
-JobStore::Seq CommitPipeline::erase(const std::array<unsigned char, 16>& id)
-{
-    Op op;
-    op.write.record.id = id;
-    op.write.erase = true;
-    return enqueue(std::move(op), Committer::writer);
-}
-
-// After close() or a failed commit the write is not queued; it still gets a
-// fresh sequence number, which no commit will ever reach.
-JobStore::Seq CommitPipeline::enqueue(Op op, Committer by)
-{
+    Op op{Write{kind, record, false}, 0, std::move(settled), Durability::failed};  // copied outside the lock
     bool wake = false;
     Seq seq;
     {
         std::lock_guard lock(mutex_);
-        seq = ++last_seq_;
-        if (failed_) failures_.back().upto = seq;  // refused: fails with the rest
-        if (stopping_ || failed_) return seq;
-        op.seq = seq;
+        if (stopping_ || interrupted_ || !driver_->availability().up()) return std::nullopt;
+        seq = op.seq = ++last_seq_;
         if (pending_.empty()) first_pending_at_ = Clock::now();
         pending_.push_back(std::move(op));
         // The writer waits for its first write, or, while gathering, for a full batch.
@@ -111,11 +93,11 @@ JobStore::Seq CommitPipeline::enqueue(Op op, Committer by)
 
 // The first waiter to find no commit running commits everything queued (its
 // own write among it); the others wait for that commit, or lead the next.
-JobStore::Durability CommitPipeline::wait(Seq seq)
+Durability CommitPipeline::wait(Seq seq, Deadline deadline)
 {
     const bool may_lead = commit_interval_.count() == 0;
     Lock lock(mutex_);
-    if (committed_ < seq && !failed_ && !writer_done_) {
+    if (settled_upto_ < seq && !writer_done_) {
         // Committing or waiting for a commit may take a while (a disk, a lock
         // held by an operator's sqlite3, a database server): the thread's
         // owner may stand in.
@@ -124,33 +106,39 @@ JobStore::Durability CommitPipeline::wait(Seq seq)
         lock.lock();
     }
     for (;;) {
-        if (failed_seq(seq)) return Durability::failed;
-        if (committed_ >= seq) {
-            const auto it = std::find(skipped_.begin(), skipped_.end(), seq);
-            if (it == skipped_.end()) return Durability::committed;
-            skipped_.erase(it);
-            return Durability::skipped;
-        }
-        if (writer_done_) return Durability::failed;
+        if (const auto outcome = outcome_of(seq)) return *outcome;
+        if (writer_done_ || interrupted_ || Clock::now() >= deadline) return Durability::failed;
         if (may_lead && !committing_ && !pending_.empty() && pending_.front().seq <= seq) commit_pending(lock);
-        else committed_cv_.wait(lock);
+        else settled_cv_.wait_until(lock, deadline);
     }
 }
 
-bool CommitPipeline::wait_durable(Seq seq) { return wait(seq) != Durability::failed; }
-
-bool CommitPipeline::failed_seq(Seq seq) const
+// Must be called with mutex_ held.
+std::optional<Durability> CommitPipeline::outcome_of(Seq seq) const
 {
+    if (settled_upto_ < seq) return std::nullopt;
     for (const Failed& f : failures_)
-        if (seq > f.after && seq <= f.upto) return true;
-    return false;
+        if (seq >= f.first && seq <= f.last) return Durability::failed;
+    if (std::find(skipped_.begin(), skipped_.end(), seq) != skipped_.end()) return Durability::skipped;
+    return Durability::committed;
 }
 
-bool CommitPipeline::healthy() const { return !failed_; }
+bool CommitPipeline::available() const { return driver_->availability().up(); }
 
 std::optional<StoreStats> CommitPipeline::stats() const
 {
     return StoreStats{commit_seconds_.snapshot(), batch_operations_.snapshot()};
+}
+
+void CommitPipeline::interrupt()
+{
+    {
+        std::lock_guard lock(mutex_);
+        interrupted_ = true;
+    }
+    driver_->interrupt();  // the commit in flight fails at once
+    settled_cv_.notify_all();
+    writer_cv_.notify_one();
 }
 
 void CommitPipeline::close()
@@ -175,30 +163,29 @@ void CommitPipeline::run()
     Lock lock(mutex_);
     for (;;) {
         await_writer_work(lock);
-        committed_cv_.wait(lock, [this] { return !committing_; });  // a leader may be committing
-        if (failed_ && !stopping_) recover(lock);
+        settled_cv_.wait(lock, [this] { return !committing_; });  // a leader may be committing
+        if (!stopping_ && !interrupted_) recover(lock);
         if (!pending_.empty()) commit_pending(lock);
         sync_if_due(lock);
         if (stopping_ && pending_.empty()) break;  // nothing more can be queued
     }
     writer_done_ = true;
     lock.unlock();
-    committed_cv_.notify_all();
+    settled_cv_.notify_all();
 }
 
-// Waits for writes the writer must commit, a due sync, stopping, or writes
-// a caller queued but never waited for (nothing wakes the writer for those,
-// so it looks at least once per sync interval); then, when commit_interval
+// Waits for writes the writer must commit, a due sync or reconnect, stopping,
+// or caller writes never waited for (nothing wakes the writer for those, so
+// it looks at least once per sync interval); then, when commit_interval
 // allows, for the batch to fill.
 void CommitPipeline::await_writer_work(Lock& lock)
 {
-    const bool reconnects = driver_->recovers();
     for (;;) {
         if (stopping_ || writer_work_ > 0) break;
         const auto now = Clock::now();
         auto until = now + sync_interval;
         if (sync_due_) until = std::min(until, *sync_due_);
-        if (failed_ && reconnects) until = std::min(until, reconnect_at_);
+        if (!driver_->availability().up()) until = std::min(until, reconnect_at_);
         if (!pending_.empty()) until = std::min(until, first_pending_at_ + sync_interval);
         if (until <= now) break;
         writer_cv_.wait_until(lock, until);
@@ -208,98 +195,116 @@ void CommitPipeline::await_writer_work(Lock& lock)
                               [this] { return stopping_ || pending_.size() >= gather_target; });
 }
 
-// Takes the commit token and everything queued, commits it outside the lock
-// and publishes the outcome. Called with the lock held and the token free;
-// returns with the lock held.
+// Takes the commit token and everything queued, commits it outside the lock,
+// runs the callbacks and publishes the outcome. Called with the lock held and
+// the token free; returns with the lock held.
 void CommitPipeline::commit_pending(Lock& lock)
 {
     committing_ = true;
     batch_.swap(pending_);
     writer_work_ = 0;
+    const bool refused = interrupted_;
     lock.unlock();
-    const bool ok = !failed_ && commit_batch();
-    const Seq last = batch_.back().seq;
-    batch_skips_.clear();
-    if (ok)
-        for (const Op& op : batch_)
-            if (op.by_caller && op.write.skipped) batch_skips_.push_back(op.seq);
-    batch_.clear();  // the records are freed outside the lock
+    std::string error;
+    const bool ok = !refused && commit_batch(error);
+    if (!ok && !refused) log::debug("store_commit_failed").kv("store", driver_->name()).kv("error", error);
+    for (Op& op : batch_)
+        op.outcome = !ok ? Durability::failed : op.write.skipped ? Durability::skipped : Durability::committed;
+    run_callbacks(batch_);
     lock.lock();
-    committing_ = false;
-    settle(ok, last);
-    committed_cv_.notify_all();
-}
-
-// One driver transaction for the batch's coalesced writes, timed and counted.
-bool CommitPipeline::commit_batch()
-{
-    try {
-        coalesce(batch_, order_, coalesced_);  // allocates, so before the driver begins
-    } catch (const std::exception& e) {
-        log::error("store_commit_failed").kv("store", driver_->name()).kv("error", e.what());
-        return false;
-    }
-    const auto begun = Clock::now();
-    if (!driver_->commit(coalesced_)) return false;  // not observed: zookeeper_store_up reports it
-    commit_seconds_.observe(std::chrono::duration<double>(Clock::now() - begun).count());
-    batch_operations_.observe(static_cast<double>(batch_.size()));
-    return true;
-}
-
-// The failure policy, in one place. A failed commit fails its batch and
-// everything queued behind it (their waiters get false; writes nobody waits
-// for are lost, which a shared store's sweep repairs); writes are refused
-// until recover() succeeds, which with a driver that does not recover is
-// never. Called with mutex_ held.
-void CommitPipeline::settle(bool ok, Seq last)
-{
+    publish(batch_, ok);
+    batch_.clear();
     if (ok) {
-        committed_ = last;
-        note_skips();
         if (!sync_due_) sync_due_ = Clock::now() + sync_interval;
-        return;
-    }
-    if (!failed_) {
-        if (failures_.size() == failures_kept) failures_.erase(failures_.begin());
-        failures_.push_back({committed_, last_seq_});
+    } else if (!driver_->availability().up() || interrupted_) {
         reconnect_at_ = Clock::now() + driver_->reconnect_interval();
+        fail_pending(lock);  // queued behind a database that is gone
         writer_cv_.notify_one();
     }
-    failures_.back().upto = last_seq_;
-    failed_ = true;
-    pending_.clear();
-    writer_work_ = 0;
+    committing_ = false;
+    settled_cv_.notify_all();
 }
 
-// A skip counts only once its batch has committed, so a waiter that sees
-// committed_ pass its seq finds its skip already noted.
-void CommitPipeline::note_skips()
+// One driver transaction for the batch, timed and counted. Nothing here may
+// escape: a throw would leave the token taken and every waiter asleep.
+bool CommitPipeline::commit_batch(std::string& error)
 {
-    for (Seq s : batch_skips_) {
-        if (skipped_.size() == skips_kept) skipped_.erase(skipped_.begin());
-        skipped_.push_back(s);
+    try {
+        sort_by_id(batch_, order_, sorted_);  // allocates, so before the driver begins
+        const auto begun = Clock::now();
+        if (!driver_->commit(sorted_, error)) return false;
+        commit_seconds_.observe(std::chrono::duration<double>(Clock::now() - begun).count());
+        batch_operations_.observe(static_cast<double>(batch_.size()));
+        return true;
+    } catch (const std::exception& e) {
+        error = e.what();
+    } catch (...) {
+        error = "unknown exception";
     }
-    batch_skips_.clear();
+    log::error("store_commit_failed").kv("store", driver_->name()).kv("error", error).kv("cause", "bug");
+    return false;
 }
 
-// The writer, while failed_: asks the driver to reconnect once its interval
-// has passed; on success the store takes writes again (sequence numbers
-// refused meanwhile stay failed). Called with the lock held and the token free.
+// Fails everything queued, running its callbacks outside the lock. Called
+// with the lock and the token held; returns with both.
+void CommitPipeline::fail_pending(Lock& lock)
+{
+    if (pending_.empty()) return;
+    std::vector<Op> failed;
+    failed.swap(pending_);
+    writer_work_ = 0;
+    lock.unlock();
+    for (Op& op : failed) op.outcome = Durability::failed;
+    run_callbacks(failed);
+    lock.lock();
+    publish(failed, false);
+}
+
+// In queue order. A callback that throws is our bug; it must not stop the rest.
+void CommitPipeline::run_callbacks(std::vector<Op>& ops)
+{
+    for (Op& op : ops) {
+        if (!op.settled) continue;
+        try {
+            op.settled(op.outcome);
+        } catch (const std::exception& e) {
+            log::error("store_callback_failed").kv("error", e.what()).kv("cause", "bug");
+        }
+    }
+}
+
+// Makes a settled run of writes (contiguous sequence numbers) visible to
+// waiters. Called with mutex_ held.
+void CommitPipeline::publish(const std::vector<Op>& ops, bool ok)
+{
+    if (ops.empty()) return;
+    if (!ok) {
+        if (failures_.size() == failures_kept) failures_.erase(failures_.begin());
+        failures_.push_back({ops.front().seq, ops.back().seq});
+    } else {
+        for (const Op& op : ops) {
+            if (op.outcome != Durability::skipped) continue;
+            if (skipped_.size() == skips_kept) skipped_.erase(skipped_.begin());
+            skipped_.push_back(op.seq);
+        }
+    }
+    settled_upto_ = std::max(settled_upto_, ops.back().seq);
+}
+
+// The writer, while the database is unavailable: asks the driver to
+// reconnect once its interval has passed (the driver reports the outcome to
+// its Availability). Called with the lock held and the token free.
 void CommitPipeline::recover(Lock& lock)
 {
-    if (!driver_->recovers() || Clock::now() < reconnect_at_) return;
+    if (driver_->availability().up() || Clock::now() < reconnect_at_) return;
     committing_ = true;
     lock.unlock();
-    const bool ok = driver_->reconnect();
+    std::string error;
+    driver_->reconnect(error);
     lock.lock();
     committing_ = false;
-    if (ok) {
-        failed_ = false;
-        log::info("store_recovered").kv("store", driver_->name());
-    } else {
-        reconnect_at_ = Clock::now() + driver_->reconnect_interval();
-    }
-    committed_cv_.notify_all();
+    reconnect_at_ = Clock::now() + driver_->reconnect_interval();
+    settled_cv_.notify_all();
 }
 
 // The driver's sync() bounds how long a commit stays off stable storage. The
@@ -313,7 +318,7 @@ void CommitPipeline::sync_if_due(Lock& lock)
     lock.lock();
     committing_ = false;
     sync_due_ = ok ? std::nullopt : std::optional(Clock::now() + sync_interval);
-    committed_cv_.notify_all();
+    settled_cv_.notify_all();
 }
 
 }  // namespace zk::storage

@@ -3,20 +3,21 @@
 // Lock order and threads: docs/concurrency.md.
 //
 // Whoever commits takes everything queued since the last commit into one
-// transaction (group commit). A caller waiting for durability commits itself
+// transaction (group commit). A caller waiting for its write commits itself
 // when no commit is running (the leader; callers arriving meanwhile wait and
 // ride on the next batch), so a creation wakes no other thread; the writer
-// thread commits the writes nobody waits for, sweeps caller-committed writes
-// left unwaited for, and runs the driver's periodic sync(). With
-// commit_interval > 0 only the writer commits, after gathering. Within a
-// batch only each id's last write reaches the driver (coalescing).
+// thread commits the writes nobody waits for, sweeps caller writes left
+// unwaited for, runs the driver's periodic sync(), and reconnects. With
+// commit_interval > 0 only the writer commits, after gathering. A batch
+// reaches the driver sorted by id, every write kept (each id's in the order
+// queued), so each write gets its own outcome (WriteKind's rules).
 //
-// A failed commit fails every write not yet committed (its waiters get
-// false) and turns the store unhealthy; writes are refused meanwhile. With
-// SQLite that is final. A driver that recovers() (PostgreSQL) is asked to
-// reconnect by the writer, once per its reconnect_interval(), and the store
-// takes writes again once it has: settle() and recover() are the one place
-// that decides. Measured figures: docs/performance.md, "Storage measurements".
+// Outcomes: the committer runs each write's `settled` callback, then
+// publishes the batch to waiters. A failed commit fails its batch; if the
+// driver found its database gone (Availability down), everything queued
+// behind fails too and writes are refused until the writer's reconnect()
+// succeeds, once per reconnect_interval(). Measured figures:
+// docs/performance.md, "Storage measurements".
 #pragma once
 
 #include <atomic>
@@ -44,17 +45,16 @@ public:
     CommitPipeline(const CommitPipeline&) = delete;
     CommitPipeline& operator=(const CommitPipeline&) = delete;
 
-    // The driver's load(); visit must not call wait_durable.
+    // The driver's load(); visit must not wait on the store.
     void load(const std::function<void(JobRecord&&)>& visit) override;
-    // Never block on the driver: they take mutex_ only (callers hold a shard lock).
-    Seq put(const JobRecord& record, Committer by) override;
-    Seq erase(const std::array<unsigned char, 16>& id) override;
-    bool wait_durable(Seq seq) override;
-    Durability wait(Seq seq) override;
-    bool healthy() const override;
+    // Never blocks on the driver: takes mutex_ only (callers hold a shard lock).
+    std::optional<Seq> put(WriteKind kind, const JobRecord& record, Committer by, Settled settled) override;
+    Durability wait(Seq seq, Deadline deadline) override;
+    bool available() const override;
     std::string_view backend() const override { return driver_->name(); }
     SharedStore* shared() override { return driver_->shared(); }
     std::optional<StoreStats> stats() const override;
+    void interrupt() override;
     // Commits what is queued, joins the writer, closes the driver. Idempotent.
     void close() override;
 
@@ -65,62 +65,60 @@ private:
     struct Op {
         Write write;
         Seq seq = 0;
-        bool by_caller = false;  // its waiter is told a skip apart
+        Settled settled;
+        Durability outcome = Durability::failed;
     };
-    // Writes failed together: (after, upto]. Kept for waiters still asleep.
+    // Writes failed together: [first, last]. Kept for waiters still asleep.
     struct Failed {
-        Seq after, upto;
+        Seq first, last;
     };
 
-    Seq enqueue(Op op, Committer by);
     void run();
     void await_writer_work(Lock& lock);
     void commit_pending(Lock& lock);
-    bool commit_batch();
-    void settle(bool ok, Seq last);
-    void note_skips();
-    bool failed_seq(Seq seq) const;
+    bool commit_batch(std::string& error);
+    void fail_pending(Lock& lock);
+    static void run_callbacks(std::vector<Op>& ops);
+    void publish(const std::vector<Op>& ops, bool ok);
+    std::optional<Durability> outcome_of(Seq seq) const;
     void recover(Lock& lock);
     void sync_if_due(Lock& lock);
 
     const std::chrono::milliseconds commit_interval_;
 
     // Used only by the holder of the commit token (committing_), until close()
-    // has joined the writer.
+    // has joined the writer; interrupt() and availability() are safe anywhere.
     std::unique_ptr<Driver> driver_;
-    std::vector<Op> batch_;               // the batch being committed, swapped with pending_
-    std::vector<std::uint32_t> order_;     // scratch for coalescing it
-    std::vector<const Write*> coalesced_;  // its last write per id, by id
+    std::vector<Op> batch_;                // the batch being committed, swapped with pending_
+    std::vector<std::uint32_t> order_;     // scratch for sorting it
+    std::vector<const Write*> sorted_;     // its writes, by id
 
-    // mutex_ guards everything below up to failed_, which is written under
-    // it and read without it. Callers take it while holding a shard lock, so
-    // nothing slow happens under it: commits and syncs run outside it,
-    // holding the token. pending_ has no cap on purpose: put() may neither
-    // block under the caller's lock nor drop an accepted write. It stays
-    // small because creators wait for durability (a stalled disk stalls
-    // them, the acceptors are few) and the writes not waited for are at most
-    // a few per job, whose number max_jobs bounds.
+    // mutex_ guards everything below. Callers take it while holding a shard
+    // lock, so nothing slow happens under it: commits, syncs, reconnects and
+    // callbacks run outside it, holding the token. pending_ has no cap on
+    // purpose: put() may neither block under the caller's lock nor drop an
+    // accepted write. It stays small because creators wait for their write
+    // (each request thread has at most one queued), and the writes nobody
+    // waits for are at most a few per job, whose number max_jobs bounds.
     std::mutex mutex_;
     std::condition_variable writer_cv_;     // writer work queued, a batch filled, or stopping
-    std::condition_variable committed_cv_;  // a commit ended, the token is free, or the writer exited
+    std::condition_variable settled_cv_;    // a batch settled, the token is free, or the writer exited
     std::vector<Op> pending_;
     Seq last_seq_ = 0;
     std::size_t writer_work_ = 0;  // queued writes the writer must commit
     Clock::time_point first_pending_at_;
     bool stopping_ = false;
+    bool interrupted_ = false;
     bool committing_ = false;  // the commit token
-    Seq committed_ = 0;
+    Seq settled_upto_ = 0;     // every write up to here has its outcome
     std::optional<Clock::time_point> sync_due_;  // when the oldest unsynced commit is due a sync()
+    Clock::time_point reconnect_at_{};           // while the driver's database is unavailable
     bool writer_done_ = false;
-    std::vector<Failed> failures_;       // the last few, oldest first
-    std::vector<Seq> skipped_;           // caller writes skipped, until their waiter reads them
-    std::vector<Seq> batch_skips_;       // the batch's, gathered outside the lock
-    Clock::time_point reconnect_at_{};   // while failed_ with a driver that recovers
-    std::atomic<bool> failed_{false};
+    std::vector<Failed> failures_;  // the last few, oldest first
+    std::vector<Seq> skipped_;      // the last few skipped writes, oldest first
 
     // Observed by the committer once per committed batch, before it is
-    // published, so a caller whose wait_durable() returned sees it counted.
-    // Lock-free: stats() snapshots them from any thread.
+    // published. Lock-free: stats() snapshots them from any thread.
     Histogram commit_seconds_;
     Histogram batch_operations_;
 

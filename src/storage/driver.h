@@ -1,31 +1,35 @@
 // What a storage backend must do for the CommitPipeline: read every job at
-// start-up, apply one batch of writes as one transaction, make past commits
-// durable, close. No threads and no locks of its own: docs/concurrency.md.
+// start-up, apply one batch of writes as one transaction under the rules of
+// WriteKind, make past commits durable, reconnect after a failure, and say
+// whether its database answers (Availability). No threads and no locks of
+// its own on the commit path: docs/concurrency.md.
 #pragma once
 
 #include <chrono>
 #include <functional>
 #include <span>
+#include <string>
 #include <string_view>
 
+#include "storage/availability.h"
 #include "storage/job_record.h"
+#include "storage/job_store.h"
 
 namespace zk::storage {
 
 class SharedStore;
 
-// One queued write: insert-or-replace the record, or delete its id.
+// One queued write.
 struct Write {
+    WriteKind kind = WriteKind::create;
     JobRecord record;  // only the id for an erase
-    bool erase = false;
-    // The driver's answer, set by commit(): a shared store's conditional
-    // write that found the job already finished (by another worker) and
-    // left it as it was. The pipeline reports it to the write's waiter.
+    // Set by commit(): the backend applied the write's rule and changed
+    // nothing (WriteKind says when).
     mutable bool skipped = false;
 };
 
-// commit(), sync() and close() are called by one thread at a time (the
-// pipeline's commit token), never under the pipeline's mutex.
+// commit(), sync(), reconnect() and close() are called by one thread at a
+// time (the pipeline's commit token), never under the pipeline's mutex.
 class Driver {
 public:
     virtual ~Driver() = default;
@@ -38,29 +42,35 @@ public:
     // its own). Throws StoreError on a row or page it cannot read.
     virtual void load(const std::function<void(JobRecord&&)>& visit) = 0;
 
-    // Applies writes, at most one per id and sorted by id, as one
-    // transaction. False when it did not commit; the driver has logged why
-    // and left no transaction open. Must not throw.
-    virtual bool commit(std::span<const Write* const> writes) = 0;
+    // Applies writes in the order given (the pipeline sorts them by id and
+    // keeps each id's writes in the order they were queued) as one
+    // transaction, and marks the skipped ones. False, with the reason in
+    // `error`, when it did not commit or cannot tell; it leaves no
+    // transaction open. Every wait in it has a deadline. Must not throw.
+    virtual bool commit(std::span<const Write* const> writes, std::string& error) = 0;
 
     // The periodic durability step for commits that returned before reaching
     // stable storage (SQLite: a passive checkpoint, which fsyncs the WAL).
     // False when it failed (logged); the pipeline retries an interval later.
     virtual bool sync() = 0;
 
+    // While the store is unavailable the writer calls this once per
+    // reconnect_interval(): make the connection anew and prove it with a
+    // round trip. True: the store takes writes again.
+    virtual bool reconnect(std::string& error) = 0;
+    virtual std::chrono::milliseconds reconnect_interval() const = 0;
+
+    // Whether the backend answers, as its round trips find; the pipeline
+    // reports commits and reconnects to it, the driver its own reads.
+    virtual Availability& availability() = 0;
+
+    // Ends every wait on the backend at once, for good (shutdown past its
+    // grace): a commit in flight fails, later ones fail at once. Any thread.
+    virtual void interrupt() = 0;
+
     // Releases the connection and whatever marks the store in use. Called
     // once, after the last commit().
     virtual void close() = 0;
-
-    // Whether a failed commit is final. SQLite's is (a disk or file that
-    // failed once is not trusted again: the store stays unhealthy). A
-    // database server's is not: the pipeline fails that batch's waiters and
-    // calls reconnect() until it succeeds, then takes writes again.
-    virtual bool recovers() const { return false; }
-    // Called by the writer, holding the token, while the store is
-    // unhealthy, once per reconnect_interval().
-    virtual bool reconnect() { return false; }
-    virtual std::chrono::milliseconds reconnect_interval() const { return std::chrono::seconds(1); }
 
     // The reads of a store several workers share (nullptr: this worker's
     // memory is the truth, as with SQLite).

@@ -1,17 +1,18 @@
 // A bounded set of PostgreSQL connections for the reads that request and
 // pool threads make (a poll of a job held elsewhere, /jobs, the sweep). A
-// caller borrows one for one statement; when all are lent it waits, at most
-// `wait`, saying util::will_block() first so its seat goes to a standby.
-// While the database is unreachable the pool fails fast: after a failed
-// connect nobody tries again for `retry_after`, so a dead database costs a
-// request a 503, not a connect timeout.
+// caller borrows one for one use, under a deadline, and gives it back by RAII.
+// While Availability says the database is down the pool fails at once and
+// never connects: only the store's writer probes a down database.
+//
 // Lock order: mutex_ is a leaf; nothing blocks while holding it (connecting
-// happens outside it, on the borrowed slot).
+// and statements happen outside it, on the borrowed slot, which belongs to
+// its borrower alone). Availability's own mutex is taken without mutex_.
 #pragma once
 
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -19,47 +20,56 @@
 #include <string>
 #include <vector>
 
+#include "storage/availability.h"
 #include "storage/pg_connection.h"
 
 namespace zk::storage::pg {
 
+struct PoolTimeouts {
+    std::chrono::milliseconds borrow;     // longest wait for a free connection
+    std::chrono::milliseconds statement;  // client-side deadline for one use (the server's statement_timeout plus a margin)
+    std::chrono::milliseconds connect;    // deadline for a new connection, prepare included
+};
+
 class Pool {
 public:
-    using Clock = std::chrono::steady_clock;
-    // prepare: run on every new connection (prepared statements); false
-    // with a reason fails the connection.
-    using Prepare = std::function<bool(Connection&, std::string&)>;
+    // prepare: run on every new connection (session settings, prepared
+    // statements) before its deadline, the connect deadline; false with a
+    // reason fails the connection.
+    using Prepare = std::function<bool(Connection&, Deadline, std::string&)>;
 
-    Pool(std::string conninfo, std::size_t size, std::chrono::milliseconds wait,
-         std::chrono::milliseconds retry_after, Prepare prepare);
+    Pool(std::string conninfo, std::size_t size, PoolTimeouts timeouts, Prepare prepare, const Interrupt* interrupt,
+         Availability& availability);
 
-    // Runs use(connection) on a connected connection. False (with error set)
-    // when none could be had in time or the database is down; use's own
-    // return value otherwise. A connection that use() left broken is dropped.
-    bool with(const std::function<bool(Connection&)>& use, std::string& error);
-
-    // True until a connect fails; again after a connect succeeds.
-    bool reachable() const;
+    // Runs use(connection, deadline) on a connected connection; its
+    // statements must pass `deadline` on. False (with error set) when no
+    // connection could be had in time or the database is down; use's own
+    // return value otherwise. A connection that came back broken is dropped.
+    // `use` must be safe to repeat: when a reused connection turns out lost
+    // (the server ended an idle session), it runs once more on a new one.
+    bool with(const std::function<bool(Connection&, Deadline)>& use, std::string& error);
 
 private:
     struct Slot {
         std::unique_ptr<Connection> conn;
+        std::uint64_t epoch = 0;  // Availability's epoch when it connected
     };
+    class Lease;
     std::optional<std::size_t> borrow(std::string& error);
     void give_back(std::size_t slot);
-    bool ensure_connected(Connection& c, std::string& error);
+    bool connect(Slot& slot, std::string& error);
+    bool run(Slot& slot, const std::function<bool(Connection&, Deadline)>& use, bool fresh, std::string& error);
+    bool down(std::string& error) const;
 
     const std::string conninfo_;
-    const std::chrono::milliseconds wait_;
-    const std::chrono::milliseconds retry_after_;
+    const PoolTimeouts timeouts_;
     const Prepare prepare_;
+    Availability& availability_;
 
     mutable std::mutex mutex_;
     std::condition_variable returned_;
-    std::vector<Slot> slots_;        // guarded by mutex_ (which slot is lent; a lent slot is its borrower's)
+    std::vector<Slot> slots_;        // which slot is lent is guarded by mutex_; a lent slot is its borrower's
     std::vector<std::size_t> free_;  // guarded by mutex_
-    Clock::time_point down_until_{};  // guarded by mutex_
-    std::string down_reason_;         // guarded by mutex_
 };
 
 }  // namespace zk::storage::pg

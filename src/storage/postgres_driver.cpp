@@ -1,10 +1,10 @@
-// PostgresDriver: connecting and migrating, pipelined batch commits, and the
-// shared store's reads and sweeps.
+// PostgresDriver: connecting and migrating, pipelined batch commits under a
+// deadline, the shared store's reads and sweeps, and the cancel feed.
 
 #include "storage/postgres_driver.h"
 
 #include <algorithm>
-#include <cstdio>
+#include <charconv>
 
 #include "storage/job_store.h"
 #include "storage/postgres_schema.h"
@@ -14,9 +14,10 @@ namespace zk::storage {
 
 namespace {
 
-// Statements per round trip: bounded so that a large batch never fills both
-// socket buffers at once (blocking pipeline mode would then deadlock).
-constexpr std::size_t chunk_size = 256;
+// Silence on the cancel feed after which a heartbeat proves its connection.
+constexpr auto listen_heartbeat = std::chrono::seconds(2);
+// load() reads this many rows per round trip.
+constexpr long long scan_page = 10'000;
 
 std::string uuid_text(const RecordId& id)
 {
@@ -90,22 +91,27 @@ bool parse_bytea(std::string_view t, std::string& out)
     return true;
 }
 
-bool read_row(const pg::Result& r, int row, JobRecord& out)
-{
-    const long long state = r.integer(row, 2);
-    if (!parse_uuid(r.text(row, 0), out.id) || state < 0 || state > static_cast<int>(RecordState::cancelled))
-        return false;
-    out.animal = std::string(r.text(row, 1));
-    out.state = static_cast<RecordState>(state);
-    out.created_ms = r.integer(row, 3);
-    out.started_ms = r.integer(row, 4);
-    out.deadline_ms = r.integer(row, 5);
-    out.finished_ms = r.integer(row, 6);
-    out.duration_ms = static_cast<std::int32_t>(r.integer(row, 7));
-    out.idem_scope = std::string(r.text(row, 9));
-    out.idem_key = std::string(r.text(row, 10));
-    return parse_bytea(r.text(row, 8), out.result);
-}
+// Reads column i of a row selected with column_list() into its field.
+struct RowReader {
+    const pg::Result& r;
+    int row;
+    bool ok = true;
+    void operator()(const Column&, std::size_t i, RecordId& v) { ok = ok && parse_uuid(r.text(row, col(i)), v); }
+    void operator()(const Column& c, std::size_t i, std::string& v)
+    {
+        if (c.kind == ColumnKind::bytes) ok = ok && parse_bytea(r.text(row, col(i)), v);
+        else v = std::string(r.text(row, col(i)));  // NULL reads as empty
+    }
+    void operator()(const Column&, std::size_t i, std::int64_t& v) { v = r.integer(row, col(i)); }
+    void operator()(const Column&, std::size_t i, std::int32_t& v) { v = static_cast<std::int32_t>(r.integer(row, col(i))); }
+    void operator()(const Column&, std::size_t i, RecordState& v)
+    {
+        const long long state = r.integer(row, col(i));
+        ok = ok && state >= 0 && state <= static_cast<long long>(RecordState::cancelled);
+        v = static_cast<RecordState>(state);
+    }
+    static int col(std::size_t i) { return static_cast<int>(i); }
+};
 
 bool read_rows(const pg::Result& r, std::vector<JobRecord>& out)
 {
@@ -113,36 +119,99 @@ bool read_rows(const pg::Result& r, std::vector<JobRecord>& out)
     out.reserve(static_cast<std::size_t>(r.rows()));
     for (int i = 0; i < r.rows(); ++i) {
         JobRecord rec;
-        if (!read_row(r, i, rec)) return false;
+        RowReader read{r, i};
+        for_each_column(rec, read);
+        if (!read.ok) return false;
         out.push_back(std::move(rec));
     }
     return true;
 }
 
-pg::Params put_params(const JobRecord& r)
+// The parameters of zk_create (every column) or of zk_finish and zk_cancel
+// (the id, then the columns a finish writes), in column order, as text.
+struct ParamWriter {
+    pg::Params& p;
+    bool finish_only;
+    bool wanted(const Column& c) const { return !finish_only || c.changes_on_finish || c.kind == ColumnKind::uuid; }
+    void operator()(const Column& c, std::size_t, const RecordId& v)
+    {
+        if (wanted(c)) p.add(uuid_text(v));
+    }
+    void operator()(const Column& c, std::size_t, const std::string& v)
+    {
+        if (!wanted(c)) return;
+        if (c.null_when_empty && v.empty()) p.null();
+        else p.add(c.kind == ColumnKind::bytes ? bytea_text(v) : v);
+    }
+    void operator()(const Column& c, std::size_t, std::int64_t v)
+    {
+        if (wanted(c)) p.add(static_cast<long long>(v));
+    }
+    void operator()(const Column& c, std::size_t, std::int32_t v)
+    {
+        if (wanted(c)) p.add(static_cast<long long>(v));
+    }
+    void operator()(const Column& c, std::size_t, RecordState v)
+    {
+        if (wanted(c)) p.add(static_cast<long long>(v));
+    }
+};
+
+// An array literal's element: quoted, with " and \ escaped (so that no
+// text can pass for NULL or break the array).
+void append_element(std::string& out, std::string_view text)
 {
-    pg::Params p;
-    p.add(uuid_text(r.id)).add(r.animal).add(static_cast<long long>(r.state)).add(r.created_ms);
-    p.add(r.started_ms).add(r.deadline_ms).add(r.finished_ms).add(static_cast<long long>(r.duration_ms));
-    p.add(bytea_text(r.result));
-    return p;
+    out.push_back('"');
+    for (char c : text) {
+        if (c == '"' || c == '\\') out.push_back('\\');
+        out.push_back(c);
+    }
+    out.push_back('"');
 }
 
-// A keyed creation may clash with another job's key, which zk_put would
-// raise as an error; later writes of the job leave the key as it is.
+// zk_create_many's parameters: one array per column, an element per write.
+struct ArrayWriter {
+    std::vector<std::string>& arrays;
+    void add(std::size_t i, std::string_view element, bool quote)
+    {
+        std::string& a = arrays[i];
+        if (a.size() > 1) a.push_back(',');
+        if (quote) append_element(a, element);
+        else a.append(element);
+    }
+    void operator()(const Column&, std::size_t i, const RecordId& v) { add(i, uuid_text(v), false); }
+    void operator()(const Column& c, std::size_t i, const std::string& v)
+    {
+        if (c.null_when_empty && v.empty()) add(i, "NULL", false);
+        else add(i, c.kind == ColumnKind::bytes ? bytea_text(v) : v, true);
+    }
+    void operator()(const Column&, std::size_t i, std::int64_t v) { add(i, std::to_string(v), false); }
+    void operator()(const Column&, std::size_t i, std::int32_t v) { add(i, std::to_string(v), false); }
+    void operator()(const Column&, std::size_t i, RecordState v) { add(i, std::to_string(static_cast<int>(v)), false); }
+};
+
+pg::Connection::Statement create_many(const std::vector<const Write*>& creates)
+{
+    std::vector<std::string> arrays(columns.size(), "{");
+    ArrayWriter write{arrays};
+    for (const Write* w : creates) for_each_column(w->record, write);
+    pg::Params p;
+    for (std::string& a : arrays) p.add(std::move(a.append("}")));
+    return {"zk_create_many", std::move(p)};
+}
+
 pg::Connection::Statement statement_for(const Write& w)
 {
-    if (w.erase) return {"zk_erase", pg::Params().add(uuid_text(w.record.id))};
-    const JobRecord& r = w.record;
-    pg::Params p = put_params(r);
-    if (r.idem_key.empty()) p.null().null();
-    else p.add(r.idem_scope).add(r.idem_key);
-    const bool keyed_creation = !r.idem_key.empty() && r.state == RecordState::queued;
-    return {keyed_creation ? "zk_create_keyed" : "zk_put", std::move(p)};
+    if (w.kind == WriteKind::erase) return {"zk_erase", pg::Params().add(uuid_text(w.record.id))};
+    pg::Params p;
+    ParamWriter write{p, w.kind == WriteKind::finish};
+    for_each_column(w.record, write);
+    if (w.kind == WriteKind::create) return {"zk_create", std::move(p)};
+    return {w.record.state == RecordState::cancelled ? "zk_cancel" : "zk_finish", std::move(p)};
 }
 
 // Ours go first: what the operator wrote in the string wins.
-std::string with_connect_timeout(const PostgresOptions& o)
+std::string with_our_settings(const PostgresOptions& o)
 {
     const std::string t = std::to_string(o.connect_timeout.count());
     const bool uri = o.conninfo.rfind("postgresql://", 0) == 0 || o.conninfo.rfind("postgres://", 0) == 0;
@@ -157,207 +226,250 @@ std::string with_connect_timeout(const PostgresOptions& o)
 pg::Pool::Prepare session_setup(std::chrono::milliseconds statement_timeout)
 {
     const std::string set = "SET statement_timeout = " + std::to_string(statement_timeout.count());
-    return [set](pg::Connection& c, std::string& error) {
-        if (pg::Result r = c.exec(set.c_str()); !r.ok()) {
+    return [set](pg::Connection& c, pg::Deadline deadline, std::string& error) {
+        if (pg::Result r = c.exec(set.c_str(), deadline); !r.ok()) {
             error = "cannot set statement_timeout: " + r.error();
             return false;
         }
-        for (const auto& s : pg::statements)
-            if (!c.prepare(s.name, s.sql, error)) return false;
+        for (const auto& s : pg::statements())
+            if (!c.prepare(s.name, s.sql.c_str(), deadline, error)) return false;
         return true;
     };
+}
+
+// "<uuid> <finished_ms>", as zk_cancel notifies.
+bool parse_cancel(std::string_view payload, RecordId& id, std::int64_t& finished_ms)
+{
+    const auto space = payload.find(' ');
+    if (space == std::string_view::npos || !parse_uuid(payload.substr(0, space), id)) return false;
+    const auto ms = payload.substr(space + 1);
+    const auto [end, ec] = std::from_chars(ms.data(), ms.data() + ms.size(), finished_ms);
+    return ec == std::errc{} && end == ms.data() + ms.size();
 }
 
 }  // namespace
 
 PostgresDriver::PostgresDriver(PostgresOptions options)
     : options_(std::move(options)),
-      conninfo_(with_connect_timeout(options_)),
+      conninfo_(with_our_settings(options_)),
       where_(pg::describe(options_.conninfo)),
+      availability_("postgresql (" + where_ + ")"),
       setup_(session_setup(options_.statement_timeout)),
-      commit_conn_(conninfo_),
-      pool_(conninfo_, options_.read_connections, options_.statement_timeout, options_.retry_after, setup_)
+      commit_conn_(conninfo_, &interrupt_),
+      pool_(conninfo_, options_.read_connections,
+            pg::PoolTimeouts{options_.statement_timeout, options_.statement_timeout + deadline_margin,
+                             options_.connect_timeout},
+            setup_, &interrupt_, availability_),
+      listener_(conninfo_, pg::cancel_channel,
+                pg::ListenerTiming{options_.connect_timeout, options_.statement_timeout + deadline_margin,
+                                   listen_heartbeat, options_.reconnect_interval},
+                &interrupt_)
 {
     if (const std::string bad = pg::check_conninfo(options_.conninfo); !bad.empty())
         throw StoreError("job store postgresql: bad connection string: " + bad);
     std::string error;
-    if (!commit_conn_.connect(error))
+    if (!commit_conn_.connect(pg::Clock::now() + options_.connect_timeout, error))
         throw StoreError("job store postgresql (" + where_ + "): cannot connect: " + error);
     migrate();
-    if (!setup_(commit_conn_, error)) throw StoreError("job store postgresql (" + where_ + "): " + error);
+    if (!setup_(commit_conn_, pg::Clock::now() + options_.connect_timeout, error))
+        throw StoreError("job store postgresql (" + where_ + "): " + error);
 }
 
-PostgresDriver::~PostgresDriver() = default;
+PostgresDriver::~PostgresDriver() { close(); }
+
+pg::Deadline PostgresDriver::round_trip_deadline() const
+{
+    return pg::Clock::now() + options_.statement_timeout + deadline_margin;
+}
 
 // One transaction under an advisory lock: a second worker starting at the
 // same moment waits for it and then finds the schema current.
 void PostgresDriver::migrate()
 {
+    const auto deadline = pg::Clock::now() + options_.connect_timeout + options_.statement_timeout;
     auto fail = [&](const std::string& what, const pg::Result& r) {
-        commit_conn_.exec("ROLLBACK");
+        commit_conn_.exec("ROLLBACK", deadline);
         throw StoreError("job store postgresql (" + where_ + "): " + what + ": " + r.error());
     };
-    pg::Result r = commit_conn_.exec("BEGIN");
+    pg::Result r = commit_conn_.exec("BEGIN", deadline);
     if (!r.ok()) fail("BEGIN failed", r);
-    r = commit_conn_.exec("SELECT pg_advisory_xact_lock($1)", pg::Params().add(pg::migration_lock_key));
+    r = commit_conn_.exec("SELECT pg_advisory_xact_lock($1)", pg::Params().add(pg::migration_lock_key), deadline);
     if (!r.ok()) fail("cannot take the migration lock", r);
-    r = commit_conn_.exec("CREATE TABLE IF NOT EXISTS zookeeper_schema (version integer NOT NULL)");
+    r = commit_conn_.exec("CREATE TABLE IF NOT EXISTS zookeeper_schema (version integer NOT NULL)", deadline);
     if (!r.ok()) fail("cannot create zookeeper_schema", r);
-    r = commit_conn_.exec("SELECT coalesce(max(version), 0) FROM zookeeper_schema");
+    r = commit_conn_.exec("SELECT coalesce(max(version), 0) FROM zookeeper_schema", deadline);
     if (!r.ok()) fail("cannot read the schema version", r);
     const long long version = r.integer(0, 0);
     const auto known = static_cast<long long>(pg::migrations.size());
     if (version > known) {
-        commit_conn_.exec("ROLLBACK");
+        commit_conn_.exec("ROLLBACK", deadline);
         throw StoreError("job store postgresql (" + where_ + "): schema version " + std::to_string(version) +
                          " is newer than this build's " + std::to_string(known) + "; refusing to use it");
     }
     for (long long v = version; v < known; ++v) {
-        r = commit_conn_.exec(pg::migrations[static_cast<std::size_t>(v)]);
+        r = commit_conn_.exec(pg::migrations[static_cast<std::size_t>(v)], deadline);
         if (!r.ok()) fail("migration " + std::to_string(v + 1) + " failed", r);
         log::info("store_migrated").kv("backend", "postgresql").kv("version", v + 1);
     }
     if (version < known) {
-        r = commit_conn_.exec("DELETE FROM zookeeper_schema");
-        if (r.ok()) r = commit_conn_.exec("INSERT INTO zookeeper_schema VALUES ($1)", pg::Params().add(known));
+        r = commit_conn_.exec("DELETE FROM zookeeper_schema", deadline);
+        if (r.ok()) r = commit_conn_.exec("INSERT INTO zookeeper_schema VALUES ($1)", pg::Params().add(known), deadline);
         if (!r.ok()) fail("cannot record the schema version", r);
     }
-    r = commit_conn_.exec("COMMIT");
+    r = commit_conn_.exec("COMMIT", deadline);
     if (!r.ok()) fail("COMMIT of the migration failed", r);
 }
 
 bool PostgresDriver::connect_commit(std::string& error)
 {
-    return commit_conn_.connect(error) && setup_(commit_conn_, error);
-}
-
-// Page by page through the read pool. A worker does not restore from a
-// shared store (JobPool reads it per request instead); tools and tests do.
-void PostgresDriver::load(const std::function<void(JobRecord&&)>& visit)
-{
-    constexpr long long page = 10'000;
-    std::optional<RecordId> after;
-    for (;;) {
-        std::vector<JobRecord> rows;
-        std::string error;
-        const bool ok = pool_.with(
-            [&](pg::Connection& c) {
-                pg::Params p;
-                if (after) p.add(uuid_text(*after));
-                else p.null();
-                pg::Result r = c.exec_prepared("zk_scan", p.add(page));
-                if (!r.ok()) error = r.error();
-                return r.ok() && read_rows(r, rows);
-            },
-            error);
-        if (!ok) throw StoreError("job store postgresql (" + where_ + "): reading jobs failed: " + error);
-        for (JobRecord& r : rows) {
-            after = r.id;
-            visit(std::move(r));
-        }
-        if (static_cast<long long>(rows.size()) < page) return;
-    }
+    const auto deadline = pg::Clock::now() + options_.connect_timeout;
+    return commit_conn_.connect(deadline, error) && setup_(commit_conn_, deadline, error);
 }
 
 void PostgresDriver::close()
 {
+    listener_.stop();
     commit_conn_.drop();
 }
 
-bool PostgresDriver::reconnect()
+bool PostgresDriver::reconnect(std::string& error)
 {
-    std::string error;
-    if (connect_commit(error)) {
-        log::info("store_reconnected").kv("backend", "postgresql").kv("db", where_);
-        return true;
-    }
-    log::warn("store_reconnect_failed").kv("backend", "postgresql").kv("error", error);
-    return false;
-}
-
-bool PostgresDriver::commit(std::span<const Write* const> writes)
-{
-    if (!commit_conn_.connected()) {
-        log::error("store_commit_failed").kv("backend", "postgresql").kv("error", "not connected");
+    if (!connect_commit(error)) {
+        availability_.failed(error);
         return false;
     }
-    for (std::size_t from = 0; from < writes.size(); from += chunk_size)
-        if (!apply_chunk(writes.subspan(from, std::min(chunk_size, writes.size() - from)))) return false;
+    availability_.succeeded();
     return true;
 }
 
-// One round trip, one implicit transaction (all or nothing). A failed
-// statement aborts the chunk; the batch then fails as a whole, chunks
-// before it included as far as waiters know (they were committed: a retry
-// of those writes finds them and is skipped or applied again, harmlessly).
-bool PostgresDriver::apply_chunk(std::span<const Write* const> chunk)
+// A connection the server ended (pg_terminate_backend, a restart, a failover
+// to another primary) is made anew here, before the batch: only a connect
+// that fails, or a round trip the database does not answer in time, makes the
+// store unavailable. A batch whose connection broke mid-way fails (its
+// outcome is unknown: the waiters answer 503); the next one reconnects.
+bool PostgresDriver::commit(std::span<const Write* const> writes, std::string& error)
 {
-    statements_.clear();
-    for (const Write* w : chunk) statements_.push_back(statement_for(*w));
-    std::string error;
-    bool ok = commit_conn_.pipeline(statements_, results_, error);
-    for (const pg::Result& r : results_)
-        if (!r.ok()) {
+    if (!commit_conn_.connected() && !connect_commit(error)) {
+        availability_.failed(error);
+        return false;
+    }
+    const bool many = plan(writes);
+    bool ok = commit_conn_.pipeline(statements_, results_, round_trip_deadline(), error);
+    for (std::size_t i = 0; ok && i < results_.size(); ++i)
+        if (!results_[i].ok()) {
             ok = false;
-            error = r.error();
+            error = results_[i].error();
         }
     if (!ok) {
-        log::error("store_commit_failed").kv("backend", "postgresql").kv("error", error);
-        commit_conn_.drop();  // reconnect() starts afresh, whatever state it was left in
+        if (commit_conn_.last_failure() == pg::Failure::timeout) availability_.failed(error);
         return false;
     }
-    for (std::size_t i = 0; i < chunk.size(); ++i) chunk[i]->skipped = !chunk[i]->erase && results_[i].affected() == 0;
+    availability_.succeeded();
+    mark_skips(writes, many);
     return true;
 }
 
-// One row or none, from a prepared single-row statement.
-bool PostgresDriver::fetch_one(const char* statement, const pg::Params& params, std::optional<JobRecord>& out)
+// The batch's statements: its creations first, in one statement when there
+// are several (a batch's finish of a job always comes after its creation,
+// so running creations first keeps each job's order), then every other
+// write in order. True when the creations went together.
+bool PostgresDriver::plan(std::span<const Write* const> writes)
+{
+    creates_.clear();
+    for (const Write* w : writes)
+        if (w->kind == WriteKind::create) creates_.push_back(w);
+    const bool many = creates_.size() > 1;
+    statements_.clear();
+    if (many) statements_.push_back(create_many(creates_));
+    for (const Write* w : writes)
+        if (!many || w->kind != WriteKind::create) statements_.push_back(statement_for(*w));
+    return many;
+}
+
+// A write that changed no row was skipped; the creations of zk_create_many
+// are the ids it did not return.
+void PostgresDriver::mark_skips(std::span<const Write* const> writes, bool many)
+{
+    std::size_t next = 0;
+    if (many) {
+        const pg::Result& r = results_[next++];
+        inserted_.clear();
+        RecordId id{};
+        for (int row = 0; row < r.rows(); ++row)
+            if (parse_uuid(r.text(row, 0), id)) inserted_.push_back(id);
+        std::sort(inserted_.begin(), inserted_.end());
+        for (const Write* w : creates_) w->skipped = !std::binary_search(inserted_.begin(), inserted_.end(), w->record.id);
+    }
+    for (const Write* w : writes) {
+        if (many && w->kind == WriteKind::create) continue;
+        w->skipped = w->kind != WriteKind::erase && results_[next].affected() == 0;
+        ++next;
+    }
+}
+
+// Page by page through the read pool. A worker does not restore from a
+// shared store (it reads per request instead); tools and tests do.
+void PostgresDriver::load(const std::function<void(JobRecord&&)>& visit)
+{
+    std::optional<RecordId> after;
+    for (;;) {
+        pg::Params p;
+        if (after) p.add(uuid_text(*after));
+        else p.null();
+        std::vector<JobRecord> rows;
+        if (!read("zk_scan", p.add(scan_page), rows))
+            throw StoreError("job store postgresql (" + where_ + "): reading jobs failed: " + availability_.reason());
+        for (JobRecord& r : rows) {
+            after = r.id;
+            visit(std::move(r));
+        }
+        if (static_cast<long long>(rows.size()) < scan_page) return;
+    }
+}
+
+// One prepared read through the pool. A failure has been reported to
+// Availability by the pool; a row that cannot be a job is our bug or a
+// foreign writer's, logged here.
+bool PostgresDriver::read(const char* statement, const pg::Params& params, std::vector<JobRecord>& out)
 {
     std::string error;
+    bool bad_row = false;
     const bool ok = pool_.with(
-        [&](pg::Connection& c) {
-            pg::Result r = c.exec_prepared(statement, params);
-            if (!r.ok()) {
-                error = r.error();
-                return false;
-            }
-            out.reset();
-            if (r.rows() == 0) return true;
-            JobRecord rec;
-            if (!read_row(r, 0, rec)) return false;
-            out = std::move(rec);
-            return true;
+        [&](pg::Connection& c, pg::Deadline deadline) {
+            pg::Result r = c.exec_prepared(statement, params, deadline);
+            if (!r.ok()) return false;
+            bad_row = !read_rows(r, out);
+            return !bad_row;
         },
         error);
-    if (!ok) log::warn("store_read_failed").kv("backend", "postgresql").kv("error", error.empty() ? "invalid row" : error);
+    if (bad_row) log::error("store_read_failed").kv("statement", statement).kv("error", "a row is not a job").kv("cause", "bug");
     return ok;
+}
+
+bool PostgresDriver::read_one(const char* statement, const pg::Params& params, std::optional<JobRecord>& out)
+{
+    std::vector<JobRecord> rows;
+    if (!read(statement, params, rows)) return false;
+    out.reset();
+    if (!rows.empty()) out = std::move(rows.front());
+    return true;
 }
 
 bool PostgresDriver::fetch(const RecordId& id, std::optional<JobRecord>& out)
 {
-    return fetch_one("zk_fetch", pg::Params().add(uuid_text(id)), out);
+    return read_one("zk_fetch", pg::Params().add(uuid_text(id)), out);
 }
 
 bool PostgresDriver::fetch_many(const std::vector<RecordId>& ids, std::vector<JobRecord>& out)
 {
     out.clear();
     if (ids.empty()) return true;  // no round trip for nothing
-    std::string error;
-    const bool ok = pool_.with(
-        [&](pg::Connection& c) {
-            pg::Result r = c.exec_prepared("zk_fetch_many", pg::Params().add(uuid_array_text(ids)));
-            if (!r.ok()) error = r.error();
-            return r.ok() && read_rows(r, out);
-        },
-        error);
-    if (!ok)
-        log::warn("store_read_failed").kv("backend", "postgresql").kv("error", error.empty() ? "invalid row" : error);
-    return ok;
+    return read("zk_fetch_many", pg::Params().add(uuid_array_text(ids)), out);
 }
 
 bool PostgresDriver::fetch_key(const std::string& scope, const std::string& key, std::optional<JobRecord>& out)
 {
-    return fetch_one("zk_fetch_key", pg::Params().add(scope).add(key), out);
+    return read_one("zk_fetch_key", pg::Params().add(scope).add(key), out);
 }
 
 bool PostgresDriver::list(const ListQuery& q, std::vector<JobRecord>& out)
@@ -370,35 +482,30 @@ bool PostgresDriver::list(const ListQuery& q, std::vector<JobRecord>& out)
     if (q.before) p.add(uuid_text(*q.before));
     else p.null();
     p.add(static_cast<long long>(q.limit));
-    std::string error;
-    const bool ok = pool_.with(
-        [&](pg::Connection& c) {
-            pg::Result r = c.exec_prepared("zk_list", p);
-            return r.ok() && read_rows(r, out);
-        },
-        error);
-    if (!ok) log::warn("store_read_failed").kv("backend", "postgresql").kv("error", error);
-    return ok;
+    return read("zk_list", p, out);
 }
 
+// The overdue rows, then their done records in one pipelined round trip,
+// each written only over an unfinished row (safe to repeat).
 std::optional<std::size_t> PostgresDriver::rescue(std::int64_t due_ms, std::size_t limit,
                                                   const std::function<void(JobRecord&)>& finish)
 {
     std::size_t finished = 0;
     std::string error;
     const bool ok = pool_.with(
-        [&](pg::Connection& c) {
-            pg::Result r = c.exec_prepared("zk_overdue", pg::Params().add(due_ms).add(static_cast<long long>(limit)));
+        [&](pg::Connection& c, pg::Deadline deadline) {
+            finished = 0;
+            pg::Result r = c.exec_prepared("zk_overdue", pg::Params().add(due_ms).add(static_cast<long long>(limit)), deadline);
             std::vector<JobRecord> overdue;
             if (!r.ok() || !read_rows(r, overdue)) return false;
             if (overdue.empty()) return true;
             std::vector<pg::Connection::Statement> writes;
             for (JobRecord& rec : overdue) {
                 finish(rec);
-                writes.push_back({"zk_put", put_params(rec).null().null()});  // keys stay as they are
+                writes.push_back(statement_for(Write{WriteKind::finish, rec, false}));
             }
             std::vector<pg::Result> results;
-            if (!c.pipeline(writes, results, error)) return false;
+            if (!c.pipeline(writes, results, deadline, error)) return false;
             for (const pg::Result& w : results) {
                 if (!w.ok()) return false;
                 finished += static_cast<std::size_t>(w.affected());
@@ -406,10 +513,7 @@ std::optional<std::size_t> PostgresDriver::rescue(std::int64_t due_ms, std::size
             return true;
         },
         error);
-    if (!ok) {
-        log::warn("store_sweep_failed").kv("backend", "postgresql").kv("error", error);
-        return std::nullopt;
-    }
+    if (!ok) return std::nullopt;
     return finished;
 }
 
@@ -418,9 +522,9 @@ std::optional<std::size_t> PostgresDriver::purge(std::int64_t finished_before_ms
     std::size_t purged = 0;
     std::string error;
     const bool ok = pool_.with(
-        [&](pg::Connection& c) {
-            pg::Result r =
-                c.exec_prepared("zk_purge", pg::Params().add(finished_before_ms).add(static_cast<long long>(limit)));
+        [&](pg::Connection& c, pg::Deadline deadline) {
+            pg::Result r = c.exec_prepared(
+                "zk_purge", pg::Params().add(finished_before_ms).add(static_cast<long long>(limit)), deadline);
             purged = static_cast<std::size_t>(r.affected());
             return r.ok();
         },
@@ -434,8 +538,8 @@ std::optional<std::int64_t> PostgresDriver::now_ms()
     std::int64_t now = 0;
     std::string error;
     const bool ok = pool_.with(
-        [&](pg::Connection& c) {
-            pg::Result r = c.exec_prepared("zk_now", pg::Params());
+        [&](pg::Connection& c, pg::Deadline deadline) {
+            pg::Result r = c.exec_prepared("zk_now", pg::Params(), deadline);
             now = r.integer(0, 0);
             return r.ok() && r.rows() == 1;
         },
@@ -444,6 +548,17 @@ std::optional<std::int64_t> PostgresDriver::now_ms()
     return now;
 }
 
-bool PostgresDriver::reachable() const { return pool_.reachable(); }
+void PostgresDriver::listen(CancelFeed feed)
+{
+    feed_ = std::move(feed);
+    listener_.start(
+        [this](std::string_view payload) {
+            RecordId id{};
+            std::int64_t finished_ms = 0;
+            if (parse_cancel(payload, id, finished_ms)) feed_.cancelled(id, finished_ms);
+            else log::warn("cancel_feed_bad_payload").kv("payload", payload.substr(0, 80));
+        },
+        [this] { feed_.resumed(); });
+}
 
 }  // namespace zk::storage

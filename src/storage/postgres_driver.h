@@ -1,15 +1,20 @@
 // The job store's PostgreSQL driver, for several workers on one database.
 // Writes arrive in batches from the commit pipeline and go out pipelined:
-// every statement of a batch, then one Sync, in one round trip; the
-// statements between two Syncs are one implicit transaction, committed
-// synchronously (synchronous_commit as the server has it, on by default).
-// Completions and cancellations are conditional ("only if unfinished"), so
-// a job's state changes exactly once whichever worker writes first. Reads
-// (SharedStore) go through a small pool of other connections.
+// every statement of a batch, then one Sync, in one round trip and one
+// implicit transaction, committed synchronously (synchronous_commit as the
+// server has it, on by default; with a synchronous standby a commit waits
+// for it too). WriteKind's rules are conditional statements, so a job's
+// state changes exactly once whichever worker writes first. Reads
+// (SharedStore) go through a small pool of other connections; cancels reach
+// every worker through LISTEN/NOTIFY (pg_listener.h).
 //
-// Failure is not final here, unlike SQLite's: a lost connection fails the
-// batch in flight (its waiters answer 503), and the next commit reconnects;
-// until a connect succeeds the store reports itself unhealthy.
+// Every wait has a deadline: a connect connect_timeout, a round trip the
+// statement timeout plus deadline_margin (store_factory.h). Availability
+// (availability.h) is the one judge of whether the database answers: a
+// connect that fails or a round trip that times out makes it unavailable
+// (writes and reads then fail at once), and the pipeline's writer
+// reconnects every reconnect_interval until a connect succeeds. A connection
+// lost on its own (the server ended the session) is replaced at the next use.
 #pragma once
 
 #include <chrono>
@@ -19,20 +24,22 @@
 #include <string>
 #include <vector>
 
+#include "storage/availability.h"
 #include "storage/driver.h"
 #include "storage/job_record.h"
 #include "storage/pg_connection.h"
+#include "storage/pg_listener.h"
 #include "storage/pg_pool.h"
 #include "storage/shared_store.h"
 
 namespace zk::storage {
 
 struct PostgresOptions {
-    std::string conninfo;                               // libpq connection string or URI
-    std::size_t read_connections = 4;                   // the read pool's size
-    std::chrono::milliseconds statement_timeout{5000};  // server-side, per statement
+    std::string conninfo;                                // libpq connection string or URI
+    std::size_t read_connections = 4;                    // the read pool's size
+    std::chrono::milliseconds statement_timeout{5000};   // server-side, per statement
     std::chrono::seconds connect_timeout{5};
-    std::chrono::milliseconds retry_after{1000};        // after a failed connect, fail fast this long
+    std::chrono::milliseconds reconnect_interval{1000};  // between reconnects while the database is down
 };
 
 class PostgresDriver final : public Driver, public SharedStore {
@@ -42,17 +49,16 @@ public:
     explicit PostgresDriver(PostgresOptions options);
     ~PostgresDriver() override;
 
-    // Driver. Writes go out in order, chunk_size per round trip; a write
-    // that found its job finished is marked skipped. A failed commit drops
-    // the connection; reconnect() makes a new one.
+    // Driver.
     std::string_view name() const override { return "postgresql"; }
     void load(const std::function<void(JobRecord&&)>& visit) override;
-    bool commit(std::span<const Write* const> writes) override;
+    bool commit(std::span<const Write* const> writes, std::string& error) override;
     bool sync() override { return true; }  // commits are synchronous already
+    bool reconnect(std::string& error) override;
+    std::chrono::milliseconds reconnect_interval() const override { return options_.reconnect_interval; }
+    Availability& availability() override { return availability_; }
+    void interrupt() override { interrupt_.fire(); }
     void close() override;
-    bool recovers() const override { return true; }
-    bool reconnect() override;
-    std::chrono::milliseconds reconnect_interval() const override { return options_.retry_after; }
     SharedStore* shared() override { return this; }
 
     // SharedStore: through the read pool.
@@ -64,22 +70,33 @@ public:
                                       const std::function<void(JobRecord&)>& finish) override;
     std::optional<std::size_t> purge(std::int64_t finished_before_ms, std::size_t limit) override;
     std::optional<std::int64_t> now_ms() override;
-    bool reachable() const override;
+    void listen(CancelFeed feed) override;
+    bool listening() const override { return listener_.listening(); }
 
 private:
+    pg::Deadline round_trip_deadline() const;
+    bool plan(std::span<const Write* const> writes);
+    void mark_skips(std::span<const Write* const> writes, bool many);
     bool connect_commit(std::string& error);
-    bool fetch_one(const char* statement, const pg::Params& params, std::optional<JobRecord>& out);
+    bool read(const char* statement, const pg::Params& params, std::vector<JobRecord>& out);
+    bool read_one(const char* statement, const pg::Params& params, std::optional<JobRecord>& out);
     void migrate();
-    bool apply_chunk(std::span<const Write* const> chunk);
 
     const PostgresOptions options_;
-    const std::string conninfo_;  // with our timeouts added
+    const std::string conninfo_;  // with our connect timeout and application name added
     const std::string where_;     // the database named, without a password
+    pg::Interrupt interrupt_;
+    Availability availability_;
     const pg::Pool::Prepare setup_;  // run on every new connection
-    pg::Connection commit_conn_;  // the commit token holder's alone
-    std::vector<pg::Connection::Statement> statements_;  // reused by commit()
+    pg::Connection commit_conn_;     // the commit token holder's alone
+    // commit()'s scratch, reused batch after batch.
+    std::vector<const Write*> creates_;
+    std::vector<pg::Connection::Statement> statements_;
     std::vector<pg::Result> results_;
+    std::vector<RecordId> inserted_;
     pg::Pool pool_;
+    pg::Listener listener_;
+    CancelFeed feed_;  // set by listen(), before the listener starts
 };
 
 }  // namespace zk::storage

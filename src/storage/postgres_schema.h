@@ -1,15 +1,22 @@
-// The PostgreSQL schema and its versioned migrations, and the statements
-// the driver prepares. Kept apart from the driver so a reader finds the whole
-// data model in one place.
+// The PostgreSQL schema, its versioned migrations, and the statements the
+// driver prepares on every connection (made from the record's column table,
+// storage/job_record.h). Kept apart from the driver so a reader finds the
+// whole data model in one place.
 #pragma once
 
 #include <array>
+#include <string>
+#include <vector>
 
 namespace zk::storage::pg {
 
 // Held for the migration's transaction: two workers starting at once on an
 // empty database migrate one after the other, and the second finds it done.
 constexpr long long migration_lock_key = 0x7a6b'0001;  // "zk", lock 1
+
+// Every cancel notifies this channel with "<id> <finished_ms>" as it commits
+// (the cancel feed: storage/pg_listener.h).
+constexpr const char* cancel_channel = "zookeeper_cancels";
 
 // Migration N brings the schema from version N-1 to N. Append only.
 constexpr std::array<const char*, 2> migrations{
@@ -41,58 +48,10 @@ constexpr std::array<const char*, 2> migrations{
 // Prepared on every connection, by name.
 struct Prepared {
     const char* name;
-    const char* sql;
+    std::string sql;
 };
-constexpr std::array<Prepared, 11> statements{{
-    // Every write of a job is its whole record: a creation inserts it, a
-    // completion or cancellation replaces an unfinished one, so a job's state
-    // changes once, whichever worker writes first; a finished row is never
-    // touched again (0 rows: the write was skipped). One statement for both,
-    // because the pipeline keeps only a job's last write of a batch: a cancel
-    // may arrive in the same batch as the creation it cancels.
-    {"zk_put",
-     "INSERT INTO jobs (id, animal, state, created_ms, started_ms, deadline_ms, finished_ms, duration_ms, result,"
-     " idem_scope, idem_key) VALUES ($1::uuid, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (id) DO UPDATE SET"
-     " state = EXCLUDED.state, started_ms = EXCLUDED.started_ms, finished_ms = EXCLUDED.finished_ms,"
-     " result = EXCLUDED.result WHERE jobs.state < 2"},
-    // A creation with an Idempotency-Key. ON CONFLICT without a target
-    // turns a clash on jobs_idempotency into 0 rows (the write is skipped:
-    // the creator reads back the job holding the key, zk_fetch_key) instead
-    // of an error that would abort the whole pipelined batch. Another
-    // worker's insert of the same key still in its transaction makes this
-    // one wait for its outcome: the database serialises the two.
-    {"zk_create_keyed",
-     "INSERT INTO jobs (id, animal, state, created_ms, started_ms, deadline_ms, finished_ms, duration_ms, result,"
-     " idem_scope, idem_key) VALUES ($1::uuid, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING"},
-    {"zk_fetch_key",
-     "SELECT id, animal, state, created_ms, started_ms, deadline_ms, finished_ms, duration_ms, result,"
-     " coalesce(idem_scope, ''), coalesce(idem_key, '') FROM jobs WHERE idem_scope = $1 AND idem_key = $2"},
-    {"zk_erase", "DELETE FROM jobs WHERE id = $1::uuid"},
-    {"zk_fetch",
-     "SELECT id, animal, state, created_ms, started_ms, deadline_ms, finished_ms, duration_ms, result,"
-     " coalesce(idem_scope, ''), coalesce(idem_key, '') FROM jobs WHERE id = $1::uuid"},
-    // Several jobs by id in one round trip; $1 is a uuid[] in its text form
-    // ('{id,id}'), so the statement stays one prepared plan whatever the count.
-    {"zk_fetch_many",
-     "SELECT id, animal, state, created_ms, started_ms, deadline_ms, finished_ms, duration_ms, result,"
-     " coalesce(idem_scope, ''), coalesce(idem_key, '') FROM jobs WHERE id = ANY($1::uuid[])"},
-    // Newest first; $1 state, $2 animal, $3 cursor (NULL for none), $4 limit.
-    {"zk_list",
-     "SELECT id, animal, state, created_ms, started_ms, deadline_ms, finished_ms, duration_ms, result,"
-     " coalesce(idem_scope, ''), coalesce(idem_key, '') FROM jobs WHERE ($1::smallint IS NULL OR state = $1::smallint) AND ($2::text IS NULL OR animal = $2::text)"
-     " AND ($3::uuid IS NULL OR id < $3::uuid) ORDER BY id DESC LIMIT $4"},
-    // Overdue unfinished jobs. Not locked: finishing is conditional (zk_put)
-    // and a result is a function of the id, so two sweepers racing agree.
-    {"zk_overdue",
-     "SELECT id, animal, state, created_ms, started_ms, deadline_ms, finished_ms, duration_ms, result,"
-     " coalesce(idem_scope, ''), coalesce(idem_key, '') FROM jobs WHERE state < 2 AND deadline_ms <= $1 ORDER BY deadline_ms LIMIT $2"},
-    {"zk_purge",
-     "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE state >= 2 AND finished_ms < $1 LIMIT $2)"},
-    {"zk_now", "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint"},
-    // Every job in id order, a page at a time after $1 (load(): tools, tests).
-    {"zk_scan",
-     "SELECT id, animal, state, created_ms, started_ms, deadline_ms, finished_ms, duration_ms, result,"
-     " coalesce(idem_scope, ''), coalesce(idem_key, '') FROM jobs WHERE ($1::uuid IS NULL OR id > $1::uuid) ORDER BY id LIMIT $2"},
-}};
+// Every statement; parameters are text, in the order statement_params()
+// (postgres_driver.cpp) binds them.
+const std::vector<Prepared>& statements();
 
 }  // namespace zk::storage::pg

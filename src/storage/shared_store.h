@@ -1,10 +1,10 @@
 // What a store shared by several workers answers besides taking writes: the
 // database, not any worker's memory, is then the truth about a job. Every
-// call may wait for the database (bounded by the store's timeouts) and
-// reports failure as a value, so the caller answers 503 rather than freezes.
+// call may wait for the database (each wait has a deadline: the store's
+// statement timeout) and reports failure as a value, so the caller answers
+// 503 rather than freezes.
 #pragma once
 
-#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -16,14 +16,22 @@
 
 namespace zk::storage {
 
-using RecordId = std::array<unsigned char, 16>;
-
 // Newest first; `before` is the keyset cursor (the last id of a page).
 struct ListQuery {
     std::optional<RecordState> state;
     std::optional<std::string> animal;
     std::optional<RecordId> before;
     std::size_t limit = 50;
+};
+
+// Cancels committed through any worker, as the database announces them.
+struct CancelFeed {
+    // A job was cancelled (its finished_ms). Runs on the store's listener
+    // thread; must not block.
+    std::function<void(const RecordId& id, std::int64_t finished_ms)> cancelled;
+    // The feed (re)connected: cancels made while it was down were missed.
+    // Runs on the listener thread before any cancel of the new session.
+    std::function<void()> resumed;
 };
 
 class SharedStore {
@@ -33,8 +41,7 @@ public:
     // false: the database did not answer (down, timed out, no connection free).
     virtual bool fetch(const RecordId& id, std::optional<JobRecord>& out) = 0;
     // The records of those of `ids` that exist, in no particular order, in
-    // one round trip (the remote-watch re-check asks for every due job at
-    // once). An id with no record is simply absent from `out`.
+    // one round trip. An id with no record is simply absent from `out`.
     virtual bool fetch_many(const std::vector<RecordId>& ids, std::vector<JobRecord>& out) = 0;
     // The job created with that Idempotency-Key in that client scope.
     virtual bool fetch_key(const std::string& scope, const std::string& key, std::optional<JobRecord>& out) = 0;
@@ -50,8 +57,12 @@ public:
     virtual std::optional<std::size_t> purge(std::int64_t finished_before_ms, std::size_t limit) = 0;
     // The database's clock (ms since the epoch): the one clock all workers share.
     virtual std::optional<std::int64_t> now_ms() = 0;
-    // False while the database is known to be unreachable.
-    virtual bool reachable() const = 0;
+
+    // Starts delivering cancels (once; the store stops it on close()).
+    virtual void listen(CancelFeed feed) = 0;
+    // True while the feed is connected: a cancel anywhere reaches this
+    // worker within a round trip. False before listen() and while it reconnects.
+    virtual bool listening() const = 0;
 };
 
 }  // namespace zk::storage

@@ -9,7 +9,9 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <atomic>
 #include <iterator>
+#include <mutex>
 #include <limits>
 #include <system_error>
 #include <vector>
@@ -56,17 +58,28 @@ constexpr const char* migrations[] = {
 };
 static_assert(std::size(migrations) == schema_version - 1, "one migration per schema version after the first");
 
-// OR REPLACE also resolves a clash on jobs_idempotency, by deleting the
-// older row; it never clashes, because the domain's key index admits a key
-// once (domain/idempotency_index.h). Rejected: failing the commit, which
-// would turn the store unhealthy for good over one client's key.
-constexpr const char* upsert_sql =
-    "INSERT OR REPLACE INTO jobs (id, animal, state, created_ms, started_ms,"
-    " deadline_ms, finished_ms, duration_ms, result, idem_scope, idem_key)"
-    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
-constexpr const char* select_sql =
-    "SELECT id, animal, state, created_ms, started_ms, deadline_ms, finished_ms,"
-    " duration_ms, result, idem_scope, idem_key FROM jobs ORDER BY id";
+// Each WriteKind's rule, as in every backend (storage/job_store.h). A
+// creation whose id or key is taken changes nothing (OR IGNORE: the domain's
+// key index admits a key once, so it never happens here); a finish lands only
+// on an unfinished row. Made from the column table (storage/job_record.h).
+std::string create_sql()
+{
+    std::string values;
+    for (std::size_t i = 0; i < columns.size(); ++i) values += (i ? ", ?" : "?") + std::to_string(i + 1);
+    return "INSERT OR IGNORE INTO jobs (" + column_list() + ") VALUES (" + values + ")";
+}
+
+std::string finish_sql()
+{
+    std::string set;
+    for (std::size_t i = 0; i < columns.size(); ++i)
+        if (columns[i].changes_on_finish)
+            set += (set.empty() ? "" : ", ") + std::string(columns[i].name) + " = ?" + std::to_string(i + 1);
+    return "UPDATE jobs SET " + set + " WHERE id = ?1 AND state < " +
+           std::to_string(static_cast<int>(RecordState::done));
+}
+
+std::string select_sql() { return "SELECT " + column_list() + " FROM jobs ORDER BY id"; }
 
 // How long an operator's sqlite3 shell (or a checkpointing reader) may hold
 // the write lock before a commit gives up and the store turns unhealthy.
@@ -98,39 +111,69 @@ void prefetch(const std::string& path)
     ::close(fd);
 }
 
-// Fills r from a row of select_sql; false when the row cannot be a job.
+// Reads column i of a select of column_list() into the field.
+struct ColumnReader {
+    sqlite3_stmt* s;
+    bool ok = true;
+    void operator()(const Column&, std::size_t i, RecordId& v)
+    {
+        const int col = static_cast<int>(i);
+        ok = ok && sqlite3_column_bytes(s, col) == static_cast<int>(v.size());
+        if (ok) std::memcpy(v.data(), sqlite3_column_blob(s, col), v.size());
+    }
+    void operator()(const Column&, std::size_t i, std::string& v) { v = text_column(s, static_cast<int>(i)); }  // NULL reads as empty
+    void operator()(const Column&, std::size_t i, std::int64_t& v) { v = sqlite3_column_int64(s, static_cast<int>(i)); }
+    void operator()(const Column&, std::size_t i, std::int32_t& v)
+    {
+        const std::int64_t wide = sqlite3_column_int64(s, static_cast<int>(i));
+        ok = ok && wide >= std::numeric_limits<std::int32_t>::min() && wide <= std::numeric_limits<std::int32_t>::max();
+        v = static_cast<std::int32_t>(wide);
+    }
+    void operator()(const Column&, std::size_t i, RecordState& v)
+    {
+        const int state = sqlite3_column_int(s, static_cast<int>(i));
+        ok = ok && state >= 0 && state <= static_cast<int>(RecordState::cancelled);
+        v = static_cast<RecordState>(state);
+    }
+};
+
+// Binds a field as parameter ?(i+1). SQLITE_STATIC: the write outlives the
+// step; nothing is copied. An empty key column binds NULL, so the partial
+// unique index leaves the row out.
+struct ColumnBinder {
+    sqlite3_stmt* s;
+    bool finish_only;  // only the id and the columns a finish writes
+    bool wanted(const Column& c) const { return !finish_only || c.changes_on_finish || c.kind == ColumnKind::uuid; }
+    void operator()(const Column& c, std::size_t i, const RecordId& v)
+    {
+        if (wanted(c)) sqlite3_bind_blob(s, static_cast<int>(i + 1), v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
+    }
+    void operator()(const Column& c, std::size_t i, const std::string& v)
+    {
+        if (!wanted(c)) return;
+        if (c.null_when_empty && v.empty()) sqlite3_bind_null(s, static_cast<int>(i + 1));
+        else sqlite3_bind_text(s, static_cast<int>(i + 1), v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
+    }
+    void operator()(const Column& c, std::size_t i, std::int64_t v)
+    {
+        if (wanted(c)) sqlite3_bind_int64(s, static_cast<int>(i + 1), v);
+    }
+    void operator()(const Column& c, std::size_t i, std::int32_t v)
+    {
+        if (wanted(c)) sqlite3_bind_int(s, static_cast<int>(i + 1), v);
+    }
+    void operator()(const Column& c, std::size_t i, RecordState v)
+    {
+        if (wanted(c)) sqlite3_bind_int(s, static_cast<int>(i + 1), static_cast<int>(v));
+    }
+};
+
+// Fills r from a row of select_sql(); false when the row cannot be a job.
 bool read_row(sqlite3_stmt* s, JobRecord& r)
 {
-    const int state = sqlite3_column_int(s, 2);
-    const std::int64_t duration = sqlite3_column_int64(s, 7);
-    if (sqlite3_column_bytes(s, 0) != static_cast<int>(r.id.size())) return false;
-    if (state < 0 || state > static_cast<int>(RecordState::cancelled)) return false;
-    if (duration < std::numeric_limits<std::int32_t>::min() || duration > std::numeric_limits<std::int32_t>::max())
-        return false;
-    std::memcpy(r.id.data(), sqlite3_column_blob(s, 0), r.id.size());
-    r.animal = text_column(s, 1);
-    r.state = static_cast<RecordState>(state);
-    r.created_ms = sqlite3_column_int64(s, 3);
-    r.started_ms = sqlite3_column_int64(s, 4);
-    r.deadline_ms = sqlite3_column_int64(s, 5);
-    r.finished_ms = sqlite3_column_int64(s, 6);
-    r.duration_ms = static_cast<std::int32_t>(duration);
-    r.result = text_column(s, 8);
-    r.idem_scope = text_column(s, 9);  // NULL reads as empty
-    r.idem_key = text_column(s, 10);
-    return true;
-}
-
-// NULL without a key, so the partial unique index leaves the row out.
-void bind_key(sqlite3_stmt* s, const JobRecord& r)
-{
-    if (r.idem_key.empty()) {
-        sqlite3_bind_null(s, 10);
-        sqlite3_bind_null(s, 11);
-        return;
-    }
-    sqlite3_bind_text(s, 10, r.idem_scope.data(), static_cast<int>(r.idem_scope.size()), SQLITE_STATIC);
-    sqlite3_bind_text(s, 11, r.idem_key.data(), static_cast<int>(r.idem_key.size()), SQLITE_STATIC);
+    ColumnReader read{s};
+    for_each_column(r, read);
+    return read.ok;
 }
 
 struct DbCloser {
@@ -165,15 +208,19 @@ struct DirLock {
 
 class SqliteDriver final : public Driver {
 public:
-    explicit SqliteDriver(const std::string& dir);
+    SqliteDriver(const std::string& dir, std::chrono::milliseconds reconnect_interval);
     ~SqliteDriver() override { close(); }
     SqliteDriver(const SqliteDriver&) = delete;
     SqliteDriver& operator=(const SqliteDriver&) = delete;
 
     std::string_view name() const override { return "sqlite"; }
     void load(const std::function<void(JobRecord&&)>& visit) override;
-    bool commit(std::span<const Write* const> writes) override;
+    bool commit(std::span<const Write* const> writes, std::string& error) override;
     bool sync() override;
+    bool reconnect(std::string& error) override;
+    std::chrono::milliseconds reconnect_interval() const override { return reconnect_interval_; }
+    Availability& availability() override { return availability_; }
+    void interrupt() override;
     void close() override;
 
 private:
@@ -181,6 +228,7 @@ private:
     [[noreturn]] void fail_sqlite(const std::string& what, sqlite3* db) const;
     void lock_dir();
     Db open_db(int flags) const;
+    void open_connection();
     void exec(const char* sql);
     std::int64_t query_int(const char* sql);
     std::string query_text(const char* sql);
@@ -188,17 +236,25 @@ private:
     void configure();
     void migrate();
     void check_integrity();
+    void prepare_writes();
     bool apply(const Write& w);
     bool step_reset(sqlite3_stmt* stmt);
-    void abandon();
+    bool probe();
+    std::string abandon();
 
     const std::string dir_;
     const std::string path_;  // dir_ + "/jobs.db"
+    const std::chrono::milliseconds reconnect_interval_;
+    Availability availability_{"sqlite"};
+    std::atomic<bool> interrupted_{false};
     // The lock and the connection are declared before the statements, so the
     // statements are finalized first.
     DirLock dir_lock_;
+    // db_mutex_ (a leaf) guards the pointer against interrupt() while
+    // reconnect() replaces it; the token holder alone uses the connection.
+    mutable std::mutex db_mutex_;
     Db db_;
-    Stmt upsert_, delete_, begin_, commit_, rollback_;
+    Stmt create_, finish_, erase_, begin_, commit_, rollback_;
 };
 
 }  // namespace
@@ -207,17 +263,35 @@ private:
 // Opening
 // ---------------------------------------------------------------------------
 
-std::unique_ptr<Driver> open_sqlite_driver(const std::string& dir) { return std::make_unique<SqliteDriver>(dir); }
+std::unique_ptr<Driver> open_sqlite_driver(const std::string& dir, std::chrono::milliseconds reconnect_interval)
+{
+    return std::make_unique<SqliteDriver>(dir, reconnect_interval);
+}
 
-SqliteDriver::SqliteDriver(const std::string& dir) : dir_(dir), path_(dir + "/jobs.db")
+SqliteDriver::SqliteDriver(const std::string& dir, std::chrono::milliseconds reconnect_interval)
+    : dir_(dir), path_(dir + "/jobs.db"), reconnect_interval_(reconnect_interval)
 {
     lock_dir();
-    db_ = open_db(SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
-    configure();
+    open_connection();
     migrate();
     check_integrity();
-    upsert_ = prepare(db_.get(), upsert_sql);
-    delete_ = prepare(db_.get(), "DELETE FROM jobs WHERE id = ?1");
+    prepare_writes();
+}
+
+// The connection and its settings; the directory lock is kept across reopens.
+void SqliteDriver::open_connection()
+{
+    Db db = open_db(SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+    std::lock_guard lock(db_mutex_);
+    db_ = std::move(db);
+    configure();
+}
+
+void SqliteDriver::prepare_writes()
+{
+    create_ = prepare(db_.get(), create_sql().c_str());
+    finish_ = prepare(db_.get(), finish_sql().c_str());
+    erase_ = prepare(db_.get(), "DELETE FROM jobs WHERE id = ?1");
     // IMMEDIATE takes the write lock up front, so a competing writer is met
     // by the busy timeout instead of failing the upgrade mid-transaction.
     begin_ = prepare(db_.get(), "BEGIN IMMEDIATE");
@@ -227,12 +301,16 @@ SqliteDriver::SqliteDriver(const std::string& dir) : dir_(dir), path_(dir + "/jo
 
 void SqliteDriver::close()
 {
-    upsert_.reset();
-    delete_.reset();
+    create_.reset();
+    finish_.reset();
+    erase_.reset();
     begin_.reset();
     commit_.reset();
     rollback_.reset();
-    db_.reset();  // the last connection to close checkpoints and removes the WAL
+    {
+        std::lock_guard lock(db_mutex_);
+        db_.reset();  // the last connection to close checkpoints and removes the WAL
+    }
     dir_lock_ = DirLock();
 }
 
@@ -360,48 +438,88 @@ void SqliteDriver::check_integrity()
 // ---------------------------------------------------------------------------
 
 // One transaction for the whole batch, through the prepared statements.
-bool SqliteDriver::commit(std::span<const Write* const> writes)
+// Whatever fails (a full disk, a read-only file system, an I/O error, a lock
+// held past the busy timeout) makes the store unavailable until reconnect()
+// proves a write works again.
+bool SqliteDriver::commit(std::span<const Write* const> writes, std::string& error)
 {
+    if (interrupted_) {
+        error = "interrupted (shutting down)";
+        return false;
+    }
     bool ok = step_reset(begin_.get());
     for (std::size_t k = 0; ok && k < writes.size(); ++k) ok = apply(*writes[k]);
-    if (ok && step_reset(commit_.get())) return true;
-    abandon();
+    if (ok && step_reset(commit_.get())) {
+        availability_.succeeded();
+        return true;
+    }
+    error = abandon();
+    availability_.failed(error);
     return false;
 }
 
 bool SqliteDriver::apply(const Write& w)
 {
-    const JobRecord& r = w.record;
-    sqlite3_stmt* s = w.erase ? delete_.get() : upsert_.get();
-    // SQLITE_STATIC: the write outlives the step; nothing is copied.
-    sqlite3_bind_blob(s, 1, r.id.data(), static_cast<int>(r.id.size()), SQLITE_STATIC);
-    if (!w.erase) {
-        sqlite3_bind_text(s, 2, r.animal.data(), static_cast<int>(r.animal.size()), SQLITE_STATIC);
-        sqlite3_bind_int(s, 3, static_cast<int>(r.state));
-        sqlite3_bind_int64(s, 4, r.created_ms);
-        sqlite3_bind_int64(s, 5, r.started_ms);
-        sqlite3_bind_int64(s, 6, r.deadline_ms);
-        sqlite3_bind_int64(s, 7, r.finished_ms);
-        sqlite3_bind_int(s, 8, r.duration_ms);
-        sqlite3_bind_text(s, 9, r.result.data(), static_cast<int>(r.result.size()), SQLITE_STATIC);
-        bind_key(s, r);
-    }
-    return step_reset(s);
+    sqlite3_stmt* s = w.kind == WriteKind::create ? create_.get() : w.kind == WriteKind::finish ? finish_.get() : erase_.get();
+    ColumnBinder bind{s, w.kind != WriteKind::create};
+    if (w.kind == WriteKind::erase) bind(columns[0], 0, w.record.id);
+    else for_each_column(w.record, bind);
+    if (!step_reset(s)) return false;
+    w.skipped = w.kind != WriteKind::erase && sqlite3_changes(db_.get()) == 0;
+    return true;
 }
 
 bool SqliteDriver::step_reset(sqlite3_stmt* stmt)
 {
     const int rc = sqlite3_step(stmt);
     sqlite3_reset(stmt);
+    sqlite3_clear_bindings(stmt);
     return rc == SQLITE_DONE;
 }
 
-// Logs a failed commit and rolls back what SQLite has not already.
-void SqliteDriver::abandon()
+// Rolls back what SQLite has not already; returns why the commit failed.
+std::string SqliteDriver::abandon()
 {
-    log::error("store_commit_failed").kv("path", path_).kv("error", sqlite3_errmsg(db_.get()));
+    std::string why = path_ + ": " + sqlite3_errmsg(db_.get());
+    if (const int err = sqlite3_system_errno(db_.get()); err != 0) why += std::string(" (") + std::strerror(err) + ")";
     // Some errors (I/O, full disk) already rolled the transaction back.
     if (!sqlite3_get_autocommit(db_.get())) step_reset(rollback_.get());
+    return why;
+}
+
+// Reopens the file (an I/O error may leave a connection unusable) and proves
+// that a write reaches the disk again.
+bool SqliteDriver::reconnect(std::string& error)
+{
+    if (interrupted_) return false;
+    try {
+        create_.reset(), finish_.reset(), erase_.reset(), begin_.reset(), commit_.reset(), rollback_.reset();
+        open_connection();
+        prepare_writes();
+        if (!probe()) throw StoreError(abandon());
+    } catch (const StoreError& e) {
+        error = e.what();
+        availability_.failed(error);
+        return false;
+    }
+    availability_.succeeded();
+    return true;
+}
+
+// A transaction that writes the header's user_version (unchanged) commits a
+// page to the WAL: it fails while the disk is full or read-only.
+bool SqliteDriver::probe()
+{
+    const std::string sql = "PRAGMA user_version = " + std::to_string(schema_version);
+    return step_reset(begin_.get()) && sqlite3_exec(db_.get(), sql.c_str(), nullptr, nullptr, nullptr) == SQLITE_OK &&
+           step_reset(commit_.get());
+}
+
+void SqliteDriver::interrupt()
+{
+    interrupted_ = true;
+    std::lock_guard lock(db_mutex_);
+    if (db_) sqlite3_interrupt(db_.get());  // ends a busy-timeout wait at once
 }
 
 // A passive checkpoint fsyncs the WAL before copying it into the database:
@@ -421,7 +539,7 @@ bool SqliteDriver::sync()
 void SqliteDriver::load(const std::function<void(JobRecord&&)>& visit)
 {
     Db db = open_db(SQLITE_OPEN_READONLY);
-    Stmt s = prepare(db.get(), select_sql);
+    Stmt s = prepare(db.get(), select_sql().c_str());
     int rc;
     while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) {
         JobRecord r;

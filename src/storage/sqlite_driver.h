@@ -22,6 +22,13 @@
 // One process per directory: opening takes flock(2) on DIR and refuses a
 // second opener, so two workers never write one database.
 //
+// A commit that fails (disk full, file system read-only, I/O error, a lock
+// held past the busy timeout) fails its batch and makes the store
+// unavailable: writes answer 503. Every reconnect_interval the writer reopens
+// the file and commits a probe write; once one succeeds the store takes
+// writes again. Nothing acknowledged is lost: a write is acknowledged only
+// once committed, and the worker's memory changes only with it.
+//
 // Recovery from a corrupt store (the worker exits 2 and names the file): stop
 // the worker and move jobs.db, jobs.db-wal and jobs.db-shm aside together
 // (the WAL holds recent commits). Then either start with an empty directory,
@@ -34,6 +41,7 @@
 // rest come back.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <string>
 
@@ -45,6 +53,6 @@ namespace zk::storage {
 // path) when the directory or file cannot be used, is in use by another
 // process, is not a database, fails its integrity check or has a schema
 // version this build does not know.
-std::unique_ptr<Driver> open_sqlite_driver(const std::string& dir);
+std::unique_ptr<Driver> open_sqlite_driver(const std::string& dir, std::chrono::milliseconds reconnect_interval);
 
 }  // namespace zk::storage

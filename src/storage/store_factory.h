@@ -16,13 +16,14 @@ enum class Backend { sqlite, postgresql };
 struct StoreOptions {
     Backend backend = Backend::sqlite;
     std::string dir;  // sqlite: the directory holding jobs.db
+    // How often the writer tries again while the store is unavailable.
+    std::chrono::milliseconds reconnect_interval{1000};
     // postgresql: the libpq connection string, the read pool's size, and
     // the timeouts every wait on the database has.
     std::string url;
     std::size_t read_connections = 0;
     std::chrono::milliseconds statement_timeout{0};
     std::chrono::seconds connect_timeout{0};
-    std::chrono::milliseconds reconnect_interval{0};
     // How long the writer may gather a small batch; 0 commits at once.
     std::chrono::milliseconds commit_interval{0};
 };

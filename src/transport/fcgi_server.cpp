@@ -289,6 +289,7 @@ bool FcgiServer::park(FCGX_Request& req, const http::Request& request, const htt
     p.request_id = request.request_id;
     p.deadline = std::chrono::steady_clock::now() + response.park->wait;
     p.park = response.park;
+    p.answer_at_park = serialise(response, request.request_id);
     const auto id = parking_->add(std::move(p));
     if (!id) return false;
     FCGX_Free(&req, 0);  // libfcgi's stream buffers go now; 0: the fd stays open
@@ -312,14 +313,18 @@ void FcgiServer::finish(Taken taken)
         ::close(p.fd);
         return;
     }
-    http::Response answer;
-    try {  // the dispatcher's boundary is long gone: this is its stand-in for a late answer
-        answer = p.park->answer();
-    } catch (const std::exception& e) {
-        log::error("handler_failed").kv("id", p.request_id).kv("what", e.what());
-        answer = http::problem(http::ProblemKind::internal, "the request failed; it is logged as " + p.request_id);
+    std::string body = std::move(p.answer_at_park);
+    if (taken.why != Wake::shutdown) {
+        http::Response answer;
+        try {  // the dispatcher's boundary is long gone: this is its stand-in for a late answer
+            answer = p.park->answer();
+        } catch (const std::exception& e) {
+            log::error("handler_failed").kv("id", p.request_id).kv("what", e.what());
+            answer = http::problem(http::ProblemKind::internal, "the request failed; it is logged as " + p.request_id);
+        }
+        body = serialise(answer, p.request_id);
     }
-    const bool sent = send_all(p.fd, encode_answer(p.fcgi_id, serialise(answer, p.request_id)));
+    const bool sent = send_all(p.fd, encode_answer(p.fcgi_id, body));
     if (sent && p.keep && !stopping_ && watch(epoll_fd_, p.fd, EPOLL_CTL_MOD)) return;
     ::close(p.fd);
 }

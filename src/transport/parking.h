@@ -38,6 +38,9 @@ struct Parked {
     std::string request_id;     // echoed as X-Request-Id
     SteadyTime deadline{};
     std::shared_ptr<http::Park> park;
+    // The answer as it was when the request parked, sent at shutdown:
+    // answer() may read a database, and shutdown must not wait for one.
+    std::string answer_at_park;
     std::optional<std::uint64_t> subscription;  // set by activate()
 };
 

@@ -1,9 +1,14 @@
 // An in-memory storage::Driver, so the real CommitPipeline runs in unit tests
-// without a disk: the contract suite's second backend and the pipeline tests'
-// recording driver. Its Disk outlives the driver, so a reopen sees the rows.
+// without a disk: the storage contract suite's third backend, and the store
+// under the job pool's tests. It applies WriteKind's rules as the real
+// backends do. Its Disk outlives the driver, so a reopen sees the rows, and
+// lets a test misbehave it: fail commits or reconnects, or hold commits at a
+// gate (a write then stays in flight until the test opens it).
 #pragma once
 
 #include <array>
+#include <chrono>
+#include <condition_variable>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -16,16 +21,42 @@ namespace zk::test {
 class MemoryDriver final : public storage::Driver {
 public:
     using Id = std::array<unsigned char, 16>;
-    // What survives the driver: the rows, and what the tests inspect.
+    // What survives the driver: the rows, and what the tests inspect and set.
     struct Disk {
         mutable std::mutex mutex;
+        std::condition_variable gate_opened;
         std::map<Id, storage::JobRecord> rows;  // guarded by mutex
         std::vector<std::vector<Id>> commits;   // each commit's ids, in order; guarded by mutex
-        int syncs = 0, closes = 0;              // guarded by mutex
+        int syncs = 0, closes = 0, reconnects = 0;  // guarded by mutex
         bool fail_commits = false;              // guarded by mutex
+        bool fail_reconnects = false;           // guarded by mutex
+        bool gate_closed = false;               // guarded by mutex: commits wait while set
+        int at_gate = 0;                        // guarded by mutex: commits waiting there
+
+        void close_gate()
+        {
+            std::lock_guard lock(mutex);
+            gate_closed = true;
+        }
+        void open_gate()
+        {
+            {
+                std::lock_guard lock(mutex);
+                gate_closed = false;
+            }
+            gate_opened.notify_all();
+        }
+        int waiting_at_gate() const
+        {
+            std::lock_guard lock(mutex);
+            return at_gate;
+        }
     };
 
-    explicit MemoryDriver(std::shared_ptr<Disk> disk) : disk_(std::move(disk)) {}
+    explicit MemoryDriver(std::shared_ptr<Disk> disk, std::chrono::milliseconds reconnect_interval = std::chrono::milliseconds(20))
+        : disk_(std::move(disk)), reconnect_interval_(reconnect_interval)
+    {
+    }
 
     std::string_view name() const override { return "memory"; }
 
@@ -39,17 +70,26 @@ public:
         for (auto& r : copy) visit(std::move(r));
     }
 
-    bool commit(std::span<const storage::Write* const> writes) override
+    bool commit(std::span<const storage::Write* const> writes, std::string& error) override
     {
-        std::lock_guard lock(disk_->mutex);
-        if (disk_->fail_commits) return false;
+        std::unique_lock lock(disk_->mutex);
+        ++disk_->at_gate;
+        disk_->gate_opened.wait(lock, [&] { return !disk_->gate_closed; });
+        --disk_->at_gate;
+        if (disk_->fail_commits) {
+            error = "injected commit failure";
+            lock.unlock();
+            availability_.failed(error);
+            return false;
+        }
         std::vector<Id> ids;
         for (const storage::Write* w : writes) {
             ids.push_back(w->record.id);
-            if (w->erase) disk_->rows.erase(w->record.id);
-            else disk_->rows[w->record.id] = w->record;
+            apply(*w);
         }
         disk_->commits.push_back(std::move(ids));
+        lock.unlock();
+        availability_.succeeded();
         return true;
     }
 
@@ -60,6 +100,23 @@ public:
         return true;
     }
 
+    bool reconnect(std::string& error) override
+    {
+        std::unique_lock lock(disk_->mutex);
+        ++disk_->reconnects;
+        const bool ok = !disk_->fail_reconnects && !disk_->fail_commits;
+        lock.unlock();
+        if (ok) availability_.succeeded();
+        else {
+            error = "injected reconnect failure";
+            availability_.failed(error);
+        }
+        return ok;
+    }
+    std::chrono::milliseconds reconnect_interval() const override { return reconnect_interval_; }
+    storage::Availability& availability() override { return availability_; }
+    void interrupt() override { disk_->open_gate(); }
+
     void close() override
     {
         std::lock_guard lock(disk_->mutex);
@@ -67,7 +124,38 @@ public:
     }
 
 private:
+    // WriteKind's rules, on the rows (disk_->mutex held).
+    void apply(const storage::Write& w)
+    {
+        auto it = disk_->rows.find(w.record.id);
+        switch (w.kind) {
+        case storage::WriteKind::create: {
+            bool taken = it != disk_->rows.end();
+            for (const auto& [id, r] : disk_->rows)
+                taken = taken || (!w.record.idem_key.empty() && r.idem_scope == w.record.idem_scope &&
+                                  r.idem_key == w.record.idem_key);
+            w.skipped = taken;
+            if (!taken) disk_->rows[w.record.id] = w.record;
+            break;
+        }
+        case storage::WriteKind::finish:
+            w.skipped = it == disk_->rows.end() || it->second.finished();
+            if (!w.skipped) {
+                it->second.state = w.record.state;
+                it->second.started_ms = w.record.started_ms;
+                it->second.finished_ms = w.record.finished_ms;
+                it->second.result = w.record.result;
+            }
+            break;
+        case storage::WriteKind::erase:
+            if (it != disk_->rows.end()) disk_->rows.erase(it);
+            break;
+        }
+    }
+
     std::shared_ptr<Disk> disk_;
+    const std::chrono::milliseconds reconnect_interval_;
+    storage::Availability availability_{"memory"};
 };
 
 }  // namespace zk::test

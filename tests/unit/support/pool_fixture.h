@@ -34,13 +34,15 @@ inline Rules test_rules(Millis min_ms = 10'000, Millis max_ms = 20'000, std::siz
 }
 
 // The timer thread re-reads the clock every 5 ms, so tests never depend on
-// a single wake() arriving.
-inline PoolShape test_shape(std::size_t threads = 2, std::size_t capacity = 256)
+// a single wake() arriving. A store wait gives up after store_wait_ms.
+inline PoolShape test_shape(std::size_t threads = 2, std::size_t capacity = 256, Millis store_wait_ms = 2000)
 {
     PoolShape s;
-    s.threads = threads;
-    s.queue_capacity = capacity;
-    s.timer_max_wait_ms = 5;
+    s.timers.threads = threads;
+    s.timers.queue_capacity = capacity;
+    s.timers.max_wait_ms = 5;
+    s.store_wait_ms = store_wait_ms;
+    s.retry_ms = 20;
     return s;
 }
 

@@ -1,0 +1,109 @@
+// The prepared statements, made from the column table so that no column list
+// is written out by hand.
+
+#include "storage/postgres_schema.h"
+
+#include "storage/job_record.h"
+
+namespace zk::storage::pg {
+
+namespace {
+
+// $n with the cast a text parameter of that kind needs.
+std::string param(std::size_t n, ColumnKind kind)
+{
+    const std::string p = "$" + std::to_string(n);
+    switch (kind) {
+    case ColumnKind::uuid: return p + "::uuid";
+    case ColumnKind::bytes: return p + "::bytea";
+    case ColumnKind::text:
+    case ColumnKind::integer: break;
+    }
+    return p;
+}
+
+std::string select_from(const std::string& where) { return "SELECT " + column_list() + " FROM jobs " + where; }
+
+// Every column, $1..$11.
+std::string insert_values()
+{
+    std::string values;
+    for (std::size_t i = 0; i < columns.size(); ++i) values += (i ? ", " : "") + param(i + 1, columns[i].kind);
+    return "INSERT INTO jobs (" + column_list() + ") VALUES (" + values + ")";
+}
+
+// $1 the id, then the columns a finish writes, in column order.
+std::string finish_update()
+{
+    std::string set;
+    std::size_t n = 1;
+    for (const Column& c : columns)
+        if (c.changes_on_finish) set += (set.empty() ? "" : ", ") + std::string(c.name) + " = " + param(++n, c.kind);
+    return "UPDATE jobs SET " + set + " WHERE id = $1::uuid AND state < 2";
+}
+
+// Every column as an array parameter, $1..$11, one row per element: one
+// statement inserts a whole batch's creations.
+std::string insert_arrays()
+{
+    std::string arrays;
+    for (std::size_t i = 0; i < columns.size(); ++i) {
+        const ColumnKind k = columns[i].kind;
+        const char* type = k == ColumnKind::uuid    ? "uuid[]"
+                           : k == ColumnKind::bytes ? "bytea[]"
+                           : k == ColumnKind::text  ? "text[]"
+                                                    : "bigint[]";
+        arrays += (i ? ", $" : "$") + std::to_string(i + 1) + "::" + type;
+    }
+    return "INSERT INTO jobs (" + column_list() + ") SELECT * FROM unnest(" + arrays + ")";
+}
+
+std::vector<Prepared> make()
+{
+    return {
+        // A creation: 0 rows (skipped) when its id or its key is taken.
+        // ON CONFLICT without a target covers the key's unique index too, so
+        // a clash is a skip, not an error that would fail the whole batch;
+        // another worker's creation of the same key still in its transaction
+        // makes this one wait for its outcome: the database serialises them.
+        {"zk_create", insert_values() + " ON CONFLICT DO NOTHING"},
+        // A batch's creations in one statement (the same rule); the ids it
+        // returns are the ones inserted, the others were skipped.
+        {"zk_create_many", insert_arrays() + " ON CONFLICT DO NOTHING RETURNING id"},
+        // A completion: only over an unfinished row (0 rows: skipped), so a
+        // job's state changes once, whichever worker writes first, and a
+        // late write never brings back a purged row.
+        {"zk_finish", finish_update()},
+        // A cancel is a finish that also tells every worker (the cancel feed),
+        // as its transaction commits; 0 rows when skipped.
+        {"zk_cancel", "WITH f AS (" + finish_update() + " RETURNING id, finished_ms) SELECT pg_notify('" +
+                          cancel_channel + "', id::text || ' ' || finished_ms) FROM f"},
+        {"zk_erase", "DELETE FROM jobs WHERE id = $1::uuid"},
+        {"zk_fetch", select_from("WHERE id = $1::uuid")},
+        // Several jobs by id in one round trip; $1 is a uuid[] in its text
+        // form ('{id,id}'), so the statement stays one prepared plan.
+        {"zk_fetch_many", select_from("WHERE id = ANY($1::uuid[])")},
+        {"zk_fetch_key", select_from("WHERE idem_scope = $1 AND idem_key = $2")},
+        // Newest first; $1 state, $2 animal, $3 cursor (NULL for none), $4 limit.
+        {"zk_list", select_from("WHERE ($1::smallint IS NULL OR state = $1::smallint) AND ($2::text IS NULL OR "
+                                "animal = $2::text) AND ($3::uuid IS NULL OR id < $3::uuid) ORDER BY id DESC LIMIT $4")},
+        // Overdue unfinished jobs. Not locked: finishing is conditional
+        // (zk_finish) and a result is a function of the id, so two sweepers
+        // racing agree.
+        {"zk_overdue", select_from("WHERE state < 2 AND deadline_ms <= $1 ORDER BY deadline_ms LIMIT $2")},
+        {"zk_purge", "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE state >= 2 AND finished_ms < $1 LIMIT $2)"},
+        {"zk_now", "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint"},
+        // Every job in id order, a page at a time after $1 (load(): tools, tests).
+        {"zk_scan", select_from("WHERE ($1::uuid IS NULL OR id > $1::uuid) ORDER BY id LIMIT $2")},
+    };
+}
+
+}  // namespace
+
+const std::vector<Prepared>& statements()
+{
+    static const std::vector<Prepared> all = make();
+    return all;
+}
+
+}  // namespace zk::storage::pg
