@@ -1001,6 +1001,38 @@ def restart_keeps_done_running_and_cancelled_jobs(env):
         check(not fails, "\n".join(fails))
 
 
+@test(only="sqlite", why="the SQLite file read by an operator's sqlite3 shell while the worker runs")
+def an_operators_sqlite3_read_of_the_live_store_loses_nothing(env):
+    """An operator looks at the live store (sqlite3 jobs.db 'SELECT ...').
+    The shell's connection checkpoints and deletes the WAL as it closes if it
+    can lock the file alone, which it can only if the worker holds no lock on
+    it: the worker must (a descriptor of jobs.db closed by the worker, as its
+    start-up prefetch() does, drops every POSIX lock the process holds on
+    it). Otherwise the worker goes on committing to a deleted WAL: readers do
+    not see its commits, and a kill -9 loses them although they were
+    answered 202."""
+    st = stack_with(env, "faults-outside-reader")
+    with st.start():
+        before = create_survey(st, "bisons", what="create")
+        path = st.store.path()
+        out = subprocess.run(["sqlite3", path, "SELECT count(*) FROM jobs;"], capture_output=True, text=True,
+                             timeout=10)
+        check(out.returncode == 0, "sqlite3 %s: %s" % (path, out.stderr))
+        after = create_survey(st, "zebras", what="create after the read")
+        left = sorted(n for n in os.listdir(os.path.dirname(path)) if n.startswith("jobs.db"))
+        seen = subprocess.run(["sqlite3", path, "SELECT count(*) FROM jobs;"], capture_output=True, text=True,
+                              timeout=10).stdout.strip()
+        ex = kill_worker(st, signal.SIGKILL)
+        check(ex is not None, "kill -9 of the worker: no exit")
+        st.spawn_worker()
+        wait_http_ok(st)
+        lost = [(j, r.status) for j in (before, after) for r in [request(st, "GET", "/query/" + j)]
+                if r.status not in (200, 202)]
+        check(not lost, "after an outside sqlite3 read of the live store, the files are %s, a second reader "
+              "counts %s job(s) of 2, and after kill -9 and a restart the acknowledged jobs answer %r"
+              % (left, seen, lost))
+
+
 # --- corrupt store ------------------------------------------------------------
 
 def start_worker_direct(env, conf, state, log_path):
