@@ -728,15 +728,17 @@ class SqliteStore:
         finally:
             kill_and_wait(p)  # SIGKILL: the lock goes with the process, the WAL stays
 
-    def take_down(self, timeout=20.0):
-        """Fails the store: a creation while the lock is held past the busy
-        timeout fails its commit, and the store stays failed until a
-        restart. Returns once every worker's /healthz says so."""
-        if not all_workers_unhealthy(self.stack, 0.1):
-            with self.hold_writes():
-                r = request(self.stack, "POST", "/animals/bisons", timeout=self.busy_timeout + 10)
-                check(r.status == 503, "a creation with the store's write lock held: " + r.describe())
-        check(all_workers_unhealthy(self.stack, timeout), "the store failed, yet /healthz is not 503 on every worker")
+    @contextlib.contextmanager
+    def down(self, timeout=20.0):
+        """The store unavailable for the block: the write lock held, and a
+        creation that waited past the busy timeout has failed its commit
+        (503); the worker's probe writes fail while the lock is held. Enters
+        once every worker's /healthz says 503."""
+        with self.hold_writes():
+            r = request(self.stack, "POST", "/animals/bisons", timeout=self.busy_timeout + 10)
+            check(r.status == 503, "a creation with the store's write lock held: " + r.describe())
+            check(all_workers_unhealthy(self.stack, timeout), "the store failed, yet /healthz is not 503 on every worker")
+            yield
 
 
 class PostgresStore:
@@ -795,12 +797,19 @@ class PostgresStore:
                 pass
             kill_and_wait(p, 10)
 
-    def take_down(self, timeout=20.0):
-        """Stops the database; returns once every worker's /healthz says 503."""
+    @contextlib.contextmanager
+    def down(self, timeout=20.0):
+        """The database stopped for the block (and started again after it).
+        Enters once every worker's /healthz says 503."""
         out = self.cluster("stop")
         check(out.returncode == 0, "pg-cluster.sh stop: " + out.stderr)
-        check(all_workers_unhealthy(self.stack, timeout),
-              "the database is stopped, yet /healthz is not 503 on every worker within %.0f s" % timeout)
+        try:
+            check(all_workers_unhealthy(self.stack, timeout),
+                  "the database is stopped, yet /healthz is not 503 on every worker within %.0f s" % timeout)
+            yield
+        finally:
+            out = self.cluster("start")
+            check(out.returncode == 0, "pg-cluster.sh start: " + out.stderr)
 
 
 STORES = {"sqlite": SqliteStore, "postgresql": PostgresStore}
