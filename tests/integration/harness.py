@@ -38,7 +38,6 @@ import re
 import shutil
 import signal
 import socket
-import sqlite3
 import ssl
 import subprocess
 import threading
@@ -392,7 +391,7 @@ class StackError(TestFailure):
 
 DEFAULT_WORKERS = {"sqlite": 1, "postgresql": 3}
 PG_PORT = 54329  # run-stack.sh's: names the cluster's socket file, nothing listens on TCP
-PG_READY_TIMEOUT = 60.0  # initdb, the cluster's start and N workers migrating, on 2 busy cores
+PG_READY_TIMEOUT = 60.0  # the cluster's start and N workers connecting and migrating, on 2 busy cores
 
 
 class Stack:
