@@ -99,11 +99,16 @@ missing=()
 # source than Debian (its npm then comes bundled): ask apt only when absent.
 [[ $mode == runtime || $mode == deb ]] || command -v npm >/dev/null || PACKAGES+=(nodejs npm)
 
+# One dpkg-query for the whole list (one per package cost seconds on a busy
+# machine, before `make run` could even check its config). "ii" = wanted
+# and installed; anything else (absent, removed with its config left,
+# half-configured) needs apt. Packages dpkg has never heard of print nothing.
+declare -A installed=()
+while read -r pkg status; do
+    [[ $status == ii* ]] && installed[$pkg]=1
+done < <(dpkg-query -W -f='${Package} ${db:Status-Abbrev}\n' "${PACKAGES[@]}" 2>/dev/null || true)
 for pkg in "${PACKAGES[@]}"; do
-    # "ii" = wanted and installed; anything else (absent, removed with its
-    # config left, half-configured) needs apt.
-    status=$(dpkg-query -W -f='${db:Status-Abbrev}' "$pkg" 2>/dev/null) || status=''
-    [[ $status == ii* ]] || missing+=("$pkg")
+    [[ -n ${installed[$pkg]:-} ]] || missing+=("$pkg")
 done
 
 if ((${#missing[@]} == 0)); then

@@ -1,7 +1,29 @@
 #!/usr/bin/env bash
 # zookeeper: run the whole stack (spawn-fcgi + worker(s) + nginx over HTTPS) in a private prefix, in the foreground.
-# Ctrl-C/SIGTERM stops all and exits 0; SIGHUP reloads all; if nginx or the only worker dies, the rest is stopped
-# and the exit is non-zero. With several workers (PostgreSQL) a worker that dies is started again after a pause.
+# Ctrl-C (SIGINT), SIGTERM or Ctrl-\ (SIGQUIT) stops all and exits 0; SIGHUP reloads all; if nginx or the only
+# worker dies, the rest is stopped and the exit is non-zero. With several workers (PostgreSQL) a worker that dies
+# is started again after a pause. The config is checked first (zookeeper-fcgi --check-config, as the systemd
+# unit's ExecStartPre does): a bad one is refused before anything starts, with the worker's one line naming
+# file, line and problem, and exit 2.
+#
+# Who gets Ctrl-C. A terminal sends SIGINT to its whole foreground process group. Started by make, that group
+# is make's: make would die of the SIGINT (GNU make re-raises it once its recipe ends: status 130, or
+# "make: *** ... Error 1" when the recipe failed) whatever this script did; and nginx and the worker would stop
+# on their own, before this script's trap ran or without it (a SIGINT ignored on entry cannot be trapped), and
+# this script then took the worker's exit for a crash. So:
+# - when it shares the terminal's foreground group with its parent, this script re-executes itself in place
+#   (same pid, so make still waits on it) in a process group of its own, takes the terminal and hands it back
+#   as it exits: Ctrl-C reaches neither make nor anything else of make's. Ctrl-Z is ignored meanwhile
+#   (stopped, this group would hold the terminal while make's shell still waited on make);
+# - while the terminal can signal this script's group, the children run apart, in sessions of their own
+#   (setsid; pg_ctl does the same for PostgreSQL): only this script signals them, in its order, nginx first (its
+#   requests in flight finish), then the workers, the database last. Otherwise they stay in its group, so that
+#   whoever owns the group (a test harness, a supervisor) reaches the whole stack through it;
+# - a stop asked of the whole group (SIGINT or SIGTERM to it) reaches the children too: a child gone after
+#   this script's trap has run is part of that stop, not a crash;
+# - started with SIGINT ignored (`make run &` from a script), it re-executes itself with SIGINT restored, since
+#   bash cannot trap a signal ignored on entry: SIGINT stops the stack in every case.
+# A new kind of child must be started the same way: `"${detach[@]}" command &`.
 #
 # Everything it writes stays under --prefix DIR: the rendered nginx config,
 # logs/, tmp/, tls/ (the dev certificate), state/ (the worker's store, unless
@@ -80,6 +102,77 @@ parse_args() {
     if [[ $store == sqlite && $workers != 1 ]]; then
         die "WORKERS=$workers needs STORE=postgresql: SQLite has a single writer by design (one worker per store)"
     fi
+}
+
+# As the systemd unit's ExecStartPre does, before anything starts (nginx,
+# PostgreSQL): a bad config is refused with the worker's one line naming the
+# file (as given), the line and the problem.
+check_config() {
+    "$bin" --check-config "$conf" >/dev/null || exit 2
+}
+
+# --- Ctrl-C and the terminal (see the top of this file) ---------------------
+
+# Moves this very process (pid kept) into a group of its own that owns the
+# terminal, if ZK_RUN_STACK_FG names the group it leaves; empties that
+# variable if it cannot. Restores SIGINT in any case, then execs ARGV.
+readonly PERL_REEXEC='
+    use POSIX qw(getpgrp setpgid tcsetpgrp);
+    $SIG{INT} = "DEFAULT";
+    if ($ENV{ZK_RUN_STACK_FG} ne "") {
+        my $ok = 0;
+        if (open(my $tty, "+<", "/dev/tty")) {
+            local $SIG{TTOU} = "IGNORE";  # asked from a group not yet in the foreground
+            $ok = setpgid(0, 0) && tcsetpgrp(fileno($tty), $$);
+            setpgid(0, $ENV{ZK_RUN_STACK_FG}) if !$ok;
+        }
+        $ENV{ZK_RUN_STACK_FG} = "" if !$ok;
+    }
+    exec { $ARGV[0] } @ARGV or die "run-stack: cannot re-execute: $!\n";'
+
+# Hands the terminal back to ARGV[0] if this process group still owns it.
+readonly PERL_GIVE_BACK='
+    use POSIX qw(getpgrp tcgetpgrp tcsetpgrp);
+    $SIG{TTOU} = "IGNORE";
+    open(my $tty, "+<", "/dev/tty") or exit 0;
+    tcsetpgrp(fileno($tty), $ARGV[0]) if tcgetpgrp(fileno($tty)) == getpgrp();'
+
+return_pgrp=''  # the group the terminal goes back to as this script exits
+detach=()       # (setsid) when the children run apart from this script's process group
+
+# Sets the caller's pgrp, tty (0: none) and tpgid (the terminal's foreground group).
+read_stat() {
+    local stat
+    read -r stat <"/proc/$$/stat"
+    # The fields after the command name (which may hold spaces and parentheses):
+    # state ppid pgrp session tty_nr tpgid.
+    read -r _ _ pgrp _ tty tpgid _ <<<"${stat##*) }"
+}
+
+claim_ctrl_c() {
+    local pgrp tty tpgid key ignored=0 take=''
+    if [[ -n ${ZK_RUN_STACK_FG+set} ]]; then  # the re-executed image
+        return_pgrp=$ZK_RUN_STACK_FG
+        unset ZK_RUN_STACK_FG
+    else
+        read_stat
+        # In the terminal's foreground group, and in a group another process leads (make's).
+        if ((tty != 0 && tpgid == pgrp && pgrp != $$)); then take=$pgrp; fi
+        while read -r key ignored; do [[ $key != SigIgn: ]] || break; done <"/proc/$$/status"
+        if [[ -n $take ]] || ((16#$ignored & 1 << (2 - 1))); then  # SIGINT is signal 2
+            export ZK_RUN_STACK_FG=$take
+            exec perl -e "$PERL_REEXEC" -- "$BASH" "${BASH_SOURCE[0]}" "$@"
+        fi
+    fi
+    [[ -z $return_pgrp ]] || trap '' TSTP
+    read_stat
+    if ((tty != 0 && tpgid == pgrp)); then detach=(setsid); fi
+}
+
+give_back_terminal() {
+    [[ -n $return_pgrp ]] || return 0
+    perl -e "$PERL_GIVE_BACK" "$return_pgrp" || true
+    return_pgrp=''
 }
 
 # Absolute paths: the worker re-reads its config on SIGHUP from wherever it
@@ -205,32 +298,43 @@ render_nginx() {
 worker_pids=() nginx_pid='' stop_requested='' store_url=''
 sed_args=()
 
+# A pause that Ctrl-C cuts short: the sleep runs as a background job, which
+# ignores SIGINT, and `wait` returns as soon as a trap has run. A foreground
+# sleep would die of the SIGINT, and `set -e` take its 130 for a failure.
+pause() {
+    sleep "$1" &
+    wait $! 2>/dev/null || true
+}
+
 pidfile_of() { (($1 == 1)) && echo "$worker_pidfile" || echo "$prefix/zookeeper-fcgi-$1.pid"; }
 
 # The throwaway cluster lives in $prefix/pg and survives between runs, like
 # the SQLite file in state/.
 start_database() {
     [[ $store == postgresql ]] || return 0
-    store_url=$("$HERE/pg-cluster.sh" start "$prefix/pg" --port "$PG_PORT") \
-        || die "the PostgreSQL cluster in $prefix/pg did not start"
+    store_url=$("$HERE/pg-cluster.sh" start "$prefix/pg" --port "$PG_PORT") || {
+        [[ -z $stop_requested ]] || exit 0  # Ctrl-C while it started: not its failure
+        die "the PostgreSQL cluster in $prefix/pg did not start"
+    }
     echo "zookeeper: PostgreSQL in $prefix/pg ($store_url)"
 }
 
 # Worker N (1-based) on sockets[N-1]. -n: spawn-fcgi binds the socket as fd 0
 # and execs the worker in place, so $! is the worker itself, which this
-# script supervises.
+# script supervises. setsid, if the children run apart (see the top of this
+# file), execs in place too: a background child of this shell leads no group.
 start_worker() {
     local n=$1 sock=${sockets[$(($1 - 1))]} i
     local args=(--config "$conf" --state-dir "$state_dir")
     [[ $store == sqlite ]] || args+=(--backend "$store" --worker-name "worker-$n")
     rm -f "$sock"
-    ZOOKEEPER_STORE_URL=$store_url spawn-fcgi -n -s "$sock" "${spawn_opts[@]}" -- "$bin" "${args[@]}" &
+    ZOOKEEPER_STORE_URL=$store_url "${detach[@]}" spawn-fcgi -n -s "$sock" "${spawn_opts[@]}" -- "$bin" "${args[@]}" &
     worker_pids[n]=$!
     echo "${worker_pids[n]}" >"$(pidfile_of "$n")"
     for ((i = 0; i < 50; i++)); do
         [[ -S $sock ]] && return 0
         kill -0 "${worker_pids[n]}" 2>/dev/null || break
-        sleep 0.1
+        pause 0.1
     done
     [[ -S $sock ]] || die "spawn-fcgi did not create $sock"
 }
@@ -240,9 +344,19 @@ start_workers() {
     for ((n = 1; n <= workers; n++)); do start_worker "$n"; done
 }
 
+# Apart if the workers are. Returns once nginx has written its pid file,
+# which it does after installing its signal handlers: until then SIGQUIT is
+# lost (a background job starts with SIGQUIT ignored), and a stop that early
+# would wait NGINX_GRACE_S for nothing, then kill it.
 start_nginx() {
-    nginx -p "$prefix/" -c "$prefix/nginx.conf" -e stderr &
+    local i
+    "${detach[@]}" nginx -p "$prefix/" -c "$prefix/nginx.conf" -e stderr &
     nginx_pid=$!
+    for ((i = 0; i < 50; i++)); do
+        [[ ! -s $prefix/nginx.pid ]] || return 0
+        kill -0 "$nginx_pid" 2>/dev/null || return 0
+        pause 0.1
+    done
 }
 
 # Polls instead of blocking in wait, so a stuck child is killed after grace.
@@ -265,7 +379,7 @@ stop_child() {
 }
 
 stop_all() {
-    trap '' INT TERM HUP
+    trap '' INT TERM QUIT HUP
     # SIGQUIT: nginx finishes the requests it has, then exits; the worker then
     # drains what nginx already handed it.
     stop_child "$nginx_pid" QUIT "$NGINX_GRACE_S" nginx
@@ -301,7 +415,7 @@ wait_ready() {
             echo "run-stack: ready (pids: worker ${worker_pids[*]}, nginx $nginx_pid)" >&2
             return 0
         fi
-        sleep 0.1
+        pause 0.1
     done
     echo "run-stack: not ready after 10 s (last answer: ${code:-none}); still running" >&2
 }
@@ -309,31 +423,34 @@ wait_ready() {
 # Polls rather than `wait -n`: a child that dies while this script is busy
 # elsewhere (say, in wait_ready) is reported by bash and dropped from its job
 # table, and `wait -n` then blocks on the other child forever. Plain
-# `wait PID` still returns the dead child's status. Sleeping in a waited-for
-# background job keeps Ctrl-C and SIGTERM prompt.
+# `wait PID` still returns the dead child's status. pause keeps Ctrl-C and
+# SIGTERM prompt.
 supervise() {
-    local done_pid status n dead
+    local status n dead
     while :; do
+        dead=''
+        for n in "${!worker_pids[@]}"; do
+            kill -0 "${worker_pids[n]}" 2>/dev/null || { dead=$n; break; }
+        done
+        [[ -n $dead ]] || kill -0 "$nginx_pid" 2>/dev/null || dead=nginx
+        # After the scan: a child seen gone was reaped after any signal that
+        # stopped it reached this script too, whose trap has then run. So a
+        # stop asked of the whole process group is not taken for a crash.
         if [[ -n $stop_requested ]]; then
             stop_all
             echo "run-stack: stopped" >&2
             exit 0
         fi
-        dead=''
-        for n in "${!worker_pids[@]}"; do
-            kill -0 "${worker_pids[n]}" 2>/dev/null || { dead=$n; break; }
-        done
-        if [[ -z $dead ]] && kill -0 "$nginx_pid" 2>/dev/null; then
-            sleep 0.2 &
-            wait $! 2>/dev/null || true
+        if [[ -z $dead ]]; then
+            pause 0.2
             continue
         fi
         status=0
-        if [[ -n $dead ]]; then
+        if [[ $dead != nginx ]]; then
             wait "${worker_pids[dead]}" 2>/dev/null || status=$?
             if ((workers > 1)); then
                 echo "run-stack: worker $dead exited with status $status; the others serve; starting it again in ${RESPAWN_PAUSE_S}s" >&2
-                sleep "$RESPAWN_PAUSE_S"
+                pause "$RESPAWN_PAUSE_S"
                 start_worker "$dead"
                 continue
             fi
@@ -350,7 +467,11 @@ supervise() {
 }
 
 main() {
+    claim_ctrl_c "$@"
+    trap 'give_back_terminal' EXIT
+    trap 'exit 0' INT TERM QUIT  # nothing started yet
     parse_args "$@"
+    check_config
     resolve_paths
     clear_stale
     setup_user
@@ -358,8 +479,8 @@ main() {
     render_nginx
 
     # Until supervise() runs, an error or signal must not leave children behind.
-    trap 'stop_all' EXIT
-    trap 'stop_requested=1' INT TERM
+    trap 'stop_all; give_back_terminal' EXIT
+    trap 'stop_requested=1' INT TERM QUIT
     trap 'reload_all' HUP
 
     echo "zookeeper: https://localhost:$https_port/animals (http://localhost:$http_port redirects)"

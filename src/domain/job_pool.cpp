@@ -24,15 +24,6 @@ std::optional<IdempotencyKey> key_of(const Job& j)
     return IdempotencyKey{j.idem_scope, j.idem_key};
 }
 
-// The stored fields of `truth` over a held copy; this worker's hold stays.
-void take_stored(Job& held, const Job& truth)
-{
-    held.state = truth.state;
-    held.started_ms = truth.started_ms;
-    held.finished_ms = truth.finished_ms;
-    held.result = truth.result;
-}
-
 }  // namespace
 
 JobPool::JobPool(const Clock& clock, storage::JobStore& store, Ledger& ledger, PoolShape shape, Rules rules)
@@ -42,7 +33,8 @@ JobPool::JobPool(const Clock& clock, storage::JobStore& store, Ledger& ledger, P
       ledger_(ledger),
       shape_(std::move(shape)),
       rules_(std::move(rules)),
-      watchers_(shape_.max_waiters),
+      held_(counters_),
+      waiters_(ledger, shape_.max_waiters),
       timers_(clock, shape_.timers, [this](const Timer& t) { on_timer(t); })
 {
 }
@@ -83,8 +75,7 @@ void JobPool::hold_restored(Job&& j)
         timers_.arm({j.finished_ms + rules()->result_ttl_ms, j.id, TimerKind::expire});
     }
     if (const auto key = key_of(j)) keys_.restore(*key, j.id, j.animal);
-    counters_.moved({}, PoolCounters::place(j));
-    table_.put(j);
+    held_.restore(j);
 }
 
 // ---------------------------------------------------------------------------
@@ -102,7 +93,11 @@ Created JobPool::create(std::string_view animal, const std::optional<Idempotency
     const auto r = rules();
     if (!r->vocabulary->has_animal(animal)) return {std::nullopt, CreateError::unknown_animal};
     if (!counters_.admit(r->max_jobs)) return {std::nullopt, CreateError::too_many_jobs};
-    Job job = new_job(animal, key, *r);
+    Job job = new_survey(animal, clock_.now_ms(), r->workload);
+    if (key) {
+        job.idem_scope = key->scope;
+        job.idem_key = key->key;
+    }
     // The claim settles a race between two first creations with one key on
     // this worker: the loser is answered as a repeat of the winner.
     if (key && keys_.claim(*key, job.id, animal)) {
@@ -111,22 +106,6 @@ Created JobPool::create(std::string_view animal, const std::optional<Idempotency
         return {std::nullopt, CreateError::key_in_flight};
     }
     return store_new(std::move(job), key);
-}
-
-Job JobPool::new_job(std::string_view animal, const std::optional<IdempotencyKey>& key, const Rules& rules) const
-{
-    Job job;
-    job.created_ms = clock_.now_ms();
-    job.id = JobId::generate(job.created_ms);
-    job.animal = animal;
-    job.duration_ms = static_cast<std::int32_t>(survey_duration(job.id, rules.workload));
-    job.deadline_ms = job.created_ms + job.duration_ms;
-    job.owned = true;
-    if (key) {
-        job.idem_scope = key->scope;
-        job.idem_key = key->key;
-    }
-    return job;
 }
 
 // A repeat of a keyed creation: from this worker's key index, or from the
@@ -138,19 +117,14 @@ std::optional<Created> JobPool::replay(const IdempotencyKey& key, std::string_vi
     if (const auto held = keys_.find(key)) {
         if (held->animal != animal) return Created{std::nullopt, CreateError::key_reused};
         if (!held->committed) return Created{std::nullopt, CreateError::key_in_flight};
-        if (auto job = table_.get(held->job)) return Created{std::move(job), CreateError::none, true};
+        if (auto job = held_.get(held->job)) return Created{std::move(job), CreateError::none, true};
         return std::nullopt;  // expired a moment ago: its release is on its way
     }
     Ledger::Fetched f = ledger_.fetch_key(key);
-    switch (f.status) {
-    case Ledger::Fetched::Status::unavailable: return Created{std::nullopt, CreateError::store_failed};
-    case Ledger::Fetched::Status::absent: return std::nullopt;
-    case Ledger::Fetched::Status::found: break;
-    }
+    if (f.status == Ledger::Fetched::Status::unavailable) return Created{std::nullopt, CreateError::store_failed};
+    if (f.status == Ledger::Fetched::Status::absent) return std::nullopt;
     if (f.job.animal != animal) return Created{std::nullopt, CreateError::key_reused};
-    bool finished_now = false;
-    Job truth = std::move(f.job);
-    return Created{apply_truth(std::move(truth), f, finished_now), CreateError::none, true};
+    return Created{learn(f).view, CreateError::none, true};
 }
 
 // Stores a new job and answers once the store has: its first write is
@@ -163,7 +137,7 @@ Created JobPool::store_new(Job job, const std::optional<IdempotencyKey>& key)
     const JobId id = job.id;
     const std::string animal = job.animal;
     std::optional<Seq> seq;
-    table_.insert(std::move(job), [&](Job& j) {
+    held_.insert(std::move(job), [&](Job& j) {
         Job stored = j;
         stored.state = JobState::running;
         stored.started_ms = stored.created_ms;
@@ -171,8 +145,7 @@ Created JobPool::store_new(Job job, const std::optional<IdempotencyKey>& key)
                          [this, id](Durability d) { settle_creation(id, d); });
         if (!seq) return false;
         j.writing = JobState::running;
-        j.writing_seq = *seq;
-        counters_.moved({}, PoolCounters::place(j));
+        j.writing_seq = last_seq_ = *seq;
         return true;
     });
     if (!seq) {  // the store takes no writes now
@@ -180,45 +153,31 @@ Created JobPool::store_new(Job job, const std::optional<IdempotencyKey>& key)
         if (key) keys_.release(*key, id);
         return {std::nullopt, CreateError::store_failed};
     }
-    last_seq_ = *seq;
     switch (store_.wait(*seq, store_deadline())) {
-    case Durability::committed: break;
+    case Durability::committed: return {held_.get(id), CreateError::none};
     case Durability::skipped:  // another worker's creation holds the key (the store's unique index)
         if (key)
             if (auto earlier = replay(*key, animal)) return std::move(*earlier);
         return {std::nullopt, CreateError::key_in_flight};
-    case Durability::failed: return {std::nullopt, CreateError::store_failed};
+    case Durability::failed: break;
     }
-    auto held = table_.get(id);
-    return {std::move(held), CreateError::none};
+    return {std::nullopt, CreateError::store_failed};
 }
 
-// The creation's write settled: begun, or dropped from memory.
+// The creation's write settled: the job begun, or dropped from memory.
 void JobPool::settle_creation(const JobId& id, Durability outcome)
 {
-    std::optional<Job> begun, dropped;
-    const std::uint64_t epoch = ledger_.epoch();
-    change(id, [&](Job& j) {
-        j.writing.reset();
-        if (outcome != Durability::committed) {
-            dropped = j;
-            return Edit::erase;
-        }
-        j.state = JobState::running;
-        j.started_ms = j.created_ms;
-        j.seen_in = epoch;
-        begun = j;
-        return Edit::changed;
-    });
-    if (dropped) {
-        if (const auto key = key_of(*dropped)) keys_.release(*key, id);
+    const bool committed = outcome == Durability::committed;
+    const auto settled = held_.creation_settled(id, committed, ledger_.epoch());
+    if (!settled) return;
+    const auto key = key_of(*settled);
+    if (!committed) {
+        if (key) keys_.release(*key, id);
         return;
     }
-    if (!begun) return;
     counters_.created();
-    if (const auto key = key_of(*begun)) keys_.commit(*key, id);
-    timers_.arm({begun->deadline_ms, id, TimerKind::complete});
-    if (log::enabled(log::Level::debug)) log::debug("job_started").kv("job", id.str()).kv("deadline_ms", begun->deadline_ms);
+    if (key) keys_.commit(*key, id);
+    timers_.arm({settled->deadline_ms, id, TimerKind::complete});
 }
 
 // ---------------------------------------------------------------------------
@@ -227,15 +186,11 @@ void JobPool::settle_creation(const JobId& id, Durability outcome)
 
 Lookup JobPool::find(const JobId& id)
 {
-    auto held = table_.get(id);
+    auto held = held_.get(id);
     if (held && ledger_.vouches(*held, clock_.now_ms())) return {LookupStatus::found, std::move(held)};
-    Ledger::Fetched f = ledger_.fetch(id);
+    const Ledger::Fetched f = ledger_.fetch(id);
     if (f.status == Ledger::Fetched::Status::unavailable) return {LookupStatus::unavailable, std::nullopt};
-    if (f.status == Ledger::Fetched::Status::found) {
-        bool finished_now = false;
-        Job truth = std::move(f.job);
-        return {LookupStatus::found, apply_truth(std::move(truth), f, finished_now)};
-    }
+    if (f.status == Ledger::Fetched::Status::found) return {LookupStatus::found, learn(f).view};
     if (held && held->writing) return {LookupStatus::found, std::move(held)};  // being created: not stored yet
     if (held) vanished(id);
     // Ids carry their creation time: an id older than the TTL that nobody
@@ -245,35 +200,15 @@ Lookup JobPool::find(const JobId& id)
     return {LookupStatus::unknown, std::nullopt};
 }
 
-// What the truth says, over the held copy (or as a new copy, not ours).
-// A copy with its own write in flight keeps its state unless the truth says
-// finished (that write will be skipped); a finished copy is final.
-Job JobPool::apply_truth(Job truth, const Ledger::Fetched& read, bool& finished_now)
+// A read of the truth, taken over the held copy (or held as a copy of
+// another worker's survey, dropped at its deadline plus the TTL if nobody
+// asks again).
+HeldJobs::Applied JobPool::learn(const Ledger::Fetched& read)
 {
-    Job view;
-    bool fresh_copy = false;
-    const JobId id = truth.id;
-    table_.upsert(id, [&](Job& j, bool held) {
-        const auto before = held ? PoolCounters::place(j) : PoolCounters::Place{};
-        const std::uint64_t epoch = ledger_.stamp(read);
-        if (!held) {
-            j = std::move(truth);
-            j.seen_in = epoch;
-            fresh_copy = true;
-            finished_now = j.finished();
-        } else if (!j.finished() && (truth.finished() || !j.writing)) {
-            finished_now = truth.finished();
-            take_stored(j, truth);
-            j.seen_in = std::max(j.seen_in, epoch);
-        }
-        counters_.moved(before, PoolCounters::place(j));
-        view = j;
-        return Edit::changed;
-    });
-    const Millis ttl = rules()->result_ttl_ms;
-    if (finished_now) finished(view);
-    else if (fresh_copy) timers_.arm({view.deadline_ms + ttl, view.id, TimerKind::expire});  // a copy of another's survey
-    return view;
+    auto applied = held_.apply(read.job, [&] { return ledger_.stamp(read); });
+    if (applied.finished_now) finished(applied.view);
+    else if (applied.new_copy) timers_.arm({applied.view.deadline_ms + rules()->result_ttl_ms, read.job.id, TimerKind::expire});
+    return applied;
 }
 
 // ---------------------------------------------------------------------------
@@ -294,11 +229,9 @@ CancelOutcome JobPool::cancel(const JobId& id)
         }
         std::optional<Seq> seq;
         bool raced = false;
-        change(id, [&](Job& j) {
-            if (j.finished() || j.writing) {
-                raced = true;
-                return Edit::none;
-            }
+        held_.change(id, [&](Job& j) {
+            raced = j.finished() || j.writing.has_value();
+            if (raced) return Edit::none;
             Job target = j;
             target.state = JobState::cancelled;
             target.finished_ms = clock_.now_ms();
@@ -307,11 +240,10 @@ CancelOutcome JobPool::cancel(const JobId& id)
         });
         if (raced) continue;
         if (!seq) return CancelOutcome::store_failed;
-        switch (store_.wait(*seq, store_deadline())) {
-        case Durability::committed: return CancelOutcome::cancelled;
-        case Durability::skipped: continue;  // finished elsewhere first: the next round reads how
-        case Durability::failed: return CancelOutcome::store_failed;
-        }
+        const Durability outcome = store_.wait(*seq, store_deadline());
+        if (outcome == Durability::committed) return CancelOutcome::cancelled;
+        if (outcome == Durability::failed) return CancelOutcome::store_failed;
+        // skipped: finished elsewhere first; the next round reads how
     }
     return CancelOutcome::store_failed;
 }
@@ -321,56 +253,29 @@ CancelOutcome JobPool::cancel(const JobId& id)
 std::optional<JobPool::Seq> JobPool::write_finish(Job& held, Job target, storage::JobStore::Committer by)
 {
     target.writing.reset();
-    const auto record = to_record(target);
-    const auto seq = store_.put(storage::WriteKind::finish, record, by,
-                                [this, target = std::move(target)](Durability d) { settle_finish(target, d); });
+    const auto seq = store_.put(storage::WriteKind::finish, to_record(target), by,
+                                [this, target](Durability d) { settle_finish(target, d); });
     if (!seq) return std::nullopt;
     held.writing = target.state;
-    held.writing_seq = *seq;
-    last_seq_ = *seq;
+    held.writing_seq = last_seq_ = *seq;
     return seq;
 }
 
-// A finish write settled. committed: memory takes it. skipped: another
-// worker finished the job first; the copy no longer vouches for itself (the
-// next lookup reads the truth) and is no longer ours to complete. failed:
-// memory stays as it was; a survey of ours past its deadline tries again.
+// A finish write settled (HeldJobs::finish_settled says what memory does).
 void JobPool::settle_finish(const Job& target, Durability outcome)
 {
     const Millis now = clock_.now_ms();
-    bool done_here = false, retry = false, stale = false;
-    Millis deadline = 0;
-    change(target.id, [&](Job& j) {
-        j.writing.reset();
-        if (j.finished()) return Edit::changed;  // learned meanwhile (the cancel feed)
-        switch (outcome) {
-        case Durability::committed:
-            take_stored(j, target);
-            done_here = true;
-            break;
-        case Durability::skipped:
-            j.seen_in = 0;
-            j.owned = false;
-            stale = true;
-            deadline = j.deadline_ms;
-            break;
-        case Durability::failed: retry = j.owned && j.state == JobState::running && now >= j.deadline_ms; break;
-        }
-        return Edit::changed;
-    });
-    if (done_here) {
+    const auto settled = held_.finish_settled(target, outcome, now);
+    if (outcome == Durability::committed) {
         if (target.state == JobState::done) counters_.completed(target, now);
         else counters_.cancelled();
         finished(target);
-        if (log::enabled(log::Level::debug)) log::debug("job_finished").kv("job", target.id.str()).kv("state", to_string(target.state));
+    } else if (outcome == Durability::skipped) {  // a copy now: waiters read the truth; dropped if nobody asks
+        waiters_.notify(target.id);
+        timers_.arm({std::max(now, settled.deadline_ms) + rules()->result_ttl_ms, target.id, TimerKind::expire});
+    } else if (settled.retry) {
+        timers_.arm({now + shape_.retry_ms, target.id, TimerKind::complete});
     }
-    if (target.state == JobState::cancelled && outcome == Durability::committed)
-        log::info("job_cancelled").kv("job", target.id.str());
-    if (stale) {  // no longer ours: a copy, dropped like any other if nobody asks
-        notify(target.id);  // waiters read the truth
-        timers_.arm({std::max(now, deadline) + rules()->result_ttl_ms, target.id, TimerKind::expire});
-    }
-    if (retry) timers_.arm({now + shape_.retry_ms, target.id, TimerKind::complete});
 }
 
 // At the deadline, on a pool thread: writes the done record; nobody waits
@@ -379,7 +284,7 @@ void JobPool::complete(const JobId& id)
 {
     const auto r = rules();
     bool refused = false;
-    change(id, [&](Job& j) {
+    held_.change(id, [&](Job& j) {
         // Cancelled, not ours, or a write in flight whose settling re-arms us.
         if (!j.owned || j.state != JobState::running || j.writing) return Edit::none;
         Job target = j;
@@ -396,31 +301,15 @@ void JobPool::complete(const JobId& id)
 // Expiry, timers, what the ledger learns
 // ---------------------------------------------------------------------------
 
-// A finished job's result expired: memory forgets it (and the ledger its
-// record). A copy of another worker's survey that nobody asked about since
-// goes at its deadline plus the TTL, finished or not.
+// A finished job's result expired: memory forgets it, and the ledger its record.
 void JobPool::expire(const JobId& id)
 {
-    const Millis now = clock_.now_ms();
-    const Millis ttl = rules()->result_ttl_ms;
     std::optional<Millis> later;
-    std::optional<Job> gone;
-    change(id, [&](Job& j) {
-        if (j.writing) return Edit::none;  // its settling arms what comes next
-        const Millis until = j.finished() ? j.finished_ms + ttl : !j.owned ? j.deadline_ms + ttl : 0;
-        if (until == 0) return Edit::none;  // ours and running: its completion comes first
-        if (until > now) {                  // the TTL grew since this timer was set
-            later = until;
-            return Edit::none;
-        }
-        gone = j;
-        return Edit::erase;
-    });
+    const auto gone = held_.expire(id, clock_.now_ms(), rules()->result_ttl_ms, later);
     if (later) timers_.arm({*later, id, TimerKind::expire});
     if (!gone) return;
     if (const auto key = key_of(*gone)) keys_.release(*key, id);
     if (gone->finished() && ledger_.expired(*gone)) counters_.expired(1);
-    if (log::enabled(log::Level::debug)) log::debug("job_expired").kv("job", id.str());
 }
 
 void JobPool::on_timer(const Timer& timer)
@@ -432,54 +321,23 @@ void JobPool::on_timer(const Timer& timer)
     }
 }
 
-void JobPool::learned(Job truth, const Ledger::Fetched& read)
-{
-    bool finished_now = false;
-    apply_truth(std::move(truth), read, finished_now);
-}
-
 void JobPool::cancelled_elsewhere(const JobId& id, Millis finished_ms)
 {
-    std::optional<Job> cancelled;
-    change(id, [&](Job& j) {
-        if (j.finished()) return Edit::none;
-        j.state = JobState::cancelled;
-        j.finished_ms = finished_ms;
-        cancelled = j;
-        return Edit::changed;
-    });
-    if (cancelled) finished(*cancelled);
+    if (const auto cancelled = held_.cancelled_elsewhere(id, finished_ms)) finished(*cancelled);
 }
 
 // The truth has no record: a held copy not being written goes, and its waiters answer.
 void JobPool::vanished(const JobId& id)
 {
-    change(id, [](Job& j) { return j.writing ? Edit::none : Edit::erase; });
-    notify(id);
-}
-
-void JobPool::swept(std::size_t rescued, std::size_t expired)
-{
-    counters_.rescued(rescued);
-    counters_.expired(expired);
+    held_.change(id, [](Job& j) { return j.writing ? Edit::none : Edit::erase; });
+    waiters_.notify(id);
 }
 
 // A job just finished in memory: its waiters wake, its result's TTL starts.
 void JobPool::finished(const Job& job)
 {
-    notify(job.id);
+    waiters_.notify(job.id);
     timers_.arm({job.finished_ms + rules()->result_ttl_ms, job.id, TimerKind::expire});
-}
-
-// Runs `edit` on the held job under its shard lock, keeping the counters in step.
-bool JobPool::change(const JobId& id, const std::function<Edit(Job&)>& edit)
-{
-    return table_.update(id, [&](Job& j) {
-        const auto before = PoolCounters::place(j);
-        const Edit e = edit(j);
-        counters_.moved(before, e == Edit::erase ? PoolCounters::Place{} : PoolCounters::place(j));
-        return e;
-    });
 }
 
 storage::JobStore::Deadline JobPool::store_deadline() const
@@ -487,40 +345,12 @@ storage::JobStore::Deadline JobPool::store_deadline() const
     return std::chrono::steady_clock::now() + std::chrono::milliseconds(shape_.store_wait_ms);
 }
 
-// ---------------------------------------------------------------------------
-// Waiting and figures
-// ---------------------------------------------------------------------------
-
-std::optional<WatchRegistry::Token> JobPool::watch(const JobId& id, WatchRegistry::Callback callback,
-                                                  Millis deadline_ms)
-{
-    const auto token = watchers_.add(id, std::move(callback));
-    if (!token) return std::nullopt;
-    ledger_.watched(id, deadline_ms);
-    // After the add: a finish from here on fires it; one before is seen here.
-    const auto job = table_.get(id);
-    if ((!job || job->finished()) && watchers_.fire_one(*token)) ledger_.unwatched(id, 1);
-    return token;
-}
-
-bool JobPool::unwatch(WatchRegistry::Token token)
-{
-    const auto job = watchers_.take(token);
-    if (job) ledger_.unwatched(*job, 1);
-    return job.has_value();
-}
-
-void JobPool::notify(const JobId& id)
-{
-    if (const std::size_t fired = watchers_.fire(id)) ledger_.unwatched(id, fired);
-}
-
 PoolStats JobPool::stats() const
 {
     PoolStats s;
     counters_.fill(s);
     s.started_ms = started_ms_;
-    s.held = table_.size();
+    s.held = held_.size();
     s.timers = timers_.size();
     s.pool_threads = timers_.threads();
     s.pool_queue_depth = timers_.queue_depth();

@@ -33,11 +33,13 @@
 #include "domain/idempotency_index.h"
 #include "domain/job.h"
 #include "domain/job_filter.h"
+#include "domain/held_jobs.h"
 #include "domain/job_table.h"
 #include "domain/ledger.h"
 #include "domain/pool_counters.h"
 #include "domain/rules.h"
 #include "domain/timers.h"
+#include "domain/waiters.h"
 #include "domain/watch_registry.h"
 #include "storage/job_store.h"
 #include "util/histogram.h"
@@ -123,12 +125,12 @@ public:
     CancelOutcome cancel(const JobId& id);
 
     void reconfigure(Rules rules) { rules_.set(std::move(rules)); }
-    void set_max_waiters(std::size_t n) { watchers_.set_capacity(n); }
+    void set_max_waiters(std::size_t n) { waiters_.set_capacity(n); }
     std::shared_ptr<const Rules> rules() const override { return rules_.get(); }
     PoolStats stats() const;
     // Up to filter.limit jobs, newest first; nullopt when the truth did not
     // answer. Meant for operators, not for the hot path.
-    std::optional<std::vector<Job>> list(const JobFilter& filter) const { return ledger_.list(filter, table_); }
+    std::optional<std::vector<Job>> list(const JobFilter& filter) const { return ledger_.list(filter, held_.table()); }
     // Makes the timer thread look at the clock now (tests move a ManualClock).
     void wake() { timers_.wake(); }
 
@@ -137,11 +139,13 @@ public:
     // unknown. nullopt when max_waiters watches are held (nothing is called).
     // deadline_ms (the survey's, from find()) tells the ledger when to look
     // for a completion on another worker.
-    std::optional<WatchRegistry::Token> watch(const JobId& id, WatchRegistry::Callback callback,
-                                              Millis deadline_ms = 0);
+    std::optional<WatchRegistry::Token> watch(const JobId& id, WatchRegistry::Callback callback, Millis deadline_ms = 0)
+    {
+        return waiters_.add(id, std::move(callback), deadline_ms, [&] { return held_.get(id); });
+    }
     // False if the watch already fired or was removed.
-    bool unwatch(WatchRegistry::Token token);
-    std::size_t watching() const { return watchers_.size(); }
+    bool unwatch(WatchRegistry::Token token) { return waiters_.remove(token); }
+    std::size_t watching() const { return waiters_.size(); }
 
 private:
     using Seq = storage::JobStore::Seq;
@@ -149,7 +153,6 @@ private:
 
     void hold_restored(Job&& job);
     std::optional<Created> replay(const IdempotencyKey& key, std::string_view animal);
-    Job new_job(std::string_view animal, const std::optional<IdempotencyKey>& key, const Rules& rules) const;
     Created store_new(Job job, const std::optional<IdempotencyKey>& key);
     void settle_creation(const JobId& id, Durability outcome);
     std::optional<Seq> write_finish(Job& held, Job target, storage::JobStore::Committer by);
@@ -157,18 +160,20 @@ private:
     void complete(const JobId& id);
     void expire(const JobId& id);
     void on_timer(const Timer& timer);
-    Job apply_truth(Job truth, const Ledger::Fetched& read, bool& finished_now);
-    bool change(const JobId& id, const std::function<Edit(Job&)>& edit);
+    HeldJobs::Applied learn(const Ledger::Fetched& read);
     void finished(const Job& job);
-    void notify(const JobId& id);
     storage::JobStore::Deadline store_deadline() const;
 
     // LedgerEvents
-    void learned(Job truth, const Ledger::Fetched& read) override;
+    void learned(const Ledger::Fetched& read) override { learn(read); }
     void cancelled_elsewhere(const JobId& id, Millis finished_ms) override;
     void vanished(const JobId& id) override;
     void arm_recheck(Millis at) override { timers_.arm({at, JobId{}, TimerKind::recheck}); }
-    void swept(std::size_t rescued, std::size_t expired) override;
+    void swept(std::size_t rescued, std::size_t expired) override
+    {
+        counters_.rescued(rescued);
+        counters_.expired(expired);
+    }
 
     const Clock& clock_;
     const Millis started_ms_;
@@ -176,10 +181,10 @@ private:
     Ledger& ledger_;
     const PoolShape shape_;
     CurrentRules rules_;
-    JobTable table_;
-    IdempotencyIndex keys_;  // keys of creations through this worker; a shared store's unique index decides across workers
     PoolCounters counters_;
-    WatchRegistry watchers_;
+    HeldJobs held_;          // counts into counters_
+    IdempotencyIndex keys_;  // keys of creations through this worker; a shared store's unique index decides across workers
+    Waiters waiters_;
     std::atomic<bool> stopping_{false};
     std::atomic<Seq> last_seq_{0};  // the newest write queued: stop() waits for it
     Timers timers_;                 // last: its threads call everything above

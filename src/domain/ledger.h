@@ -83,7 +83,7 @@ public:
     virtual ~LedgerEvents() = default;
     // The truth about a job (a read: see Ledger::stamp): a held copy takes
     // it, and its waiters wake if it is finished.
-    virtual void learned(Job truth, const Ledger::Fetched& read) = 0;
+    virtual void learned(const Ledger::Fetched& read) = 0;
     // Cancelled through another worker at finished_ms.
     virtual void cancelled_elsewhere(const JobId& id, Millis finished_ms) = 0;
     // No record any more (its result expired and was deleted): waiters answer.

@@ -124,6 +124,7 @@ void SharedLedger::recheck()
         ids.reserve(due.size());
         for (const JobId& id : due) ids.push_back(id.bytes());
         Fetched read;
+        read.status = Fetched::Status::found;
         read.epoch = epoch_;
         read.cancels = cancels_;
         std::vector<storage::JobRecord> rows;
@@ -135,8 +136,12 @@ void SharedLedger::recheck()
             }
             for (const JobId& id : due) {
                 const auto it = found.find(id);
-                if (it == found.end()) events_->vanished(id);
-                else if (it->second.finished()) events_->learned(std::move(it->second), read);
+                if (it == found.end()) {
+                    events_->vanished(id);
+                } else if (it->second.finished()) {
+                    read.job = std::move(it->second);
+                    events_->learned(read);
+                }
             }
         }
     }

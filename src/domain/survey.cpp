@@ -27,6 +27,18 @@ const std::string& pick(const std::vector<std::string>& words, std::uint64_t r)
 
 }  // namespace
 
+Job new_survey(std::string_view animal, Millis now, const Workload& workload)
+{
+    Job job;
+    job.created_ms = now;
+    job.id = JobId::generate(now);
+    job.animal = animal;
+    job.duration_ms = static_cast<std::int32_t>(survey_duration(job.id, workload));
+    job.deadline_ms = job.created_ms + job.duration_ms;
+    job.owned = true;
+    return job;
+}
+
 Millis survey_duration(const JobId& id, const Workload& workload)
 {
     const auto span = static_cast<std::uint64_t>(workload.max_ms - workload.min_ms) + 1;

@@ -18,6 +18,7 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "storage/job_store.h"
@@ -81,6 +82,12 @@ std::string finish_sql()
 
 std::string select_sql() { return "SELECT " + column_list() + " FROM jobs ORDER BY id"; }
 
+// A reconnect's probe wants at least this much room on the store's file
+// system: one auto-checkpoint's worth of WAL (1000 pages of 4 KiB). Reopening
+// the file deletes the WAL and frees its space, so a small probe write alone
+// would succeed on a disk that is still full, and the store would flap.
+constexpr unsigned long long probe_room_bytes = 4ull << 20;
+
 // How long an operator's sqlite3 shell (or a checkpointing reader) may hold
 // the write lock before a commit gives up and the store turns unhealthy.
 constexpr int busy_timeout_ms = 5000;
@@ -99,7 +106,11 @@ std::string text_column(sqlite3_stmt* s, int col)
 // Reads the file once, front to back, into the page cache. quick_check
 // visits each page's children last to first, which defeats the kernel's
 // readahead (cold-cache figures: docs/performance.md).
-// A speed-up only: errors are left for SQLite to meet and report.
+// A speed-up only: errors are left for SQLite to meet and report. It must
+// run before SQLite opens the file: closing any descriptor of a file drops
+// every POSIX lock the process holds on it, SQLite's included, and an
+// outside reader (an operator's sqlite3) would then believe it is the last
+// connection and delete the WAL the worker still writes to.
 void prefetch(const std::string& path)
 {
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -272,6 +283,7 @@ SqliteDriver::SqliteDriver(const std::string& dir, std::chrono::milliseconds rec
     : dir_(dir), path_(dir + "/jobs.db"), reconnect_interval_(reconnect_interval)
 {
     lock_dir();
+    prefetch(path_);
     open_connection();
     migrate();
     check_integrity();
@@ -301,12 +313,7 @@ void SqliteDriver::prepare_writes()
 
 void SqliteDriver::close()
 {
-    create_.reset();
-    finish_.reset();
-    erase_.reset();
-    begin_.reset();
-    commit_.reset();
-    rollback_.reset();
+    for (Stmt* s : {&create_, &finish_, &erase_, &begin_, &commit_, &rollback_}) s->reset();
     {
         std::lock_guard lock(db_mutex_);
         db_.reset();  // the last connection to close checkpoints and removes the WAL
@@ -421,7 +428,6 @@ void SqliteDriver::migrate()
 // option, rather than at the first write that touches it.
 void SqliteDriver::check_integrity()
 {
-    prefetch(path_);
     Stmt s = prepare(db_.get(), "PRAGMA quick_check(5)");
     std::string problems;
     int rc;
@@ -443,8 +449,9 @@ void SqliteDriver::check_integrity()
 // proves a write works again.
 bool SqliteDriver::commit(std::span<const Write* const> writes, std::string& error)
 {
-    if (interrupted_) {
-        error = "interrupted (shutting down)";
+    if (interrupted_ || !commit_) {  // shutting down, or a reconnect that failed half way
+        error = interrupted_ ? "interrupted (shutting down)" : path_ + ": not open";
+        if (!interrupted_) availability_.failed(error);
         return false;
     }
     bool ok = step_reset(begin_.get());
@@ -493,7 +500,7 @@ bool SqliteDriver::reconnect(std::string& error)
 {
     if (interrupted_) return false;
     try {
-        create_.reset(), finish_.reset(), erase_.reset(), begin_.reset(), commit_.reset(), rollback_.reset();
+        for (Stmt* s : {&create_, &finish_, &erase_, &begin_, &commit_, &rollback_}) s->reset();
         open_connection();
         prepare_writes();
         if (!probe()) throw StoreError(abandon());
@@ -506,10 +513,17 @@ bool SqliteDriver::reconnect(std::string& error)
     return true;
 }
 
-// A transaction that writes the header's user_version (unchanged) commits a
-// page to the WAL: it fails while the disk is full or read-only.
+// Room to grow the WAL on a writable file system, then a transaction that
+// writes the header's user_version (unchanged): a page committed to the WAL.
 bool SqliteDriver::probe()
 {
+    struct statvfs fs{};
+    if (::statvfs(dir_.c_str(), &fs) != 0) throw StoreError(dir_ + ": " + std::strerror(errno));
+    if (fs.f_flag & ST_RDONLY) throw StoreError(dir_ + ": read-only file system");
+    const unsigned long long room = static_cast<unsigned long long>(fs.f_bavail) * fs.f_frsize;
+    if (room < probe_room_bytes)
+        throw StoreError(dir_ + ": " + std::to_string(room >> 10) + " KiB free, " +
+                         std::to_string(probe_room_bytes >> 10) + " KiB wanted");
     const std::string sql = "PRAGMA user_version = " + std::to_string(schema_version);
     return step_reset(begin_.get()) && sqlite3_exec(db_.get(), sql.c_str(), nullptr, nullptr, nullptr) == SQLITE_OK &&
            step_reset(commit_.get());
@@ -524,11 +538,14 @@ void SqliteDriver::interrupt()
 
 // A passive checkpoint fsyncs the WAL before copying it into the database:
 // that fsync is what bounds the power-loss window.
+// A checkpoint that fails (a full disk, an I/O error) leaves the WAL to
+// grow until commits fail too: the store is unavailable from now on, until a
+// reconnect's probe finds room again (one log line, as for any outage).
 bool SqliteDriver::sync()
 {
+    if (!db_) return false;
     const int rc = sqlite3_wal_checkpoint_v2(db_.get(), nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
-    if (rc != SQLITE_OK)  // commits still survive a process crash; retried next interval
-        log::warn("store_checkpoint_failed").kv("path", path_).kv("error", sqlite3_errmsg(db_.get()));
+    if (rc != SQLITE_OK) availability_.failed(path_ + ": checkpoint: " + sqlite3_errmsg(db_.get()));
     return rc == SQLITE_OK;
 }
 

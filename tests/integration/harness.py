@@ -432,6 +432,17 @@ class Stack:
         self.log = None
         self._ctx = None
         self.respawned = []  # (worker number, Popen) started by spawn_worker(), oldest first
+        # What run-stack.sh runs as the worker (None: env.bin), and more
+        # environment for it: a wrapper that execs the real worker in place
+        # (cluster.tag_worker_logs) keeps the worker's pid.
+        self.bin_path = None
+        self.extra_env = {}
+        # Undo what a fault test did to the stack's surroundings, also when
+        # the runner's watchdog tears the stack down mid-test: before_stop
+        # (e.g. SIGCONT a frozen database, so it can be stopped) and
+        # after_stop (e.g. unmount the state folder once nothing holds it).
+        self.before_stop = []
+        self.after_stop = []
 
     def write_config(self, text):
         """Writes the worker's config. On another backend than SQLite the
@@ -452,7 +463,8 @@ class Stack:
             ready_timeout = max(ready_timeout, PG_READY_TIMEOUT)
         self.store.before_start()
         env = dict(os.environ)
-        bin_path = self.env.bin
+        env.update(self.extra_env)
+        bin_path = self.bin_path or self.env.bin
         if self.shim_dir:
             os.makedirs(self.shim_dir, exist_ok=True)
             if os.geteuid() == 0:
@@ -664,15 +676,27 @@ class Stack:
         Workers spawn_worker() started are stopped before run-stack.sh, which
         stops the database (PostgreSQL) last."""
         if self.proc is None:
+            self._run_hooks(self.after_stop)
             return None
         with _live_lock:
             _live_stacks.discard(self)
+        self._run_hooks(self.before_stop)
         self._stop_respawned()
         rc = terminate(self.proc, timeout, group=True)
         self.store.after_stop()
-        self.log.close()
-        self.log = None
+        if self.log is not None:
+            self.log.close()
+            self.log = None
+        self._run_hooks(self.after_stop)
         return rc
+
+    @staticmethod
+    def _run_hooks(hooks):
+        while hooks:
+            try:
+                hooks.pop(0)()
+            except Exception as e:  # a teardown must go on; the test reports its own failure
+                print("      teardown hook failed: %s" % e, flush=True)
 
     def __enter__(self):
         return self
@@ -711,11 +735,11 @@ class SqliteStore:
     def hold_writes(self):
         """The write lock, held from outside by the sqlite3 shell: the
         worker's commits wait (for busy_timeout, then fail). The shell is
-        killed, not closed: a connection that closes checkpoints and deletes
-        the WAL when it can lock the file alone, and today's worker holds no
-        lock on jobs.db for it to see (its prefetch() closes a descriptor of
-        the file, which drops the process's POSIX locks), so the worker would
-        go on writing to a deleted WAL."""
+        killed, not closed: a closing connection checkpoints and deletes the
+        WAL when it can lock the file alone, which a worker that lost its
+        POSIX locks let it do (test_faults, an_operators_sqlite3_read_...);
+        a killed one leaves the worker's files as they are, whatever the
+        worker's locks."""
         p = subprocess.Popen(["sqlite3", "-batch", self.path()], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True)
         try:
@@ -830,16 +854,6 @@ def pg_template(env):
     return path
 
 
-def cluster(env, name, workers, min_seconds, max_seconds, store_extra=""):
-    """A started stack of `workers` workers on PostgreSQL, whatever the
-    run's backend, with surveys of min_seconds..max_seconds; store_extra
-    goes into [store] (the cluster tests' rescue and sweep settings)."""
-    st = Stack(env, name, backend="postgresql", workers=workers)
-    st.write_config(config_text(min_seconds=min_seconds, max_seconds=max_seconds,
-                                state_dir=os.path.join(st.dir, "state"), extra=store_extra))
-    return st.start()
-
-
 # --- every worker, straight through its socket ---------------------------------
 
 class FcgiAnswer:
@@ -853,8 +867,13 @@ class FcgiAnswer:
     def header(self, name):
         return self.headers.get(name.lower())
 
+    @property
+    def text(self):
+        return self.body.decode("utf-8", "replace")
+
     def json(self):
-        return json.loads(self.body.decode("utf-8"))
+        """The body parsed, None when there is none (a 204)."""
+        return json.loads(self.body.decode("utf-8")) if self.body else None
 
     def describe(self):
         return "%s %s on %s -> %d body=%r" % (self.method, short(self.uri), os.path.basename(self.sock),
@@ -904,6 +923,30 @@ def create_noting_worker(target, st, animal="zebras"):
     check(len(grew) == 1 and sum(after) == sum(before) + 1,
           "after creating %s, jobs.held per worker went from %r to %r: which worker took it?" % (job, before, after))
     return job, grew[0]
+
+
+# docs/cluster.md: a cancel through one worker shows on every other within
+# 0.5 s (the database's cancel feed), not by the very next request; on one
+# worker at once. docs/contract.md, "Differences between the backends".
+CANCEL_SEEN_WITHIN_S = 0.5
+
+
+def wait_cancel_seen(st, uuid, since):
+    """Waits until every worker's GET /jobs/{uuid} says cancelled; fails if
+    one does not CANCEL_SEEN_WITHIN_S after `since` (the monotonic time the
+    204 arrived). Returns how long it took."""
+    pending = st.sockets()
+    while True:
+        answers = [fcgi(sock, "GET", "/jobs/" + uuid) for sock in pending]
+        for a in answers:
+            check(a.status == 200, "GET /jobs after a cancel: " + a.describe())
+        pending = [a.sock for a in answers if a.json()["state"] != "cancelled"]
+        took = time.monotonic() - since
+        if not pending:
+            return took
+        check(took < CANCEL_SEEN_WITHIN_S, "%.3f s after the 204, a worker still does not say cancelled: %s"
+              % (took, "; ".join(a.describe() for a in answers if a.sock in pending)))
+        time.sleep(0.005)
 
 
 def all_workers_unhealthy(st, timeout):

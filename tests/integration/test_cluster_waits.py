@@ -8,9 +8,10 @@ with 410 within a second."""
 import threading
 import time
 
-import harness
+import cluster
 import registry
-from harness import check, create, deadline_of, fcgi, sentence_errors
+from cluster import Answer, fcgi
+from harness import check, create, deadline_of, sentence_errors
 from registry import test
 
 registry.module_backends(__name__, only="postgresql", why="a wait on one worker for another's survey")
@@ -23,9 +24,10 @@ CANCEL_LIMIT = 1.0    # the periodic re-check (500 ms) and one round trip
 SURVEYS = 10
 
 
-def cluster(env, name, min_seconds, max_seconds):
-    st = harness.cluster(env, name, 2, min_seconds, max_seconds)
-    return st, st.socket_path(1), st.socket_path(2)
+def two_workers(env, name, min_seconds, max_seconds):
+    """A started two-worker stack and its two workers' sockets."""
+    st = cluster.cluster(env, name, workers=2, min_s=min_seconds, max_s=max_seconds)
+    return (st,) + tuple(cluster.sockets(st))
 
 
 def park(sock, uri, out, key):
@@ -45,7 +47,7 @@ def lags_of(jobs, deadlines, answers, worker):
     lags = []
     for u in jobs:
         a = answers.get(u)
-        check(isinstance(a, harness.FcgiAnswer), "the wait on %s for %s failed: %r" % (worker, u, a))
+        check(isinstance(a, Answer), "the wait on %s for %s failed: %r" % (worker, u, a))
         check(a.status == 200, "the wait on %s for %s: %s" % (worker, u, a.describe()))
         sentence = a.json()
         check(not sentence_errors(sentence, "koalas"), "not a sentence: " + a.describe())
@@ -55,7 +57,7 @@ def lags_of(jobs, deadlines, answers, worker):
 
 @test
 def cluster_wait_on_another_worker_answers_just_after_the_deadline(env):
-    st, w1, w2 = cluster(env, "cluster-waits-done", 2, 3)
+    st, w1, w2 = two_workers(env, "cluster-waits-done", 2, 3)
     with st:
         jobs = [create(w1) for _ in range(SURVEYS)]
         deadlines = {u: deadline_of(w1, u) for u in jobs}
@@ -78,7 +80,7 @@ def cluster_wait_on_another_worker_answers_just_after_the_deadline(env):
 
 @test
 def cluster_cancel_through_one_worker_ends_a_wait_on_the_other_within_1s(env):
-    st, w1, w2 = cluster(env, "cluster-waits-cancel", 20, 20)
+    st, w1, w2 = two_workers(env, "cluster-waits-cancel", 20, 20)
     with st:
         uuid = create(w1)
         answers = {}
@@ -86,11 +88,11 @@ def cluster_cancel_through_one_worker_ends_a_wait_on_the_other_within_1s(env):
         time.sleep(0.7)  # parked, and between two periodic re-checks on average
         check("wait" not in answers, "the wait ended before the cancel: %r" % answers.get("wait"))
         cancelled_at = time.time()
-        r = fcgi(w1, "DELETE", "/query/" + uuid)
+        r = fcgi(w1, "DELETE", "/query/" + uuid, timeout=5.0)
         check(r.status in (200, 202, 204), "DELETE through worker 1: " + r.describe())
         t.join(5)
         a = answers.get("wait")
-        check(isinstance(a, harness.FcgiAnswer), "the wait on worker 2 failed: %r" % (a,))
+        check(isinstance(a, Answer), "the wait on worker 2 failed: %r" % (a,))
         check(a.status == 410, "the wait on worker 2 after the cancel: " + a.describe())
         took = a.at - cancelled_at
         env.note("a cancel through worker 1 ended the wait on worker 2 after %.0f ms" % (took * 1000))

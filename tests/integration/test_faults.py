@@ -627,7 +627,7 @@ def fcgi_get_animals(path, timeout=3.0):
 def exit_status(st):
     """How the current (dead) worker exited, as a shell reports it."""
     if st.respawned:
-        rc = st.respawned[-1].wait(1)
+        rc = st.respawned[-1][1].wait(1)
         return 128 - rc if rc < 0 else rc
     ex = st.shim_exit(1)
     return ex[0] if ex else "unknown"

@@ -20,7 +20,7 @@ import urllib.parse
 
 from harness import (LOOPBACK, MAX_SECONDS, MIN_SECONDS, RFC3339_UTC_RE, Client, check, check_problem,
                      create_noting_worker, each_worker, fcgi, health_response, json_ctype, poll_until_done,
-                     problem_errors, request, worker_healths)
+                     problem_errors, request, wait_cancel_seen, worker_healths)
 from registry import test
 from test_api import start_survey
 
@@ -289,6 +289,9 @@ def traffic(st, job_ids):
         check(request(st, "GET", "/query/" + job_id).status == 202, "a fresh survey is not pending")
     r = fcgi(st.socket_path(creator % st.workers + 1), "DELETE", "/query/" + first)
     check(r.status == 204, "cancel: " + r.describe())
+    # Every worker has heard of it (within the cancel feed's bound,
+    # docs/contract.md) before the counts are read: /jobs is not counted here.
+    wait_cancel_seen(st, first, time.monotonic())
 
 
 def check_exposition(env, s):

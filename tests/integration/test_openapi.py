@@ -255,6 +255,7 @@ def job_in(stack, state):
         else:
             r = request(stack, "DELETE", "/query/" + job)
             check(r.status == 204, "setup: " + r.describe())
+            harness.wait_cancel_seen(stack, job, time.monotonic())  # by every worker (docs/contract.md)
         _state["jobs"][state] = job
     return _state["jobs"][state]
 

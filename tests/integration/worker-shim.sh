@@ -16,6 +16,10 @@ for ((i = 0; i + 1 < ${#args[@]}; i++)); do
     [[ ${args[i]} != --worker-name ]] || name=${args[i + 1]}
 done
 
+# run-stack.sh checks the config with the worker's binary before it starts
+# anything: no worker's life to record, so the real worker answers it.
+[[ ${1-} != --check-config ]] || exec "$real" "$@"
+
 # A background job's stdin would be /dev/null; the worker needs fd 0, the
 # listening socket spawn-fcgi handed over.
 "$real" "$@" <&0 &
