@@ -14,6 +14,7 @@
 #include <mutex>
 #include <limits>
 #include <system_error>
+#include <thread>
 #include <vector>
 
 #include <fcntl.h>
@@ -88,9 +89,10 @@ std::string select_sql() { return "SELECT " + column_list() + " FROM jobs ORDER 
 // would succeed on a disk that is still full, and the store would flap.
 constexpr unsigned long long probe_room_bytes = 4ull << 20;
 
-// How long an operator's sqlite3 shell (or a checkpointing reader) may hold
-// the write lock before a commit gives up and the store turns unhealthy.
-constexpr int busy_timeout_ms = 5000;
+// While another connection (an operator's sqlite3, a checkpointing reader)
+// holds the write lock, a commit retries at growing pauses up to this one,
+// checking its deadline and an interrupt between them.
+constexpr auto busy_pause_max = std::chrono::milliseconds(10);
 
 // Ends every message about a damaged file; the header and README have the recipe.
 constexpr const char* recovery_hint =
@@ -219,7 +221,8 @@ struct DirLock {
 
 class SqliteDriver final : public Driver {
 public:
-    SqliteDriver(const std::string& dir, std::chrono::milliseconds reconnect_interval);
+    SqliteDriver(const std::string& dir, std::chrono::milliseconds reconnect_interval,
+                 std::chrono::milliseconds lock_timeout);
     ~SqliteDriver() override { close(); }
     SqliteDriver(const SqliteDriver&) = delete;
     SqliteDriver& operator=(const SqliteDriver&) = delete;
@@ -252,10 +255,14 @@ private:
     bool step_reset(sqlite3_stmt* stmt);
     bool probe();
     std::string abandon();
+    static int on_busy(void* self, int count);
 
     const std::string dir_;
     const std::string path_;  // dir_ + "/jobs.db"
     const std::chrono::milliseconds reconnect_interval_;
+    // The longest a commit waits for another connection's write lock.
+    const std::chrono::milliseconds lock_timeout_;
+    std::chrono::steady_clock::time_point busy_since_{};  // the token holder's
     Availability availability_{"sqlite"};
     std::atomic<bool> interrupted_{false};
     // The lock and the connection are declared before the statements, so the
@@ -274,13 +281,15 @@ private:
 // Opening
 // ---------------------------------------------------------------------------
 
-std::unique_ptr<Driver> open_sqlite_driver(const std::string& dir, std::chrono::milliseconds reconnect_interval)
+std::unique_ptr<Driver> open_sqlite_driver(const std::string& dir, std::chrono::milliseconds reconnect_interval,
+                                           std::chrono::milliseconds lock_timeout)
 {
-    return std::make_unique<SqliteDriver>(dir, reconnect_interval);
+    return std::make_unique<SqliteDriver>(dir, reconnect_interval, lock_timeout);
 }
 
-SqliteDriver::SqliteDriver(const std::string& dir, std::chrono::milliseconds reconnect_interval)
-    : dir_(dir), path_(dir + "/jobs.db"), reconnect_interval_(reconnect_interval)
+SqliteDriver::SqliteDriver(const std::string& dir, std::chrono::milliseconds reconnect_interval,
+                           std::chrono::milliseconds lock_timeout)
+    : dir_(dir), path_(dir + "/jobs.db"), reconnect_interval_(reconnect_interval), lock_timeout_(lock_timeout)
 {
     lock_dir();
     prefetch(path_);
@@ -294,6 +303,7 @@ SqliteDriver::SqliteDriver(const std::string& dir, std::chrono::milliseconds rec
 void SqliteDriver::open_connection()
 {
     Db db = open_db(SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+    sqlite3_busy_handler(db.get(), on_busy, this);  // instead of open_db's plain timeout
     std::lock_guard lock(db_mutex_);
     db_ = std::move(db);
     configure();
@@ -359,7 +369,7 @@ Db SqliteDriver::open_db(int flags) const
     const int rc = sqlite3_open_v2(path_.c_str(), &raw, flags | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE, nullptr);
     Db db(raw);  // closed on every path, even a failed open
     if (rc != SQLITE_OK) fail_sqlite("cannot open", db.get());
-    sqlite3_busy_timeout(db.get(), busy_timeout_ms);
+    sqlite3_busy_timeout(db.get(), static_cast<int>(lock_timeout_.count()));
     return db;
 }
 
@@ -456,7 +466,7 @@ bool SqliteDriver::commit(std::span<const Write* const> writes, std::string& err
     }
     bool ok = step_reset(begin_.get());
     for (std::size_t k = 0; ok && k < writes.size(); ++k) ok = apply(*writes[k]);
-    if (ok && step_reset(commit_.get())) {
+    if (ok && !interrupted_ && step_reset(commit_.get())) {
         availability_.succeeded();
         return true;
     }
@@ -527,6 +537,21 @@ bool SqliteDriver::probe()
     const std::string sql = "PRAGMA user_version = " + std::to_string(schema_version);
     return step_reset(begin_.get()) && sqlite3_exec(db_.get(), sql.c_str(), nullptr, nullptr, nullptr) == SQLITE_OK &&
            step_reset(commit_.get());
+}
+
+// SQLite's busy handler: another connection holds the write lock. Retries
+// at growing pauses until lock_timeout_ has passed since the first refusal,
+// or at once gives up on an interrupt (sqlite3_interrupt alone does not end
+// a busy wait).
+int SqliteDriver::on_busy(void* self, int count)
+{
+    auto* d = static_cast<SqliteDriver*>(self);
+    const auto now = std::chrono::steady_clock::now();
+    if (count == 0) d->busy_since_ = now;
+    if (d->interrupted_ || now - d->busy_since_ >= d->lock_timeout_) return 0;
+    const auto pause = std::chrono::milliseconds(1) * (1 << std::min(count, 4));
+    std::this_thread::sleep_for(std::min<std::chrono::milliseconds>(pause, busy_pause_max));
+    return 1;
 }
 
 void SqliteDriver::interrupt()
