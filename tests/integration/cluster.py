@@ -14,14 +14,12 @@ the pid in <prefix>/pg/data/postmaster.pid, its processes that pid and its
 children. Other engineers' clusters on the same machine are never touched.
 """
 
-import json
 import os
 import re
 import signal
 import subprocess
 import time
 
-import fcgi_client
 import harness
 from harness import check, config_text
 
@@ -41,23 +39,23 @@ def cluster_config(st_dir, min_s, max_s, extra=""):
 
 def cluster(env, name, workers=3, min_s=3, max_s=5, extra="", tag_logs=False, ready_timeout=60):
     """Starts a stack of `workers` workers on the stack's own PostgreSQL
-    cluster; returns the started Stack (a context manager that stops it).
-    tag_logs: each worker's log lines end in worker=worker-N (log_events)."""
-    st = env.new_stack(name)
+    cluster, whatever the run's backend; returns the started Stack (a
+    context manager that stops it). tag_logs: each worker's log lines end in
+    worker=worker-N (log_events)."""
+    st = env.new_stack(name, backend="postgresql", workers=workers)
     st.write_config(cluster_config(st.dir, min_s, max_s, extra))
-    st.run_args += ["--store", "postgresql", "--workers", str(workers)]
-    st.workers = workers
     if tag_logs:
         st.bin_path = os.path.join(env.here, "worker-tag.sh")
         st.extra_env["ZK_TAG_REAL_BIN"] = env.bin
     return st.start(ready_timeout=ready_timeout)
 
 
+# The stack knows its workers (harness.Stack: sockets(), worker_pid(n),
+# worker_name(n)); these names stay for the suites that use them.
+
 def sockets(st, workers=None):
     """Each worker's FastCGI socket, worker 1 first."""
-    workers = workers or st.workers
-    return [st.socket_path()] + [os.path.join(os.path.realpath(st.dir), "zookeeper-%d.sock" % i)
-                                 for i in range(2, workers + 1)]
+    return st.sockets()[:workers or st.workers]
 
 
 def worker_name(n):
@@ -65,9 +63,7 @@ def worker_name(n):
 
 
 def worker_pid(st, n):
-    name = "zookeeper-fcgi.pid" if n == 1 else "zookeeper-fcgi-%d.pid" % n
-    with open(os.path.join(st.dir, name)) as f:
-        return int(f.read().strip())
+    return st.worker_pid(n)
 
 
 def worker_pids(st, workers=None):
@@ -75,35 +71,10 @@ def worker_pids(st, workers=None):
     return {n: worker_pid(st, n) for n in range(1, (workers or st.workers) + 1)}
 
 
-# --- FastCGI straight to one worker ------------------------------------------
+# --- FastCGI straight to one worker: harness.fcgi ----------------------------
 
-class Answer:
-    """One FastCGI answer: status, headers (lowercased names), body (bytes),
-    and when it arrived (time.time())."""
-
-    def __init__(self, status, headers, body, at):
-        self.status, self.headers, self.body, self.at = status, headers, body, at
-
-    @property
-    def text(self):
-        return self.body.decode("utf-8", "replace")
-
-    def json(self):
-        return json.loads(self.body) if self.body else None
-
-    def describe(self):
-        return "%d %r" % (self.status, self.text[:200])
-
-
-def fcgi(sock_path, method, uri, timeout=10.0):
-    """One request on its own connection to a worker's socket."""
-    s = fcgi_client.connect(sock_path, timeout)
-    try:
-        s.sendall(fcgi_client.request_bytes(method, uri))
-        status, headers, body, _ = fcgi_client.read_answer(s)
-        return Answer(status, headers, body, time.time())
-    finally:
-        s.close()
+Answer = harness.FcgiAnswer
+fcgi = harness.fcgi
 
 
 def fcgi_json(sock_path, method, uri, timeout=10.0):
@@ -125,8 +96,7 @@ def pg_data(st):
 def pg_cluster(st, cmd):
     """deploy/pg-cluster.sh CMD on the stack's cluster (start waits until it
     accepts connections and its database exists: a real round trip)."""
-    return subprocess.run([os.path.join(st.env.repo, "deploy", "pg-cluster.sh"), cmd, pg_dir(st),
-                           "--port", str(PG_PORT)], capture_output=True, text=True, timeout=60)
+    return st.store.cluster(cmd)
 
 
 def pg_start(st):

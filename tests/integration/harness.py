@@ -2,10 +2,19 @@
 worker + nginx) on free loopback ports and talks HTTPS to them.
 
 Design notes
-- Every stack lives in its own prefix under BUILD/integration/<name>, with its
-  own config, certificate, logs and ports, so a destructive test (killing the
-  worker, reloading a config) cannot disturb another test's stack. Prefixes are
-  kept after the run for post-mortems and wiped at the start of the next.
+- Every stack lives in its own prefix under the run's folder
+  (BUILD/integration/<backend>/<name>), with its own config, certificate,
+  logs and ports, so a destructive test (killing the worker, reloading a
+  config) cannot disturb another test's stack. Prefixes are kept after the
+  run for post-mortems and wiped at the start of the next run on that backend.
+- A stack has a backend and a number of workers, the run's by default
+  (run.py --backend sqlite|postgresql --workers N): on PostgreSQL
+  run-stack.sh starts a throwaway cluster in the prefix and N workers behind
+  one nginx upstream, which round-robins per request. Tests reach every
+  worker with the per-worker helpers (Stack.sockets(), worker_pids(),
+  each_worker()), so one test body holds for one worker and for several.
+  What differs between the backends' stores (how to hold their writes, how
+  to take them down) is in one small table, STORES, not in the tests.
 - TLS is verified for real: each client context trusts only the stack's own
   generated certificate and checks the host name (the cert carries
   IP:127.0.0.1 and DNS:localhost).
@@ -18,6 +27,8 @@ Design notes
   whoever fixes the worker, not by this harness.
 """
 
+import calendar
+import contextlib
 import http.client
 import itertools
 import json
@@ -31,6 +42,8 @@ import ssl
 import subprocess
 import threading
 import time
+
+import fcgi_client
 
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 RFC3339_UTC_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|\+00:00)$")
@@ -215,9 +228,12 @@ def request(stack, method, path, body=None, headers=None, src=None, timeout=10.0
 
 
 def _send(target, method, path, src=None, timeout=10.0):
-    """On a Client, over its connection; on a Stack, on a connection of its own."""
+    """On a Client, over its connection; on a Stack, on a connection of its
+    own; on a socket path (str), straight to that worker (FcgiAnswer)."""
     if isinstance(target, Client):
         return target.request(method, path)
+    if isinstance(target, str):
+        return fcgi(target, method, path, timeout=timeout)
     return request(target, method, path, src=src, timeout=timeout)
 
 
@@ -228,11 +244,44 @@ def json_ctype(resp):
 
 
 def create_survey(target, animal="zebras", what="setup", src=None, timeout=10.0):
-    """POST /animals/{animal} on a Stack or a Client; checks the 202 (a
-    failure reads "<what>: <the answer>") and returns the job's id."""
+    """POST /animals/{animal} on a Stack, a Client or a worker's socket;
+    checks the 202 (a failure reads "<what>: <the answer>") and returns the
+    job's id."""
     r = _send(target, "POST", "/animals/" + animal, src=src, timeout=timeout)
     check(r.status == 202, "%s: %s" % (what, r.describe()))
     return r.json()
+
+
+def create(target):
+    """A koalas survey (create_survey's shorthand in the waiting tests)."""
+    return create_survey(target, "koalas", what="POST /animals/koalas")
+
+
+def job_of(target, uuid, src=None):
+    """GET /jobs/{uuid} on a Stack, a Client or a worker's socket: the job
+    and the answer it came in."""
+    r = _send(target, "GET", "/jobs/" + uuid, src=src)
+    check(r.status == 200, "GET /jobs: " + r.describe())
+    return r.json(), r
+
+
+def deadline_of(target, uuid):
+    """Unix seconds of the survey's deadline, from GET /jobs/{uuid}."""
+    job, r = job_of(target, uuid)
+    return rfc3339_seconds(job["deadline"], "deadline", r)
+
+
+RFC3339_PARTS_RE = re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(\.\d+)?")
+
+
+def rfc3339_seconds(text, what="time", resp=None):
+    """Unix seconds of an RFC 3339 UTC time as the API writes it; fails
+    naming `what` (and the answer it came in) if it is not one."""
+    check(isinstance(text, str) and RFC3339_UTC_RE.match(text),
+          "%s %r is not an RFC 3339 UTC time%s" % (what, text, ": " + resp.describe() if resp else ""))
+    m = RFC3339_PARTS_RE.match(text)
+    secs = calendar.timegm(tuple(int(g) for g in m.groups()[:6]) + (0, 0, 0))
+    return secs + (float(m.group(7)) if m.group(7) else 0.0)
 
 
 def health_response(target, src=LOOPBACK, timeout=10.0):
@@ -340,19 +389,35 @@ class StackError(TestFailure):
     pass
 
 
+DEFAULT_WORKERS = {"sqlite": 1, "postgresql": 3}
+PG_PORT = 54329  # run-stack.sh's: names the cluster's socket file, nothing listens on TCP
+PG_READY_TIMEOUT = 60.0  # the cluster's start and N workers connecting and migrating, on 2 busy cores
+
+
 class Stack:
     """deploy/run-stack.sh in its own prefix, with its own config and ports.
-    With shim=True the worker runs under tests/integration/worker-shim.sh,
+    The backend and the worker count are the run's unless given (sqlite: one
+    worker; postgresql: a throwaway cluster in the prefix and N workers).
+    With shim=True each worker runs under tests/integration/worker-shim.sh,
     which keeps the FastCGI socket closed but the supervised pid alive after
-    the real worker exits: run-stack.sh then keeps nginx up, so the test sees
-    what nginx answers once the worker is gone, and the shim records the real
-    worker's exit status and time."""
+    the real worker exits: run-stack.sh then keeps nginx up (and does not
+    restart the worker), so the test sees what nginx answers once the worker
+    is gone, and the shim records the real worker's exit status and time."""
 
-    def __init__(self, env, name, config=None, shim=False, run_args=()):
+    def __init__(self, env, name, config=None, shim=False, run_args=(), backend=None, workers=None):
         self.env = env
         self.name = name
-        # More run-stack.sh options (bench/ passes --nginx-dir).
+        self.backend = backend or getattr(env, "backend", "sqlite")
+        if workers is None:
+            same = self.backend == getattr(env, "backend", "sqlite")
+            workers = getattr(env, "workers", None) if same else None
+        self.workers = workers or DEFAULT_WORKERS[self.backend]
+        check(self.backend == "postgresql" or self.workers == 1, "SQLite has one worker (one writer) by design")
+        # More run-stack.sh options (bench/ passes --nginx-dir, and its own --store).
         self.run_args = list(run_args)
+        if self.backend != "sqlite":
+            self.run_args += ["--store", self.backend, "--workers", str(self.workers)]
+        self.store = STORES[self.backend](self)
         self.dir = os.path.join(env.work_dir, name)
         shutil.rmtree(self.dir, ignore_errors=True)
         os.makedirs(self.dir)
@@ -366,7 +431,7 @@ class Stack:
         self.proc = None
         self.log = None
         self._ctx = None
-        self.respawned = []  # workers started by spawn_worker(), oldest first
+        self.respawned = []  # (worker number, Popen) started by spawn_worker(), oldest first
         # What run-stack.sh runs as the worker (None: env.bin), and more
         # environment for it: a wrapper that execs the real worker in place
         # (cluster.tag_worker_logs) keeps the worker's pid.
@@ -380,6 +445,13 @@ class Stack:
         self.after_stop = []
 
     def write_config(self, text):
+        """Writes the worker's config. On another backend than SQLite the
+        [store] section says so (run-stack.sh also passes --backend, but a
+        config should not say sqlite for a PostgreSQL worker)."""
+        if self.backend != "sqlite" and not re.search(r"(?m)^backend\s*=", text):
+            text, n = re.subn(r"(?m)^\[store\]\n", "[store]\nbackend = %s\n" % self.backend, text, count=1)
+            if n == 0:
+                text += "\n[store]\nbackend = %s\n" % self.backend
         tmp = self.conf + ".tmp"
         with open(tmp, "w") as f:
             f.write(text)
@@ -387,6 +459,9 @@ class Stack:
         os.replace(tmp, self.conf)  # the worker must never read half a file
 
     def start(self, ready_timeout=15.0):
+        if self.backend == "postgresql":
+            ready_timeout = max(ready_timeout, PG_READY_TIMEOUT)
+        self.store.before_start()
         env = dict(os.environ)
         env.update(self.extra_env)
         bin_path = self.bin_path or self.env.bin
@@ -404,6 +479,7 @@ class Stack:
         if self.log is not None:
             self.log.close()
         self.log = open(self.log_path, "ab")
+        self._log_mark = len(self.log_text())
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self.log,
                                      stderr=subprocess.STDOUT, start_new_session=True, env=env)
         with _live_lock:
@@ -416,6 +492,9 @@ class Stack:
         return self
 
     def _wait_ready(self, timeout):
+        """Ready once nginx answers GET /animals and every worker's socket
+        does too (run-stack.sh starts nginx after the sockets exist, but a
+        worker may still be connecting to its database)."""
         deadline = time.monotonic() + timeout
         last = "no answer"
         while time.monotonic() < deadline:
@@ -426,13 +505,25 @@ class Stack:
                 try:
                     r = request(self, "GET", "/animals", timeout=2.0)
                     if r.status == 200:
-                        return
-                    last = r.describe()
-                except (TestFailure, OSError) as e:
+                        waiting = [a.describe() for a in each_worker(self, "GET", "/animals", timeout=2.0)
+                                   if a.status != 200]
+                        # run-stack.sh's own readiness probe (curl) is done too,
+                        # so no request but the test's reaches the workers now.
+                        if not waiting and self._probe_done():
+                            return
+                        last = "a worker's socket: " + waiting[0] if waiting else "run-stack.sh's probe"
+                    else:
+                        last = r.describe()
+                except (TestFailure, OSError, EOFError, fcgi_client.FcgiError) as e:
                     last = str(e)
             time.sleep(0.1)
         raise StackError("stack %s not ready after %.0f s (last: %s):\n%s"
                          % (self.name, timeout, last, self.log_tail()))
+
+    def _probe_done(self):
+        """run-stack.sh said it is ready, or gave up waiting (and runs on)."""
+        text = self.log_text()[self._log_mark:]
+        return "run-stack: ready" in text or "run-stack: not ready after" in text
 
     def tls_context(self):
         if self._ctx is None:
@@ -444,13 +535,36 @@ class Stack:
     def url_base(self):
         return "https://127.0.0.1:%d" % self.https_port
 
-    def worker_pid(self):
-        """The real worker's pid (the shim's child when shimmed; the newest
+    # --- its workers: n is 1-based, as run-stack.sh numbers them ------------
+
+    def worker_numbers(self):
+        return range(1, self.workers + 1)
+
+    def worker_name(self, n):
+        """The name run-stack.sh gives worker n (--worker-name), or None when
+        it gives none (one SQLite worker: the default, host:pid)."""
+        return "worker-%d" % n if self.backend != "sqlite" else None
+
+    def socket_path(self, n=1):
+        sock = "zookeeper.sock" if n == 1 else "zookeeper-%d.sock" % n
+        return os.path.join(os.path.realpath(self.dir), sock)
+
+    def sockets(self):
+        """Every worker's FastCGI socket, worker 1 first."""
+        return [self.socket_path(n) for n in self.worker_numbers()]
+
+    def _pid_file(self, n):
+        if self.shim_dir:
+            return os.path.join(self.shim_dir, "%s.pid" % (self.worker_name(n) or "worker"))
+        return os.path.join(self.dir, "zookeeper-fcgi.pid" if n == 1 else "zookeeper-fcgi-%d.pid" % n)
+
+    def worker_pid(self, n=1):
+        """Worker n's real pid (the shim's child when shimmed; the newest
         spawn_worker() one after a restart)."""
-        if self.respawned:
-            return self.respawned[-1].pid
-        path = (os.path.join(self.shim_dir, "worker.pid") if self.shim_dir
-                else os.path.join(self.dir, "zookeeper-fcgi.pid"))
+        mine = [p for k, p in self.respawned if k == n]
+        if mine:
+            return mine[-1].pid
+        path = self._pid_file(n)
         deadline = time.monotonic() + 3
         while time.monotonic() < deadline:
             try:
@@ -460,13 +574,16 @@ class Stack:
                 time.sleep(0.05)
         raise StackError("stack %s: no pid in %s" % (self.name, path))
 
+    def worker_pids(self):
+        return [self.worker_pid(n) for n in self.worker_numbers()]
+
     def nginx_pid(self):
         with open(os.path.join(self.dir, "nginx.pid")) as f:
             return int(f.read().strip())
 
-    def shim_exit(self, timeout):
-        """(status, unix time) the real worker exited with, or None."""
-        path = os.path.join(self.shim_dir, "worker.exit")
+    def shim_exit(self, timeout, n=1):
+        """(status, unix time) worker n exited with, or None."""
+        path = os.path.join(self.shim_dir, "%s.exit" % (self.worker_name(n) or "worker"))
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
@@ -478,6 +595,7 @@ class Stack:
         return None
 
     def log_text(self):
+        """run-stack.sh's output: every worker's log lines, nginx's errors."""
         try:
             with open(self.log_path, "rb") as f:
                 return f.read().decode("utf-8", "replace")
@@ -488,42 +606,42 @@ class Stack:
         text = self.log_text().rstrip("\n").split("\n")
         return "\n".join("      | " + line for line in text[-lines:])
 
-    # --- restarting the worker (fault tests) -----------------------------
+    # --- restarting a worker (fault tests) -----------------------------------
 
-    def socket_path(self):
-        return os.path.join(os.path.realpath(self.dir), "zookeeper.sock")
-
-    def spawn_command(self):
-        """run-stack.sh's start_worker() command for this stack; systemd's
+    def spawn_command(self, n=1):
+        """run-stack.sh's start_worker() command for worker n; systemd's
         ExecStart runs the same spawn-fcgi -n (with its own paths)."""
         if os.geteuid() == 0:
             opts = ["-u", "www-data", "-g", "www-data", "-U", "www-data", "-G", "www-data", "-M", "0660"]
         else:
             opts = ["-M", "0600"]
         real = os.path.realpath
-        return (["spawn-fcgi", "-n", "-s", self.socket_path()] + opts
-                + ["--", real(self.env.bin), "--config", real(self.conf),
-                   "--state-dir", real(os.path.join(self.dir, "state"))])
+        args = ["--config", real(self.conf), "--state-dir", real(os.path.join(self.dir, "state"))]
+        if self.worker_name(n):
+            args += ["--backend", self.backend, "--worker-name", self.worker_name(n)]
+        return ["spawn-fcgi", "-n", "-s", self.socket_path(n)] + opts + ["--", real(self.env.bin)] + args
 
-    def spawn_worker(self, timeout=10.0):
-        """Starts the worker again after the previous one died, as the
+    def spawn_worker(self, timeout=10.0, n=1):
+        """Starts worker n again after the previous one died, as the
         deployment does (systemd Restart=on-failure reruns spawn-fcgi, which
         binds the socket anew). Needs shim=True, so that run-stack.sh kept
-        nginx up when the first worker died. spawn-fcgi refuses a socket that
-        still accepts, so this retries until the old listener is gone, then
-        waits until the new socket accepts (requests queue in its backlog
-        while the worker restores its jobs). Returns the Popen (spawn-fcgi -n
-        execs the worker in place, so its pid is the worker's); stop() ends
-        it with SIGTERM."""
+        nginx up (and left the restart to us) when the first worker died.
+        spawn-fcgi refuses a socket that still accepts, so this retries until
+        the old listener is gone, then waits until the new socket accepts
+        (requests queue in its backlog while the worker restores its jobs).
+        Returns the Popen (spawn-fcgi -n execs the worker in place, so its
+        pid is the worker's); stop() ends it with SIGTERM."""
         check(self.shim_dir is not None, "spawn_worker() needs a stack started with shim=True")
+        env = dict(os.environ, **self.store.worker_environment())
+        sock = self.socket_path(n)
         deadline = time.monotonic() + timeout
         while True:
-            p = subprocess.Popen(self.spawn_command(), stdin=subprocess.DEVNULL, stdout=self.log,
-                                 stderr=subprocess.STDOUT, start_new_session=True)
+            p = subprocess.Popen(self.spawn_command(n), stdin=subprocess.DEVNULL, stdout=self.log,
+                                 stderr=subprocess.STDOUT, start_new_session=True, env=env)
             # Ready once spawn-fcgi has exec'd the worker (it binds the socket
             # first, so an accepting socket alone could be a spawn-fcgi whose
             # exec is about to fail) and the socket accepts.
-            while p.poll() is None and not (self._is_worker(p.pid) and unix_socket_accepts(self.socket_path())):
+            while p.poll() is None and not (self._is_worker(p.pid) and unix_socket_accepts(sock)):
                 if time.monotonic() > deadline:
                     break
                 time.sleep(0.005)
@@ -533,10 +651,14 @@ class Stack:
                 raise StackError("stack %s: spawn-fcgi kept failing (last status %d):\n%s"
                                  % (self.name, p.returncode, self.log_tail()))
             time.sleep(0.02)  # the old listener is still there
-        self.respawned.append(p)
-        check(unix_socket_accepts(self.socket_path()),
+        self.respawned.append((n, p))
+        check(unix_socket_accepts(sock),
               "stack %s: the respawned worker's socket does not accept after %.0f s" % (self.name, timeout))
         return p
+
+    def spawn_workers(self, timeout=10.0):
+        """spawn_worker() for every worker, worker 1 first."""
+        return [self.spawn_worker(timeout, n) for n in self.worker_numbers()]
 
     def _is_worker(self, pid):
         try:
@@ -545,20 +667,23 @@ class Stack:
             return False
 
     def _stop_respawned(self):
-        for p in self.respawned:
+        for _, p in self.respawned:
             terminate(p, 5)
 
     def stop(self, timeout=10.0):
         """SIGTERM to run-stack.sh (as Ctrl-C would be); the whole session is
-        killed if it does not finish in time. Returns run-stack's status."""
+        killed if it does not finish in time. Returns run-stack's status.
+        Workers spawn_worker() started are stopped before run-stack.sh, which
+        stops the database (PostgreSQL) last."""
         if self.proc is None:
             self._run_hooks(self.after_stop)
             return None
         with _live_lock:
             _live_stacks.discard(self)
         self._run_hooks(self.before_stop)
-        rc = terminate(self.proc, timeout, group=True)
         self._stop_respawned()
+        rc = terminate(self.proc, timeout, group=True)
+        self.store.after_stop()
         if self.log is not None:
             self.log.close()
             self.log = None
@@ -579,6 +704,263 @@ class Stack:
     def __exit__(self, *exc):
         self.stop()
         return False
+
+
+# --- what differs between the stores: one class each ---------------------------
+#
+# The tests ask for an effect ("hold the store's writes", "take the store
+# down") and never which backend they run on; each store says how.
+
+class SqliteStore:
+    """One worker, the file state/jobs.db."""
+
+    busy_timeout = 5.0  # the worker's sqlite3_busy_timeout: a commit waits this long for the lock
+
+    def __init__(self, stack):
+        self.stack = stack
+
+    def worker_environment(self):
+        return {}
+
+    def before_start(self):
+        pass
+
+    def after_stop(self):
+        pass
+
+    def path(self):
+        return os.path.join(self.stack.dir, "state", "jobs.db")
+
+    @contextlib.contextmanager
+    def hold_writes(self):
+        """The write lock, held from outside by the sqlite3 shell: the
+        worker's commits wait (for busy_timeout, then fail). The shell is
+        killed, not closed: a closing connection checkpoints and deletes the
+        WAL when it can lock the file alone, which a worker that lost its
+        POSIX locks let it do (test_faults, an_operators_sqlite3_read_...);
+        a killed one leaves the worker's files as they are, whatever the
+        worker's locks."""
+        p = subprocess.Popen(["sqlite3", "-batch", self.path()], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+        try:
+            p.stdin.write(".timeout 2000\nBEGIN EXCLUSIVE;\nSELECT 'locked';\n")
+            p.stdin.flush()
+            line = p.stdout.readline().strip()
+            check(line == "locked", "sqlite3 could not take the write lock of %s: %r" % (self.path(), line))
+            yield
+        finally:
+            kill_and_wait(p)  # SIGKILL: the lock goes with the process, the WAL stays
+
+    @contextlib.contextmanager
+    def down(self, timeout=20.0):
+        """The store unavailable for the block: the write lock held, and a
+        creation that waited past the busy timeout has failed its commit
+        (503); the worker's probe writes fail while the lock is held. Enters
+        once every worker's /healthz says 503."""
+        with self.hold_writes():
+            r = request(self.stack, "POST", "/animals/bisons", timeout=self.busy_timeout + 10)
+            check(r.status == 503, "a creation with the store's write lock held: " + r.describe())
+            check(all_workers_unhealthy(self.stack, timeout), "the store failed, yet /healthz is not 503 on every worker")
+            yield
+
+
+class PostgresStore:
+    """Several workers, the throwaway cluster in the prefix (pg/)."""
+
+    statement_timeout = 5.0  # [store] statement_timeout_ms's default
+
+    def __init__(self, stack):
+        self.stack = stack
+
+    def cluster(self, command, timeout=60):
+        return subprocess.run([os.path.join(self.stack.env.repo, "deploy", "pg-cluster.sh"), command,
+                               os.path.join(self.stack.dir, "pg"), "--port", str(PG_PORT)],
+                              capture_output=True, text=True, timeout=timeout)
+
+    def url(self):
+        out = self.cluster("url")
+        check(out.returncode == 0, "pg-cluster.sh url: " + out.stderr)
+        return out.stdout.strip()
+
+    def worker_environment(self):
+        return {"ZOOKEEPER_STORE_URL": self.url()}
+
+    def before_start(self):
+        """A new stack's cluster is a copy of one made once per run: initdb
+        costs seconds on 2 busy cores, a copy a fraction of one. pg-cluster.sh
+        then finds the cluster there and points its socket into the prefix."""
+        target = os.path.join(self.stack.dir, "pg")
+        if os.path.exists(os.path.join(target, "data", "PG_VERSION")):
+            return  # a restart: the stack's own database, as it was
+        template = pg_template(self.stack.env)
+        subprocess.run(["cp", "-a", template, target], check=True, timeout=60)
+
+    def after_stop(self):
+        """run-stack.sh stops the cluster last; one killed before it could
+        (a crash test, a watchdog's SIGKILL) leaves it running: stop it."""
+        self.cluster("stop")  # a no-op when it is stopped
+
+    @contextlib.contextmanager
+    def hold_writes(self):
+        """The jobs table locked against writes from outside (reads go on):
+        the worker's commits wait (for the statement timeout, then fail)."""
+        p = subprocess.Popen(["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", self.url()],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            p.stdin.write("BEGIN;\nLOCK TABLE jobs IN EXCLUSIVE MODE;\nSELECT 'locked';\n")
+            p.stdin.flush()
+            line = p.stdout.readline().strip()
+            check(line == "locked", "psql could not lock the jobs table: %r" % line)
+            yield
+        finally:
+            try:
+                p.stdin.write("ROLLBACK;\n")
+                p.stdin.close()
+            except OSError:
+                pass
+            kill_and_wait(p, 10)
+
+    @contextlib.contextmanager
+    def down(self, timeout=20.0):
+        """The database stopped for the block (and started again after it).
+        Enters once every worker's /healthz says 503."""
+        out = self.cluster("stop")
+        check(out.returncode == 0, "pg-cluster.sh stop: " + out.stderr)
+        try:
+            check(all_workers_unhealthy(self.stack, timeout),
+                  "the database is stopped, yet /healthz is not 503 on every worker within %.0f s" % timeout)
+            yield
+        finally:
+            out = self.cluster("start")
+            check(out.returncode == 0, "pg-cluster.sh start: " + out.stderr)
+
+
+STORES = {"sqlite": SqliteStore, "postgresql": PostgresStore}
+
+_pg_template_lock = threading.Lock()
+
+
+def pg_template(env):
+    """A stopped PostgreSQL cluster (deploy/pg-cluster.sh's settings, the
+    database created, no schema) in the run's folder, made on first use."""
+    path = os.path.join(env.work_dir, ".pg-template")
+    with _pg_template_lock:
+        if not os.path.exists(os.path.join(path, "data", "PG_VERSION")):
+            script = os.path.join(env.repo, "deploy", "pg-cluster.sh")
+            for cmd in ("start", "stop"):
+                out = subprocess.run([script, cmd, path, "--port", str(PG_PORT)], capture_output=True, text=True,
+                                     timeout=120)
+                check(out.returncode == 0, "pg-cluster.sh %s %s: %s" % (cmd, path, out.stderr))
+    return path
+
+
+# --- every worker, straight through its socket ---------------------------------
+
+class FcgiAnswer:
+    """One worker's answer over its FastCGI socket; `at` is the wall time it
+    arrived."""
+
+    def __init__(self, sock, method, uri, status, headers, body, at):
+        self.sock, self.method, self.uri = sock, method, uri
+        self.status, self.headers, self.body, self.at = status, headers, body, at
+
+    def header(self, name):
+        return self.headers.get(name.lower())
+
+    @property
+    def text(self):
+        return self.body.decode("utf-8", "replace")
+
+    def json(self):
+        """The body parsed, None when there is none (a 204)."""
+        return json.loads(self.body.decode("utf-8")) if self.body else None
+
+    def describe(self):
+        return "%s %s on %s -> %d body=%r" % (self.method, short(self.uri), os.path.basename(self.sock),
+                                             self.status, self.body[:300].decode("utf-8", "replace"))
+
+
+def fcgi(sock, method, uri, timeout=10.0):
+    """One request straight to a worker's socket (no nginx, no TLS), on a
+    connection of its own."""
+    s = fcgi_client.connect(sock, timeout)
+    try:
+        s.sendall(fcgi_client.request_bytes(method, uri))
+        status, headers, body, _ = fcgi_client.read_answer(s)
+        return FcgiAnswer(sock, method, uri, status, headers, body, time.time())
+    finally:
+        s.close()
+
+
+def each_worker(st, method, uri, timeout=10.0):
+    """The same request to every worker of the stack, worker 1 first."""
+    return [fcgi(sock, method, uri, timeout) for sock in st.sockets()]
+
+
+def worker_healths(st, timeout=10.0):
+    """Every worker's /healthz body, checked to be 200."""
+    out = []
+    for a in each_worker(st, "GET", "/healthz", timeout):
+        check(a.status == 200, "GET /healthz: " + a.describe())
+        out.append(a.json())
+    return out
+
+
+def held_per_worker(st):
+    """jobs.held of every worker's /healthz: the surveys in its memory."""
+    return [h["jobs"]["held"] for h in worker_healths(st)]
+
+
+def create_noting_worker(target, st, animal="zebras"):
+    """Creates a survey through `target` (nginx: a Stack or a Client) and
+    finds which worker took it: the one whose memory grew (a worker holds
+    what it created, for its completion timer). Returns (id, n), n 1-based.
+    Nothing else may create or read surveys on the stack meanwhile."""
+    before = held_per_worker(st)
+    job = create_survey(target, animal)
+    after = held_per_worker(st)
+    grew = [n for n, (b, a) in zip(st.worker_numbers(), zip(before, after)) if a == b + 1]
+    check(len(grew) == 1 and sum(after) == sum(before) + 1,
+          "after creating %s, jobs.held per worker went from %r to %r: which worker took it?" % (job, before, after))
+    return job, grew[0]
+
+
+# docs/cluster.md: a cancel through one worker shows on every other within
+# 0.5 s (the database's cancel feed), not by the very next request; on one
+# worker at once. docs/contract.md, "Differences between the backends".
+CANCEL_SEEN_WITHIN_S = 0.5
+
+
+def wait_cancel_seen(st, uuid, since):
+    """Waits until every worker's GET /jobs/{uuid} says cancelled; fails if
+    one does not CANCEL_SEEN_WITHIN_S after `since` (the monotonic time the
+    204 arrived). Returns how long it took."""
+    pending = st.sockets()
+    while True:
+        answers = [fcgi(sock, "GET", "/jobs/" + uuid) for sock in pending]
+        for a in answers:
+            check(a.status == 200, "GET /jobs after a cancel: " + a.describe())
+        pending = [a.sock for a in answers if a.json()["state"] != "cancelled"]
+        took = time.monotonic() - since
+        if not pending:
+            return took
+        check(took < CANCEL_SEEN_WITHIN_S, "%.3f s after the 204, a worker still does not say cancelled: %s"
+              % (took, "; ".join(a.describe() for a in answers if a.sock in pending)))
+        time.sleep(0.005)
+
+
+def all_workers_unhealthy(st, timeout):
+    """True once every worker's /healthz answers 503 (within timeout)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if all(a.status == 503 for a in each_worker(st, "GET", "/healthz", timeout=10)):
+                return True
+        except (OSError, EOFError, fcgi_client.FcgiError):
+            pass
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
 
 
 def unix_socket_accepts(path):
@@ -669,20 +1051,35 @@ def kill_and_wait(proc, timeout=None):
     return proc.returncode
 
 
-def kill_worker(st, sig, timeout=5.0):
-    """Sends sig to the stack's current worker and waits for it to exit.
-    Returns (status as a shell reports it, unix time of the exit), or None if
-    it did not exit in time."""
-    if st.respawned:
-        p = st.respawned[-1]
+def kill_worker(st, sig, timeout=5.0, n=1):
+    """Sends sig to the stack's worker n and waits for it to exit. Returns
+    (status as a shell reports it, unix time of the exit), or None if it did
+    not exit in time."""
+    mine = [p for k, p in st.respawned if k == n]
+    if mine:
+        p = mine[-1]
         os.kill(p.pid, sig)
         try:
             rc = p.wait(timeout)
         except subprocess.TimeoutExpired:
             return None
         return (128 - rc if rc < 0 else rc), time.time()
-    os.kill(st.worker_pid(), sig)
-    return st.shim_exit(timeout)
+    os.kill(st.worker_pid(n), sig)
+    return st.shim_exit(timeout, n)
+
+
+def kill_workers(st, sig, timeout=5.0):
+    """Sends sig to every worker of the stack at once (one worker or
+    several alike), then waits for each to exit. Returns [(status, unix
+    time of the exit) or None, ...], worker 1 first."""
+    results = [None] * st.workers
+    threads = [threading.Thread(target=lambda i=i: results.__setitem__(i, kill_worker(st, sig, timeout, i + 1)),
+                                daemon=True) for i in range(st.workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout + 5)
+    return results
 
 
 def pct(values, q):

@@ -28,9 +28,12 @@ import time
 
 import fcgi_client
 import harness
+import registry
 from cluster import cluster, fcgi, fcgi_json, sockets, worker_pid
-from harness import check, check_problem, config_text, request
+from harness import check, check_problem, config_text, request, rfc3339_seconds
 from registry import test
+
+registry.module_backends(__name__, only="postgresql", why="several workers on one PostgreSQL database")
 
 RESCUE_AFTER_MS = 2000
 SWEEP_INTERVAL_MS = 500
@@ -133,12 +136,6 @@ def read_jobs(sock_path, ids):
     return out
 
 
-def rfc3339_s(text):
-    # 2026-12-02T15:58:14.090Z
-    t = time.strptime(text[:19], "%Y-%m-%dT%H:%M:%S")
-    return time.mktime(t) - time.timezone + float("0" + text[19:-1])
-
-
 @test
 def cluster_kill9_one_of_three_with_500_in_flight_all_complete_within_the_bound(env):
     with cluster(env, "cluster-kill9", workers=3, min_s=4, max_s=6, extra=CLUSTER_TIMING) as st:
@@ -158,7 +155,7 @@ def cluster_kill9_one_of_three_with_500_in_flight_all_complete_within_the_bound(
             check(status == 200, "job %s after the kill: %d" % (i, status))
             states[job["state"]] = states.get(job["state"], 0) + 1
             if job["state"] == "done":
-                late.append(rfc3339_s(job["finished"]) - rfc3339_s(job["deadline"]))
+                late.append(rfc3339_seconds(job["finished"]) - rfc3339_seconds(job["deadline"]))
         check(states.get("done") == 500, "all 500 done after the kill: %r" % states)
         late.sort()
         p99 = late[int(0.99 * (len(late) - 1))]

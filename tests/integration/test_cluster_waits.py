@@ -9,10 +9,12 @@ import threading
 import time
 
 import cluster
+import registry
 from cluster import Answer, fcgi
-from harness import check, sentence_errors
+from harness import check, create, deadline_of, sentence_errors
 from registry import test
-from test_api import rfc3339_seconds
+
+registry.module_backends(__name__, only="postgresql", why="a wait on one worker for another's survey")
 
 # After the deadline: the re-checks at deadline + 5, 10, 20 ... ms answer it;
 # the periodic one (500 ms) alone would not, so this tells them apart without
@@ -26,18 +28,6 @@ def two_workers(env, name, min_seconds, max_seconds):
     """A started two-worker stack and its two workers' sockets."""
     st = cluster.cluster(env, name, workers=2, min_s=min_seconds, max_s=max_seconds)
     return (st,) + tuple(cluster.sockets(st))
-
-
-def create(sock):
-    r = fcgi(sock, "POST", "/animals/koalas", timeout=5.0)
-    check(r.status == 202, "POST /animals/koalas on %s: %s" % (sock, r.describe()))
-    return r.json()
-
-
-def deadline_of(sock, uuid):
-    r = fcgi(sock, "GET", "/jobs/" + uuid, timeout=5.0)
-    check(r.status == 200, "GET /jobs on %s: %s" % (sock, r.describe()))
-    return rfc3339_seconds(r.json()["deadline"], "deadline", r)
 
 
 def park(sock, uri, out, key):

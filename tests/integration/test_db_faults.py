@@ -51,7 +51,11 @@ import cluster
 import fault_load as fl
 import harness
 from harness import check
+import registry
 from registry import test
+
+registry.module_backends(__name__, only='postgresql',
+                         why="the database's own faults: stopped, frozen, killed, its connections dropped")
 
 # Survey length: short enough that surveys finish (and are verified) within
 # a test, long enough that cancels and waits meet running ones.

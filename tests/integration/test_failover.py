@@ -42,8 +42,11 @@ import time
 import cluster
 import fault_load as fl
 import harness
+import registry
 from harness import check
 from registry import test
+
+registry.module_backends(__name__, only="postgresql", why="failover of a PostgreSQL primary under Patroni")
 
 WORKERS = 3
 # Survey length: short enough that surveys finish (and are verified) within

@@ -256,7 +256,7 @@ def outage(answers, t_kill, t_next):
     return len(bad), span, back
 
 
-@test
+@test(only="sqlite", why="restores from the SQLite file after each kill -9 (PostgreSQL's: test_cluster)")
 def crash_kill9_under_load_loses_no_job(env):
     st = stack_with(env, "faults-crash", min_seconds=0.5, max_seconds=3.0)
     with st.start():
@@ -399,7 +399,7 @@ class Overload:
             time.sleep(0.1)
 
 
-@test
+@test(only="sqlite", why="one worker's max_jobs (per worker on PostgreSQL, docs/cluster.md)")
 def overload_answers_only_429_and_503_then_recovers(env):
     st = stack_with(env, "faults-overload", min_seconds=OVERLOAD_MIN, max_seconds=OVERLOAD_MAX,
                     max_jobs=OVERLOAD_MAX_JOBS)
@@ -627,7 +627,7 @@ def fcgi_get_animals(path, timeout=3.0):
 def exit_status(st):
     """How the current (dead) worker exited, as a shell reports it."""
     if st.respawned:
-        rc = st.respawned[-1].wait(1)
+        rc = st.respawned[-1][1].wait(1)
         return 128 - rc if rc < 0 else rc
     ex = st.shim_exit(1)
     return ex[0] if ex else "unknown"
@@ -715,7 +715,7 @@ def service_errors(st, pid, client):
     return errs
 
 
-@test
+@test(only="sqlite", why="the FastCGI transport, before any store: once is enough")
 def bad_fastcgi_input_worker_survives_and_answers(env):
     st = stack_with(env, "faults-fcgi")
     with st.start():
@@ -794,7 +794,7 @@ DRAIN_JOBS = 20000
 DRAIN_CONNECTIONS = 5  # below the acceptors left free by nginx's kept connections
 
 
-@test
+@test(only="sqlite", why="restores 20,000 jobs from the SQLite file")
 def sigterm_drains_20000_jobs_exits_0_within_2s_and_restores_them(env):
     # commit_interval_ms = 0: with only a few concurrent clients a gathering
     # window only adds latency, and this test wants its jobs fast.
@@ -950,7 +950,7 @@ def check_deadline(st, uuid, deadline, seen, when):
     return fails, finished - deadline
 
 
-@test
+@test(only="sqlite", why="restores from the SQLite file after a restart")
 def restart_keeps_done_running_and_cancelled_jobs(env):
     st = stack_with(env, "faults-restart", min_seconds=RESTART_MIN, max_seconds=RESTART_MAX)
     with st.start():
@@ -999,6 +999,38 @@ def restart_keeps_done_running_and_cancelled_jobs(env):
         for n in notes:
             env.note(n)
         check(not fails, "\n".join(fails))
+
+
+@test(only="sqlite", why="the SQLite file read by an operator's sqlite3 shell while the worker runs")
+def an_operators_sqlite3_read_of_the_live_store_loses_nothing(env):
+    """An operator looks at the live store (sqlite3 jobs.db 'SELECT ...').
+    The shell's connection checkpoints and deletes the WAL as it closes if it
+    can lock the file alone, which it can only if the worker holds no lock on
+    it: the worker must (a descriptor of jobs.db closed by the worker, as its
+    start-up prefetch() does, drops every POSIX lock the process holds on
+    it). Otherwise the worker goes on committing to a deleted WAL: readers do
+    not see its commits, and a kill -9 loses them although they were
+    answered 202."""
+    st = stack_with(env, "faults-outside-reader")
+    with st.start():
+        before = create_survey(st, "bisons", what="create")
+        path = st.store.path()
+        out = subprocess.run(["sqlite3", path, "SELECT count(*) FROM jobs;"], capture_output=True, text=True,
+                             timeout=10)
+        check(out.returncode == 0, "sqlite3 %s: %s" % (path, out.stderr))
+        after = create_survey(st, "zebras", what="create after the read")
+        left = sorted(n for n in os.listdir(os.path.dirname(path)) if n.startswith("jobs.db"))
+        seen = subprocess.run(["sqlite3", path, "SELECT count(*) FROM jobs;"], capture_output=True, text=True,
+                              timeout=10).stdout.strip()
+        ex = kill_worker(st, signal.SIGKILL)
+        check(ex is not None, "kill -9 of the worker: no exit")
+        st.spawn_worker()
+        wait_http_ok(st)
+        lost = [(j, r.status) for j in (before, after) for r in [request(st, "GET", "/query/" + j)]
+                if r.status not in (200, 202)]
+        check(not lost, "after an outside sqlite3 read of the live store, the files are %s, a second reader "
+              "counts %s job(s) of 2, and after kill -9 and a restart the acknowledged jobs answer %r"
+              % (left, seen, lost))
 
 
 # --- corrupt store ------------------------------------------------------------
@@ -1102,7 +1134,7 @@ def digest(path):
         return hashlib.sha256(f.read()).hexdigest()
 
 
-@test
+@test(only="sqlite", why="a corrupt SQLite file")
 def corrupt_store_refuses_to_start_exit_2_naming_the_file(env):
     base = os.path.join(env.work_dir, "faults-corrupt")
     shutil.rmtree(base, ignore_errors=True)

@@ -1,13 +1,20 @@
 """Idempotency-Key on POST /animals/{animal}, over HTTPS through nginx: the
 first creation, its replay (same id and Location, Idempotent-Replayed), a
 different animal (422), bad keys (400), no key (a new survey each time), a
-replay after kill -9 and a restart of the worker, and two clients (two
-source addresses, so two scopes) with one key getting two surveys."""
+repeat while the first is still being stored (409 with Retry-After, at
+once), a replay after kill -9 and a restart of the workers, and two clients
+(two source addresses, so two scopes) with one key getting two surveys.
+
+On several workers the first and its repeats land on different workers
+(nginx round-robins per request): a key holds across workers."""
 
 import signal
+import threading
+import time
 import uuid as uuidlib
 
-from harness import UUID_RE, Client, check, check_problem, config_text, fresh_addr, kill_worker, request
+from harness import (UUID_RE, Client, check, check_problem, config_text, fresh_addr, kill_workers, problem_errors,
+                     request)
 from registry import test
 
 REPLAY_HEADER = "Idempotent-Replayed"
@@ -104,6 +111,61 @@ def idempotency_two_clients_one_key_two_surveys(env):
           "a client naming another's scope in a header got its job: " + r.describe())
 
 
+def describe(answer):
+    return answer.describe() if hasattr(answer, "describe") else str(answer)
+
+
+@test
+def idempotency_repeat_while_the_first_is_stored_is_409_at_once(env):
+    """The store's writes held from outside: the first creation waits in its
+    commit; a repeat with its key, by either form, is told 409 with
+    Retry-After at once (not made to wait, not a second survey); once the
+    writes go on, the first answers 202 and a repeat replays it."""
+    st = env.main
+    src = fresh_addr()
+    key = str(uuidlib.uuid4())
+    answers = {}
+
+    def send(name, method):
+        try:
+            answers[name] = request(st, method, "/animals/zebras", headers={"Idempotency-Key": key}, src=src,
+                                    timeout=15)
+        except Exception as e:  # reported by the test, which finds no answer
+            answers[name] = AssertionError("%s /animals/zebras: %s: %s" % (method, type(e).__name__, e))
+
+    first = threading.Thread(target=send, args=("first", "POST"), daemon=True)
+    repeats = [threading.Thread(target=send, args=(m, m), daemon=True) for m in ("POST", "GET")]
+    with st.store.hold_writes():
+        first.start()
+        time.sleep(0.5)  # the first is in its commit, well inside the store's 5 s timeout
+        if not first.is_alive():
+            check(False, "the first creation did not wait for the held store: %s" % describe(answers.get("first")))
+        for t in repeats:
+            t.start()
+        for t in repeats:
+            t.join(1.5)  # a 409 is at once; a repeat still waiting is answered once the writes go on
+    for t in [first] + repeats:
+        t.join(15)
+    check(set(answers) == {"first", "POST", "GET"}, "no answer to %s" % sorted({"first", "POST", "GET"} - set(answers)))
+    failed = [describe(a) for a in answers.values() if isinstance(a, AssertionError)]
+    check(not failed, "\n".join(failed))
+    fails = []
+    for method in ("POST", "GET"):
+        r = answers[method]
+        errs = [] if r.status == 409 else ["want 409"]
+        errs += problem_errors(r, 409) if r.status == 409 else []
+        ra = r.header("Retry-After")
+        if not (ra and ra.isdigit() and int(ra) >= 1):
+            errs.append("no Retry-After")
+        if r.elapsed >= 1.0:
+            errs.append("answered after %.2f s: it waited for the first" % r.elapsed)
+        if errs:
+            fails.append("a repeat while the first was being stored: %s: %s" % ("; ".join(errs), r.describe()))
+    check(not fails, "\n".join(fails))
+    job = check_first(answers["first"], "the first, once the store's writes went on")
+    check_replay(post(st, "zebras", key, src=src), job, "a repeat once the first was stored")
+
+
 @test
 def idempotency_replay_after_kill9_and_restart(env):
     st = env.new_stack("idempotency-kill9", shim=True)
@@ -112,9 +174,10 @@ def idempotency_replay_after_kill9_and_restart(env):
         src = fresh_addr()
         key = str(uuidlib.uuid4())
         job = check_first(post(st, "zebras", key, src=src), "before the kill")
-        ex = kill_worker(st, signal.SIGKILL)
-        check(ex is not None and ex[0] == 128 + signal.SIGKILL, "kill -9 of the worker: exit %r" % (ex,))
-        st.spawn_worker()
+        exits = kill_workers(st, signal.SIGKILL)
+        check(all(ex is not None and ex[0] == 128 + signal.SIGKILL for ex in exits),
+              "kill -9 of every worker: exits %r" % (exits,))
+        st.spawn_workers()
         check_replay(post(st, "zebras", key, src=src), job, "after kill -9 and restart")
         r = post(st, "lions", key, src=src)
         check(r.status == 422, "after restart, another animal: want 422: " + r.describe())

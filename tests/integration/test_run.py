@@ -38,7 +38,11 @@ import time
 
 import harness
 from harness import check, config_text, free_ports
+import registry
 from registry import test
+
+registry.module_backends(__name__, only='sqlite',
+                         why="make run itself, which picks each test's store (STORE=postgresql WORKERS=3 too): once is enough")
 
 REFUSE_LIMIT_S = 1.0
 MAKE_REFUSE_LIMIT_S = 3.0

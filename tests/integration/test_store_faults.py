@@ -39,7 +39,11 @@ import cluster
 import fault_load as fl
 import harness
 from harness import check, config_text
+import registry
 from registry import test
+
+registry.module_backends(__name__, only='sqlite',
+                         why="the SQLite file's faults: a full disk, a read-only folder")
 
 # No statement_timeout on SQLite: a full disk or a read-only file fails a
 # write at once. The PostgreSQL suite's default bound (5 s + 1 s) is kept.
