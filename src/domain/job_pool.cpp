@@ -122,6 +122,8 @@ std::optional<Created> JobPool::replay(const IdempotencyKey& key, std::string_vi
     }
     Ledger::Fetched f = ledger_.fetch_key(key);
     if (f.status == Ledger::Fetched::Status::unavailable) return Created{std::nullopt, CreateError::store_failed};
+    if (f.status == Ledger::Fetched::Status::absent && f.key_in_flight)
+        return Created{std::nullopt, CreateError::key_in_flight};
     if (f.status == Ledger::Fetched::Status::absent) return std::nullopt;
     if (f.job.animal != animal) return Created{std::nullopt, CreateError::key_reused};
     return Created{learn(f).view, CreateError::none, true};

@@ -34,6 +34,8 @@ public:
         enum class Status { found, absent, unavailable };
         Status status = Status::absent;
         Job job;  // when found
+        // fetch_key, absent: another worker's creation with the key is being stored.
+        bool key_in_flight = false;
         // What the ledger knew when the read began (stamp() compares it with now).
         std::uint64_t epoch = 0, cancels = 0;
     };

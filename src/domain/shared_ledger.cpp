@@ -82,7 +82,7 @@ Ledger::Fetched SharedLedger::fetch_key(const IdempotencyKey& key)
     f.epoch = epoch_;
     f.cancels = cancels_;
     std::optional<storage::JobRecord> record;
-    if (!store_.fetch_key(key.scope, key.key, record)) f.status = Fetched::Status::unavailable;
+    if (!store_.fetch_key(key.scope, key.key, record, f.key_in_flight)) f.status = Fetched::Status::unavailable;
     else if (record) {
         f.status = Fetched::Status::found;
         f.job = from_record(std::move(*record));

@@ -354,6 +354,7 @@ void Connection::drop()
 {
     if (conn_) PQfinish(conn_);
     conn_ = nullptr;
+    prepared_.clear();
 }
 
 // ---- Waiting ----
@@ -534,7 +535,13 @@ bool Connection::prepare(const char* name, const char* sql, Deadline deadline, s
 {
     const Result r = call(deadline, [&] { return PQsendPrepare(conn_, name, sql, 0, nullptr); });
     if (!r.ok()) error = std::string("cannot prepare ") + name + ": " + r.error();
+    else prepared_.emplace_back(name);
     return r.ok();
+}
+
+bool Connection::prepared(std::string_view name) const
+{
+    return std::find(prepared_.begin(), prepared_.end(), name) != prepared_.end();
 }
 
 Result Connection::exec_prepared(const char* name, const Params& params, Deadline deadline)

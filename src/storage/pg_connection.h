@@ -116,6 +116,8 @@ public:
     // Server-side prepared statements, by name: parsed and planned once per
     // connection (prepare again after every connect()).
     bool prepare(const char* name, const char* sql, Deadline deadline, std::string& error);
+    // Whether this session has prepared `name` (forgotten on every connect).
+    bool prepared(std::string_view name) const;
     Result exec_prepared(const char* name, const Params& params, Deadline deadline);
 
     // Every statement, then one Sync, in one round trip: one implicit
@@ -167,6 +169,7 @@ private:
     const std::string conninfo_;
     const Interrupt* const interrupt_;
     pg_conn* conn_ = nullptr;
+    std::vector<std::string> prepared_;  // this session's prepared statements (few)
     Failure failure_ = Failure::none;
     std::string error_;
     Clock::time_point call_started_{};

@@ -4,6 +4,7 @@
 #include "storage/postgres_driver.h"
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 
 #include "storage/job_store.h"
@@ -222,19 +223,47 @@ std::string with_our_settings(const PostgresOptions& o)
 }
 
 // Every new connection: the statement timeout (a SET, so that an `options`
-// the operator gave in the string still applies), then the statements.
+// the operator gave in the string still applies). Statements are prepared
+// as they are first used (ready()).
 pg::Pool::Prepare session_setup(std::chrono::milliseconds statement_timeout)
 {
     const std::string set = "SET statement_timeout = " + std::to_string(statement_timeout.count());
     return [set](pg::Connection& c, pg::Deadline deadline, std::string& error) {
-        if (pg::Result r = c.exec(set.c_str(), deadline); !r.ok()) {
-            error = "cannot set statement_timeout: " + r.error();
+        const pg::Result r = c.exec(set.c_str(), deadline);
+        if (!r.ok()) error = "cannot set statement_timeout: " + r.error();
+        return r.ok();
+    };
+}
+
+// The commit connection prepares what a batch uses when it connects: a
+// write's PREPARE parses the INSERT or UPDATE and so waits behind any lock
+// on the table, which must never come between a batch and its first
+// statement (zk_lock_keys, which tells a repeat on another worker that the
+// key is being stored).
+constexpr std::array<const char*, 6> batch_statements{"zk_lock_keys", "zk_create_many", "zk_create",
+                                                      "zk_finish",    "zk_cancel",      "zk_erase"};
+
+// Prepares those of the statements this session has not prepared yet.
+bool ready(pg::Connection& c, const std::vector<pg::Connection::Statement>& statements, pg::Deadline deadline,
+           std::string& error)
+{
+    for (const auto& st : statements) {
+        if (c.prepared(st.prepared)) continue;
+        const pg::Prepared* p = pg::find_statement(st.prepared);
+        if (!p) {
+            error = std::string("no statement ") + st.prepared;
             return false;
         }
-        for (const auto& s : pg::statements())
-            if (!c.prepare(s.name, s.sql.c_str(), deadline, error)) return false;
-        return true;
-    };
+        if (!c.prepare(p->name, p->sql.c_str(), deadline, error)) return false;
+    }
+    return true;
+}
+
+pg::Result run(pg::Connection& c, const char* name, const pg::Params& params, pg::Deadline deadline)
+{
+    std::string error;
+    if (!ready(c, {{name, {}}}, deadline, error)) return pg::Result::failure(error);
+    return c.exec_prepared(name, params, deadline);
 }
 
 // "<uuid> <finished_ms>", as zk_cancel notifies.
@@ -270,7 +299,7 @@ PostgresDriver::PostgresDriver(PostgresOptions options)
     if (!commit_conn_.connect(pg::Clock::now() + options_.connect_timeout, error))
         throw StoreError("job store postgresql (" + where_ + "): cannot connect: " + error);
     migrate();
-    if (!setup_(commit_conn_, pg::Clock::now() + options_.connect_timeout, error))
+    if (!prepare_commit(pg::Clock::now() + options_.connect_timeout, error))
         throw StoreError("job store postgresql (" + where_ + "): " + error);
 }
 
@@ -322,7 +351,14 @@ void PostgresDriver::migrate()
 bool PostgresDriver::connect_commit(std::string& error)
 {
     const auto deadline = pg::Clock::now() + options_.connect_timeout;
-    return commit_conn_.connect(deadline, error) && setup_(commit_conn_, deadline, error);
+    return commit_conn_.connect(deadline, error) && prepare_commit(deadline, error);
+}
+
+bool PostgresDriver::prepare_commit(pg::Deadline deadline, std::string& error)
+{
+    std::vector<pg::Connection::Statement> all;
+    for (const char* name : batch_statements) all.push_back({name, {}});
+    return setup_(commit_conn_, deadline, error) && ready(commit_conn_, all, deadline, error);
 }
 
 void PostgresDriver::close()
@@ -353,7 +389,9 @@ bool PostgresDriver::commit(std::span<const Write* const> writes, std::string& e
         return false;
     }
     const bool many = plan(writes);
-    bool ok = commit_conn_.pipeline(statements_, results_, round_trip_deadline(), error);
+    const auto deadline = round_trip_deadline();
+    bool ok = ready(commit_conn_, statements_, deadline, error) &&
+              commit_conn_.pipeline(statements_, results_, deadline, error);
     for (std::size_t i = 0; ok && i < results_.size(); ++i)
         if (!results_[i].ok()) {
             ok = false;
@@ -386,17 +424,35 @@ bool PostgresDriver::plan(std::span<const Write* const> writes)
     const bool many = creates_.size() > 1;
     if (!many) in_many_.assign(writes.size(), false);
     statements_.clear();
+    if (auto locks = lock_keys(writes)) statements_.push_back(std::move(*locks));
     if (many) statements_.push_back(create_many(creates_));
     for (std::size_t i = 0; i < writes.size(); ++i)
         if (!in_many_[i]) statements_.push_back(statement_for(*writes[i]));
     return many;
 }
 
+// zk_lock_keys for the batch's keyed creations, if it has any.
+std::optional<pg::Connection::Statement> PostgresDriver::lock_keys(std::span<const Write* const> writes) const
+{
+    std::string scopes = "{", keys = "{";
+    for (const Write* w : writes) {
+        if (w->kind != WriteKind::create || w->record.idem_key.empty()) continue;
+        if (scopes.size() > 1) {
+            scopes.push_back(',');
+            keys.push_back(',');
+        }
+        append_element(scopes, w->record.idem_scope);
+        append_element(keys, w->record.idem_key);
+    }
+    if (keys.size() == 1) return std::nullopt;
+    return pg::Connection::Statement{"zk_lock_keys", pg::Params().add(scopes + "}").add(keys + "}")};
+}
+
 // A write that changed no row was skipped; the creations of zk_create_many
 // are the ids it did not return.
 void PostgresDriver::mark_skips(std::span<const Write* const> writes, bool many)
 {
-    std::size_t next = 0;
+    std::size_t next = statements_.front().prepared == std::string_view("zk_lock_keys") ? 1 : 0;
     if (many) {
         const pg::Result& r = results_[next++];
         inserted_.clear();
@@ -442,7 +498,7 @@ bool PostgresDriver::read(const char* statement, const pg::Params& params, std::
     bool bad_row = false;
     const bool ok = pool_.with(
         [&](pg::Connection& c, pg::Deadline deadline) {
-            pg::Result r = c.exec_prepared(statement, params, deadline);
+            pg::Result r = run(c, statement, params, deadline);
             if (!r.ok()) return false;
             bad_row = !read_rows(r, out);
             return !bad_row;
@@ -473,9 +529,28 @@ bool PostgresDriver::fetch_many(const std::vector<RecordId>& ids, std::vector<Jo
     return read("zk_fetch_many", pg::Params().add(uuid_array_text(ids)), out);
 }
 
-bool PostgresDriver::fetch_key(const std::string& scope, const std::string& key, std::optional<JobRecord>& out)
+// The row and, for when there is none, whether the key's lock is taken: one
+// round trip, one implicit transaction (the try-lock is released at its end).
+bool PostgresDriver::fetch_key(const std::string& scope, const std::string& key, std::optional<JobRecord>& out,
+                               bool& in_flight)
 {
-    return read_one("zk_fetch_key", pg::Params().add(scope).add(key), out);
+    std::string error;
+    return pool_.with(
+        [&](pg::Connection& c, pg::Deadline deadline) {
+            const std::vector<pg::Connection::Statement> reads{
+                {"zk_fetch_key", pg::Params().add(scope).add(key)}, {"zk_key_in_flight", pg::Params().add(scope).add(key)}};
+            std::vector<pg::Result> results;
+            std::vector<JobRecord> rows;
+            if (!ready(c, reads, deadline, error) || !c.pipeline(reads, results, deadline, error) || !results[0].ok() ||
+                !results[1].ok())
+                return false;
+            if (!read_rows(results[0], rows)) return false;
+            out.reset();
+            if (!rows.empty()) out = std::move(rows.front());
+            in_flight = !out && results[1].text(0, 0) == "t";
+            return true;
+        },
+        error);
 }
 
 bool PostgresDriver::list(const ListQuery& q, std::vector<JobRecord>& out)
@@ -501,7 +576,7 @@ std::optional<std::size_t> PostgresDriver::rescue(std::int64_t due_ms, std::size
     const bool ok = pool_.with(
         [&](pg::Connection& c, pg::Deadline deadline) {
             finished = 0;
-            pg::Result r = c.exec_prepared("zk_overdue", pg::Params().add(due_ms).add(static_cast<long long>(limit)), deadline);
+            pg::Result r = run(c, "zk_overdue", pg::Params().add(due_ms).add(static_cast<long long>(limit)), deadline);
             std::vector<JobRecord> overdue;
             if (!r.ok() || !read_rows(r, overdue)) return false;
             if (overdue.empty()) return true;
@@ -511,7 +586,7 @@ std::optional<std::size_t> PostgresDriver::rescue(std::int64_t due_ms, std::size
                 writes.push_back(statement_for(Write{WriteKind::finish, rec, false}));
             }
             std::vector<pg::Result> results;
-            if (!c.pipeline(writes, results, deadline, error)) return false;
+            if (!ready(c, writes, deadline, error) || !c.pipeline(writes, results, deadline, error)) return false;
             for (const pg::Result& w : results) {
                 if (!w.ok()) return false;
                 finished += static_cast<std::size_t>(w.affected());
@@ -529,8 +604,8 @@ std::optional<std::size_t> PostgresDriver::purge(std::int64_t finished_before_ms
     std::string error;
     const bool ok = pool_.with(
         [&](pg::Connection& c, pg::Deadline deadline) {
-            pg::Result r = c.exec_prepared(
-                "zk_purge", pg::Params().add(finished_before_ms).add(static_cast<long long>(limit)), deadline);
+            pg::Result r =
+                run(c, "zk_purge", pg::Params().add(finished_before_ms).add(static_cast<long long>(limit)), deadline);
             purged = static_cast<std::size_t>(r.affected());
             return r.ok();
         },
@@ -545,7 +620,7 @@ std::optional<std::int64_t> PostgresDriver::now_ms()
     std::string error;
     const bool ok = pool_.with(
         [&](pg::Connection& c, pg::Deadline deadline) {
-            pg::Result r = c.exec_prepared("zk_now", pg::Params(), deadline);
+            pg::Result r = run(c, "zk_now", pg::Params(), deadline);
             now = r.integer(0, 0);
             return r.ok() && r.rows() == 1;
         },

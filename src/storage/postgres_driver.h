@@ -64,7 +64,8 @@ public:
     // SharedStore: through the read pool.
     bool fetch(const RecordId& id, std::optional<JobRecord>& out) override;
     bool fetch_many(const std::vector<RecordId>& ids, std::vector<JobRecord>& out) override;
-    bool fetch_key(const std::string& scope, const std::string& key, std::optional<JobRecord>& out) override;
+    bool fetch_key(const std::string& scope, const std::string& key, std::optional<JobRecord>& out,
+                   bool& in_flight) override;
     bool list(const ListQuery& query, std::vector<JobRecord>& out) override;
     std::optional<std::size_t> rescue(std::int64_t due_ms, std::size_t limit,
                                       const std::function<void(JobRecord&)>& finish) override;
@@ -77,7 +78,9 @@ private:
     pg::Deadline round_trip_deadline() const;
     bool plan(std::span<const Write* const> writes);
     void mark_skips(std::span<const Write* const> writes, bool many);
+    std::optional<pg::Connection::Statement> lock_keys(std::span<const Write* const> writes) const;
     bool connect_commit(std::string& error);
+    bool prepare_commit(pg::Deadline deadline, std::string& error);
     bool read(const char* statement, const pg::Params& params, std::vector<JobRecord>& out);
     bool read_one(const char* statement, const pg::Params& params, std::optional<JobRecord>& out);
     void migrate();

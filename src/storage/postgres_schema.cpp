@@ -58,6 +58,10 @@ std::string insert_arrays()
     return "INSERT INTO jobs (" + column_list() + ") SELECT * FROM unnest(" + arrays + ")";
 }
 
+// An Idempotency-Key's advisory lock: a 64-bit hash of scope and key (a
+// clash only makes two keys wait for each other for a moment).
+constexpr const char* key_lock = "hashtextextended(s || chr(31) || k, 0)";
+
 std::vector<Prepared> make()
 {
     return {
@@ -84,6 +88,16 @@ std::vector<Prepared> make()
         // form ('{id,id}'), so the statement stays one prepared plan.
         {"zk_fetch_many", select_from("WHERE id = ANY($1::uuid[])")},
         {"zk_fetch_key", select_from("WHERE idem_scope = $1 AND idem_key = $2")},
+        // A batch's keyed creations hold their keys' advisory locks from
+        // before their insert until their transaction ends, in hash order
+        // (two batches never wait for each other in a circle) ...
+        {"zk_lock_keys", std::string("SELECT pg_advisory_xact_lock(h) FROM (SELECT DISTINCT ") + key_lock +
+                             " AS h FROM unnest($1::text[], $2::text[]) AS t(s, k) ORDER BY h) AS keys"},
+        // ... so a repeat on another worker that finds no row can tell a
+        // creation being stored (the lock taken: 409 at once, as on one
+        // worker) from none (the lock free, held for this read only).
+        {"zk_key_in_flight", std::string("SELECT NOT pg_try_advisory_xact_lock(") + key_lock +
+                                 ") FROM (SELECT $1::text AS s, $2::text AS k) AS t"},
         // Newest first; $1 state, $2 animal, $3 cursor (NULL for none), $4 limit.
         {"zk_list", select_from("WHERE ($1::smallint IS NULL OR state = $1::smallint) AND ($2::text IS NULL OR "
                                 "animal = $2::text) AND ($3::uuid IS NULL OR id < $3::uuid) ORDER BY id DESC LIMIT $4")},
@@ -104,6 +118,13 @@ const std::vector<Prepared>& statements()
 {
     static const std::vector<Prepared> all = make();
     return all;
+}
+
+const Prepared* find_statement(std::string_view name)
+{
+    for (const Prepared& p : statements())
+        if (p.name == name) return &p;
+    return nullptr;
 }
 
 }  // namespace zk::storage::pg

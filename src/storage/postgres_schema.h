@@ -6,6 +6,7 @@
 
 #include <array>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace zk::storage::pg {
@@ -50,8 +51,11 @@ struct Prepared {
     const char* name;
     std::string sql;
 };
-// Every statement; parameters are text, in the order statement_params()
-// (postgres_driver.cpp) binds them.
+// Every statement; parameters are text, in the order the driver binds them.
+// Each connection prepares a statement the first time it uses it, so a
+// read connection never prepares a write (whose parsing would wait behind
+// a lock on the table) and a new connection costs one round trip.
 const std::vector<Prepared>& statements();
+const Prepared* find_statement(std::string_view name);
 
 }  // namespace zk::storage::pg

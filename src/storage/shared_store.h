@@ -43,8 +43,11 @@ public:
     // The records of those of `ids` that exist, in no particular order, in
     // one round trip. An id with no record is simply absent from `out`.
     virtual bool fetch_many(const std::vector<RecordId>& ids, std::vector<JobRecord>& out) = 0;
-    // The job created with that Idempotency-Key in that client scope.
-    virtual bool fetch_key(const std::string& scope, const std::string& key, std::optional<JobRecord>& out) = 0;
+    // The job created with that Idempotency-Key in that client scope. When
+    // there is none, in_flight says whether another worker's creation with
+    // that key is being stored right now (its transaction holds the key).
+    virtual bool fetch_key(const std::string& scope, const std::string& key, std::optional<JobRecord>& out,
+                           bool& in_flight) = 0;
     virtual bool list(const ListQuery& query, std::vector<JobRecord>& out) = 0;
 
     // Finishes up to `limit` unfinished jobs whose deadline is at or before
