@@ -23,6 +23,7 @@
 #include "http/problem.h"
 #include "transport/fcgi_answer.h"
 #include "transport/fcgi_guard.h"
+#include "transport/fcgi_params.h"
 #include "util/blocking.h"
 #include "util/log.h"
 
@@ -46,22 +47,9 @@ constexpr auto head_poll_max = std::chrono::milliseconds(50);
 // entries carry their fd (upper bits zero).
 constexpr std::uint64_t parked_tag = std::uint64_t{1} << 63;
 
-std::string param(FCGX_Request& req, const char* name)
-{
-    const char* v = FCGX_GetParam(name, req.envp);
-    return v ? v : "";
-}
-
 http::Request read_request(FCGX_Request& req)
 {
-    http::Request r;
-    r.method = param(req, "REQUEST_METHOD");
-    r.uri = param(req, "REQUEST_URI");
-    r.request_id = param(req, "REQUEST_ID");
-    // nginx passes every request header as HTTP_*; absent and empty differ.
-    if (const char* key = FCGX_GetParam("HTTP_IDEMPOTENCY_KEY", req.envp)) r.idempotency_key = key;
-    // Set by nginx alone (a client header would arrive as HTTP_ZK_CLIENT_SCOPE).
-    r.client_scope = param(req, "ZK_CLIENT_SCOPE");
+    http::Request r = request_from_params(req.envp);
     // No route takes a body, but a kept connection must not carry unread
     // STDIN records into the next request; nginx caps the size.
     char sink[drain_chunk];
