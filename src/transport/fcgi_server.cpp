@@ -200,19 +200,30 @@ void FcgiServer::join()
 // there only with a seat (util/seats.h); without one it takes what is ready
 // and otherwise stands by. Before it blocks (a commit, a slow peer) it gives
 // its seat up.
+//
+// The thread's log lines (a request line each) go out in batches
+// (util/log.h): before it waits for work, stands by or blocks, and while it
+// keeps serving, at the latest log::max_delay after the oldest. A seated
+// thread with lines gathered waits no longer than that, then writes them.
 void FcgiServer::serve()
 {
     FCGX_Request req;
     FCGX_InitRequest(&req, -1, 0);  // -1: libfcgi must never accept by itself
     util::Seat seat(seats_);
-    const util::BlockingHook hook([&seat] { seat.block(); });
+    const log::Batch log_batch;
+    const util::BlockingHook hook([&seat] {
+        log::flush();
+        seat.block();
+    });
     while (!stopping_) {
         seat.resume();
         const bool seated = seat.try_take();
         epoll_event ev{};
-        const int n = epoll_wait(epoll_fd_, &ev, 1, seated ? -1 : 0);
-        if (n == 0 && !seated) {
-            seat.take();
+        const auto log_due = log::flush_due();
+        const int n = epoll_wait(epoll_fd_, &ev, 1, !seated ? 0 : log_due ? static_cast<int>(log_due->count()) : -1);
+        if (n == 0) {  // nothing ready (or the log delay ran out): the lines go out before the thread waits
+            log::flush();
+            if (!seated) seat.take();
             continue;
         }
         if (n < 0 && errno != EINTR) {
