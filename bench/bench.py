@@ -149,7 +149,7 @@ def nginx_variant(dst, ceiling_conf, hops):
     with open(os.path.join(dst, "zookeeper-http.conf.in"), "a") as f:
         f.write("\n# bench only: the FastCGI hop's responders (bench/fcgi_hop.py)\n")
         for hop in hops:
-            f.write(fcgi_hop.upstream_text(template, hop.variant, hop.socket))
+            f.write(fcgi_hop.upstream_text(template, hop))
 
 
 def ceiling_conf_text(sizes, hops):
@@ -158,7 +158,7 @@ def ceiling_conf_text(sizes, hops):
         out.append("location = %s%s {\n    default_type application/json;\n    return 200 '%s';\n}"
                    % (CEILING_PREFIX, name, "x" * size))
     for hop in hops:
-        out.append(fcgi_hop.locations_text(hop.variant, sizes, BURST))
+        out.append(fcgi_hop.locations_text(hop, sizes, BURST))
     return "\n".join(out) + "\n"
 
 
@@ -535,7 +535,8 @@ def run_throughput(env, opts, log):
         sizes = t.install_ceiling(finished, running)
         log("stack up: https://127.0.0.1:%d, answer sizes %s, finished survey %s (%r), running %s; hops %s"
             % (stack.https_port, sizes, finished, done.json(), running,
-               ", ".join("%s (%s loop, pid %s)" % (h.variant, h.loop, h.pid()) for h in t.hops) or "none"))
+               ", ".join("%s (%s loop, %d thread(s), pid %s)" % (h.variant, h.loop, h.threads, h.pid())
+                         for h in t.hops) or "none"))
         results = []
         for sc in scenarios(finished, running):
             if opts.only and not any(o in sc["name"] for o in opts.only):
@@ -979,15 +980,17 @@ def parse_args():
                     help="FastCGI hops to measure as ceilings: fcgi, fcgi++ (comma-separated; empty: none)")
     ap.add_argument("--hop-loop", default="epoll", choices=["epoll", "accept"], help="fcgi-ceiling's loop")
     ap.add_argument("--hop-threads", type=int, default=0,
-                    help="fcgi-ceiling's threads in the accept loop (0: twice the most connections, plus 16)")
+                    help="fcgi-ceiling's threads (0: 1 in the epoll loop; in the accept loop twice the most"
+                         " connections, plus 16)")
     opts = ap.parse_args()
     opts.connections = [int(c) for c in opts.connections.split(",") if c]
     opts.ceiling_bin = opts.ceiling_bin and os.path.abspath(opts.ceiling_bin)
-    bad = [v for v in opts.hops if v not in fcgi_hop.VARIANTS]
-    if bad or (opts.hops and not opts.ceiling_bin):
-        ap.error("--hops takes %s and needs --ceiling-bin" % ", ".join(fcgi_hop.VARIANTS))
+    bad = [v for v in opts.hops if not fcgi_hop.parse_variant(v)]
+    if bad or len(set(opts.hops)) != len(opts.hops) or (opts.hops and not opts.ceiling_bin):
+        ap.error("--hops takes %s, each at most once, optionally as NAME@THREADS, and needs --ceiling-bin"
+                 % ", ".join(fcgi_hop.VARIANTS))
     if opts.hop_loop == "epoll":
-        opts.hop_threads = 1
+        opts.hop_threads = opts.hop_threads or 1
     elif opts.hop_threads <= 0:
         # libfcgi holds a thread per kept connection: nginx opens at most one
         # per request in flight (and keeps up to 128 per nginx worker).

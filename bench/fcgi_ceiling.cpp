@@ -13,13 +13,13 @@
 // the request's REQUEST_ID param, as the worker echoes it (nginx's ids all
 // have one length, so the answer keeps the worker's size); any other gets 404.
 //
-// --loop epoll (default; what bench.py uses): one thread, an epoll set of
-//   the listening socket and every connection (level-triggered),
-//   FCGX_Accept_r on whichever is readable, the way the worker hands libfcgi a
-//   connection (minus its guard, its seats and the one-shot re-arm that
-//   several threads need). One thread because it is the fastest: it answers
-//   a request in about 12 us of CPU, far more than nginx can send through TLS
-//   on this machine, and a second thread would only add wake-ups.
+// --loop epoll (default; what bench.py uses): an epoll set of the listening
+//   socket and every connection, FCGX_Accept_r on whichever is readable, the
+//   way the worker hands libfcgi a connection (minus its guard and seats).
+//   One thread (--threads 1, the default) waits level-triggered for up to 64
+//   events at a time; several share the set with one-shot events, one event
+//   each, re-armed after each request, as the worker's threads do.
+//   docs/performance.md says which bench.py uses and why.
 // --loop accept: N threads (--threads, default 1), each in libfcgi's classic
 //   loop, FCGX_Accept_r on the listening socket. libfcgi then holds a thread
 //   on each connection nginx keeps (fastcgi_keep_conn) for the connection's
@@ -157,32 +157,41 @@ void accept_loop(const Options& o)
     std::exit(1);
 }
 
-bool watch(int ep, int fd)
+// One thread needs no one-shot events; several do, so that a connection is
+// served by one thread at a time (re-armed after each request).
+bool watch(int ep, int fd, bool oneshot, int op = EPOLL_CTL_ADD)
 {
     epoll_event ev{};
-    ev.events = EPOLLIN;
+    ev.events = EPOLLIN | (oneshot ? EPOLLONESHOT : 0u);
     ev.data.fd = fd;
-    return epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) == 0;
+    return epoll_ctl(ep, op, fd, &ev) == 0;
 }
 
-void epoll_loop(const Options& o)
+int epoll_set(bool oneshot)
 {
     const int ep = epoll_create1(EPOLL_CLOEXEC);
     const int flags = fcntl(listen_fd, F_GETFL);
-    if (ep < 0 || flags < 0 || fcntl(listen_fd, F_SETFL, flags | O_NONBLOCK) != 0 || !watch(ep, listen_fd)) {
+    if (ep < 0 || flags < 0 || fcntl(listen_fd, F_SETFL, flags | O_NONBLOCK) != 0 || !watch(ep, listen_fd, oneshot)) {
         std::perror("fcgi-ceiling: epoll setup");
         std::exit(1);
     }
+    return ep;
+}
+
+void epoll_loop(const Options& o, int ep)
+{
+    const bool oneshot = o.threads > 1;
     FCGX_Request req;
     FCGX_InitRequest(&req, -1, 0);  // -1: libfcgi never accepts by itself
     epoll_event events[64];
     for (;;) {
-        const int n = epoll_wait(ep, events, 64, -1);
+        const int n = epoll_wait(ep, events, oneshot ? 1 : 64, -1);
         for (int i = 0; i < n; ++i) {
             const int fd = events[i].data.fd;
             if (fd == listen_fd) {
                 for (int c; (c = accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC)) >= 0;)
-                    if (!watch(ep, c)) close(c);
+                    if (!watch(ep, c, oneshot)) close(c);
+                if (oneshot) watch(ep, listen_fd, true, EPOLL_CTL_MOD);
                 continue;
             }
             req.ipcFd = fd;
@@ -192,6 +201,7 @@ void epoll_loop(const Options& o)
                 continue;
             }
             respond(o, req);  // closes the connection unless nginx keeps it
+            if (oneshot && req.ipcFd >= 0 && !watch(ep, req.ipcFd, true, EPOLL_CTL_MOD)) close(req.ipcFd);
             req.ipcFd = -1;
         }
     }
@@ -243,9 +253,12 @@ int main(int argc, char** argv)
     sigaddset(&stop, SIGINT);
     pthread_sigmask(SIG_BLOCK, &stop, nullptr);
     std::vector<std::thread> threads;
-    if (o.epoll) threads.emplace_back([&o] { epoll_loop(o); });
-    else
-        for (int i = 0; i < o.threads; ++i) threads.emplace_back([&o] { accept_loop(o); });
+    const int ep = o.epoll ? epoll_set(o.threads > 1) : -1;
+    for (int i = 0; i < o.threads; ++i)
+        threads.emplace_back([&o, ep] {
+            if (ep >= 0) epoll_loop(o, ep);
+            else accept_loop(o);
+        });
     int sig = 0;
     sigwait(&stop, &sig);
     std::_Exit(0);  // mid-request threads and all: nothing to save

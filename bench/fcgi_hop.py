@@ -25,7 +25,9 @@ the worker answered it with.
   for which is used and why).
 - Variants: "fcgi" (libfcgi's C API, as the worker uses it) and "fcgi++"
   (the same through fcgio.h's fcgi_streambuf), each with its own socket,
-  upstream and location prefix, so one run can measure both.
+  upstream and location prefix, so one run can measure both. "NAME@N" runs
+  that variant with N threads instead of --hop-threads ("fcgi,fcgi@2"
+  measures one thread against two in the same rounds).
 """
 
 import os
@@ -39,10 +41,8 @@ import harness
 REQUEST_ID = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"  # nginx's $request_id: 32 hex digits
 
 VARIANTS = {
-    "fcgi": {"prefix": "/bench-fcgi/", "upstream": "zk_bench_fcgi", "args": [],
-             "label": "FastCGI hop"},
-    "fcgi++": {"prefix": "/bench-fcgipp/", "upstream": "zk_bench_fcgipp", "args": ["--streams"],
-               "label": "fcgi++ hop"},
+    "fcgi": {"args": [], "label": "FastCGI hop"},
+    "fcgi++": {"args": ["--streams"], "label": "fcgi++ hop"},
 }
 
 # Each answer's real location (nginx/zookeeper-locations.conf): its limit_req
@@ -55,27 +55,34 @@ class HopError(Exception):
     pass
 
 
-def upstream_text(template_path, variant, socket_path):
+def parse_variant(spec):
+    """("fcgi++", 2) for "fcgi++@2", ("fcgi", None) for "fcgi"; None if bad."""
+    name, at, threads = spec.partition("@")
+    if name not in VARIANTS or (at and not (threads.isdigit() and int(threads) > 0)):
+        return None
+    return name, int(threads) if at else None
+
+
+def upstream_text(template_path, hop):
     """The shipped upstream block (nginx/upstream.conf.in), renamed and
-    pointed at the responder's socket."""
+    pointed at the hop responder's socket."""
     with open(template_path) as f:
         text = f.read()
     m = re.search(r"^upstream zookeeper_fcgi \{.*?^\}", text, re.M | re.S)
     if not m or "@SOCKET@" not in m.group(0):
         raise HopError("%s: no upstream zookeeper_fcgi block with @SOCKET@; update fcgi_hop.py" % template_path)
-    block = m.group(0).replace("zookeeper_fcgi", VARIANTS[variant]["upstream"]).replace("@SOCKET@", socket_path)
-    return "# bench only: the %s responder (bench/fcgi_hop.py)\n%s\n" % (variant, block)
+    block = m.group(0).replace("zookeeper_fcgi", hop.upstream).replace("@SOCKET@", hop.socket)
+    return "# bench only: the %s responder (bench/fcgi_hop.py)\n%s\n" % (hop.variant, block)
 
 
-def locations_text(variant, names, burst):
-    v = VARIANTS[variant]
-    out = ["# bench only: the %s (bench/fcgi_hop.py)" % v["label"]]
+def locations_text(hop, names, burst):
+    out = ["# bench only: the %s (bench/fcgi_hop.py)" % hop.label]
     for name in sorted(names):
         zone, waits = LOCATIONS[name]
         # Never true under wrk (no ?wait=); evaluated like the real one.
         wait = "    if ($zk_waiting) {\n        return 404;\n    }\n" if waits else ""
         out.append("location = %s%s {\n%s    limit_req zone=%s burst=%d nodelay;\n    fastcgi_pass %s;\n}"
-                   % (v["prefix"], name, wait, zone, burst, v["upstream"]))
+                   % (hop.prefix, name, wait, zone, burst, hop.upstream))
     return "\n".join(out) + "\n"
 
 
@@ -96,12 +103,12 @@ def capture(socket_path, method, uri):
         s.close()
 
 
-def for_variant(answer, variant):
-    """A captured answer for one variant: a Location points at that hop's
-    poll, padded with a query to the original length (nginx's exact
-    location ignores the query; fcgi-ceiling strips it)."""
+def for_hop(answer, prefix):
+    """A captured answer for one hop: a Location points at that hop's poll,
+    padded with a query to the original length (nginx's exact location
+    ignores the query; fcgi-ceiling strips it)."""
     def repl(m):
-        target = VARIANTS[variant]["prefix"] + "poll-running"
+        target = prefix + "poll-running"
         value = m.group(2).decode()
         if len(target) + 1 < len(value):
             target += "?" + "p" * (len(value) - len(target) - 1)
@@ -111,30 +118,30 @@ def for_variant(answer, variant):
 
 class Responder:
     """One fcgi-ceiling under spawn-fcgi, serving `answers` ({name: raw
-    answer}) for `variant` on its own socket in `directory`."""
+    answer}) for `variant` ("fcgi", "fcgi++", "NAME@N") on its own socket in
+    `directory`, with its own nginx upstream and location prefix."""
 
     def __init__(self, binary, variant, directory, loop, threads):
+        name, own_threads = parse_variant(variant)
         self.binary, self.variant, self.dir = binary, variant, directory
-        self.loop, self.threads = loop, threads
-        self.socket = os.path.join(directory, "fcgi-ceiling-%s.sock" % variant.replace("+", "p"))
+        self.loop, self.threads = loop, own_threads or threads
+        self.args = VARIANTS[name]["args"]
+        tag = variant.replace("+", "p").replace("@", "-")  # fcgipp-2
+        self.file_tag = tag
+        self.prefix = "/bench-%s/" % tag
+        self.upstream = "zk_bench_%s" % tag.replace("-", "_")
+        self.label = VARIANTS[name]["label"] + (" (%d threads)" % own_threads if own_threads else "")
+        self.socket = os.path.join(directory, "fcgi-ceiling-%s.sock" % tag)
         self.proc = None
         self.log = None
-
-    @property
-    def prefix(self):
-        return VARIANTS[self.variant]["prefix"]
-
-    @property
-    def label(self):
-        return VARIANTS[self.variant]["label"]
 
     def start(self, answers):
         os.makedirs(self.dir, exist_ok=True)
         files = []
         for name, raw in sorted(answers.items()):
-            path = os.path.join(self.dir, "%s-%s.answer" % (self.variant.replace("+", "p"), name))
+            path = os.path.join(self.dir, "%s-%s.answer" % (self.file_tag, name))
             with open(path, "wb") as f:
-                f.write(for_variant(raw, self.variant))
+                f.write(for_hop(raw, self.prefix))
             os.chmod(path, 0o644)
             files.append("%s=%s" % (name, path))
         if os.geteuid() == 0:  # as run-stack.sh starts the worker
@@ -142,10 +149,10 @@ class Responder:
         else:
             opts = ["-M", "0600"]
         cmd = (["spawn-fcgi", "-n", "-s", self.socket] + opts + ["--", self.binary, "--loop", self.loop,
-               "--threads", str(self.threads)] + VARIANTS[self.variant]["args"] + files)
+               "--threads", str(self.threads)] + self.args + files)
         if os.path.exists(self.socket):
             os.unlink(self.socket)
-        self.log = open(os.path.join(self.dir, "fcgi-ceiling-%s.log" % self.variant.replace("+", "p")), "ab")
+        self.log = open(os.path.join(self.dir, "fcgi-ceiling-%s.log" % self.file_tag), "ab")
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
         deadline = time.monotonic() + 10

@@ -129,11 +129,14 @@ def callgrind_hop_view(env, opts, out_dir, flood):
     answer = capture_animals(env, out_dir)
     lines = []
     for variant in ("fcgi", "fcgi++"):
-        def hop(_d, v=variant):
-            return ([opts.ceiling_bin, "--loop", opts.hop_loop, "--threads", "8"]
-                    + fcgi_hop.VARIANTS[v]["args"] + ["animals=" + answer])
-        tag = "hop-%s" % variant.replace("+", "p")
-        uris = [fcgi_hop.VARIANTS[variant]["prefix"] + "animals"]
+        # As bench.py runs it (one thread in the epoll loop; the accept loop
+        # needs one per fcgi-flood connection, and 4 more).
+        r = fcgi_hop.Responder(opts.ceiling_bin, variant, out_dir, opts.hop_loop, 1 if opts.hop_loop == "epoll" else 8)
+
+        def hop(_d, r=r):
+            return [r.binary, "--loop", r.loop, "--threads", str(r.threads)] + r.args + ["animals=" + answer]
+        tag = "hop-%s" % r.file_tag
+        uris = [r.prefix + "animals"]
         base = callgrind_run(out_dir, flood, tag + "-base", hop, "GET", uris, 0)
         more = callgrind_run(out_dir, flood, tag + "-more", hop, "GET", uris, opts.requests)
         lines += difference(base, more, "the FastCGI hop's responder (%s, %s loop), GET /animals"

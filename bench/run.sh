@@ -21,9 +21,10 @@
 #   HOPS [fcgi]    the second ceiling, the FastCGI hop with a free worker
 #                  (bench/fcgi_hop.py): "fcgi" (libfcgi's C API), "fcgi++"
 #                  (fcgio.h streams) or both, comma-separated; "" skips
-#   HOP_LOOP [epoll] fcgi-ceiling's loop: epoll (one thread) or accept
+#   HOP_LOOP [epoll] fcgi-ceiling's loop: epoll or accept
 #                  (libfcgi's own, a thread per kept connection); fcgi_ceiling.cpp
-#   HOP_THREADS [] its threads in the accept loop (default: 2 x connections + 16)
+#   HOP_THREADS [] its threads (default: 1 in the epoll loop, 2 x connections
+#                  + 16 in the accept loop)
 # A smoke run:  DURATION=2 WARMUP=1 REPEATS=1 CAPACITY=20000 bench/run.sh
 #
 # usage: bench/run.sh [--bin build/zookeeper-fcgi] [--build build]
