@@ -27,7 +27,8 @@ the worker answered it with.
   (the same through fcgio.h's fcgi_streambuf), each with its own socket,
   upstream and location prefix, so one run can measure both. "NAME@N" runs
   that variant with N threads instead of --hop-threads ("fcgi,fcgi@2"
-  measures one thread against two in the same rounds).
+  measures one thread against two in the same rounds). "fcgi-min" is an
+  experiment: the hop with only the 5 params the worker reads.
 """
 
 import os
@@ -43,6 +44,13 @@ REQUEST_ID = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"  # nginx's $request_id: 32 hex d
 VARIANTS = {
     "fcgi": {"args": [], "label": "FastCGI hop"},
     "fcgi++": {"args": ["--streams"], "label": "fcgi++ hop"},
+    # An experiment, not a ceiling: the hop with only the params the worker
+    # reads (its locations set their own fastcgi_param list, which replaces
+    # the inherited 22), for what nginx and libfcgi spend on the others.
+    "fcgi-min": {"args": [], "label": "FastCGI hop, 5 params",
+                 "params": [("REQUEST_METHOD", "$request_method"), ("REQUEST_URI", "$request_uri"),
+                            ("REQUEST_ID", "$request_id"), ("ZK_CLIENT_SCOPE", "$remote_addr"),
+                            ("HTTP_PROXY", '""')]},
 }
 
 # Each answer's real location (nginx/zookeeper-locations.conf): its limit_req
@@ -77,12 +85,13 @@ def upstream_text(template_path, hop):
 
 def locations_text(hop, names, burst):
     out = ["# bench only: the %s (bench/fcgi_hop.py)" % hop.label]
+    params = "".join("    fastcgi_param %s %s;\n" % kv for kv in hop.params)
     for name in sorted(names):
         zone, waits = LOCATIONS[name]
         # Never true under wrk (no ?wait=); evaluated like the real one.
         wait = "    if ($zk_waiting) {\n        return 404;\n    }\n" if waits else ""
-        out.append("location = %s%s {\n%s    limit_req zone=%s burst=%d nodelay;\n    fastcgi_pass %s;\n}"
-                   % (hop.prefix, name, wait, zone, burst, hop.upstream))
+        out.append("location = %s%s {\n%s    limit_req zone=%s burst=%d nodelay;\n%s    fastcgi_pass %s;\n}"
+                   % (hop.prefix, name, wait, zone, burst, params, hop.upstream))
     return "\n".join(out) + "\n"
 
 
@@ -126,6 +135,7 @@ class Responder:
         self.binary, self.variant, self.dir = binary, variant, directory
         self.loop, self.threads = loop, own_threads or threads
         self.args = VARIANTS[name]["args"]
+        self.params = VARIANTS[name].get("params", [])
         tag = variant.replace("+", "p").replace("@", "-")  # fcgipp-2
         self.file_tag = tag
         self.prefix = "/bench-%s/" % tag

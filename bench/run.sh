@@ -20,7 +20,8 @@
 #                      of a GET scenario's throughput, 32 connections; 0 skips
 #   HOPS [fcgi]    the second ceiling, the FastCGI hop with a free worker
 #                  (bench/fcgi_hop.py): "fcgi" (libfcgi's C API), "fcgi++"
-#                  (fcgio.h streams) or both, comma-separated; "" skips
+#                  (fcgio.h streams), "fcgi-min" (only the 5 params the worker
+#                  reads), each optionally NAME@THREADS; comma-separated; "" skips
 #   HOP_LOOP [epoll] fcgi-ceiling's loop: epoll or accept
 #                  (libfcgi's own, a thread per kept connection); fcgi_ceiling.cpp
 #   HOP_THREADS [] its threads (default: 1 in the epoll loop, 2 x connections
