@@ -95,10 +95,18 @@ unit: $(UNIT)
 	ZK_TEST_PG_URL="$$url" tests/run-unit.sh $(UNIT) $(BUILD)/results/unit; status=$$?; \
 	deploy/pg-cluster.sh stop $(PG_UNIT_DIR) --port $(PG_UNIT_PORT) || true; exit $$status
 
+# The watchdog bounds the whole run (run.py's default is 240 s). The suites
+# took about 4-5 min on 2 cores before the database and store fault suites
+# (test_db_faults, test_store_faults), which add about 5 min: a 15 s stop and
+# a 20 s freeze are required, and each fault has its own stack, load and
+# settling time. The failover tests (test_failover: a Patroni cluster, three
+# faults) add about 2.5 min. 1080 s leaves room for a slower 2-core runner; a
+# hang still ends the run.
+INTEGRATION_TIMEOUT_S ?= 1080
 integration: $(BIN)
 	@mkdir -p $(BUILD)/results
 	@python3 tests/integration/run.py --bin $(BIN) --build $(BUILD) \
-	    --results $(BUILD)/results/integration
+	    --results $(BUILD)/results/integration --timeout $(INTEGRATION_TIMEOUT_S)
 
 # The dashboard in real headless Chromium (Debian's chromium, playwright-core
 # from npm into $(BUILD)/ui/node); screenshots in $(BUILD)/ui/screenshots.
@@ -114,17 +122,20 @@ fuzz:
 	@tests/fuzz/run.sh $(FUZZ_SECONDS) $(BUILD)/results/fuzz
 
 # STORE=postgresql WORKERS=N: N workers on a throwaway PostgreSQL cluster in
-# $(BUILD)/run/pg, kept between runs like the SQLite file. RUN_ARGS: more
-# deploy/run-stack.sh options, after ours so they win (the tests pass their own
-# --prefix, --https-port and --http-port). run-stack.sh checks CONFIG before
-# starting anything, and takes the terminal from make while it runs, so that
-# Ctrl-C reaches it alone: it stops the stack and exits 0, and so does make
-# (see the top of run-stack.sh).
+# $(BUILD)/run/pg, kept between runs like the SQLite file. HA=1: on a Patroni
+# cluster instead (etcd, a primary and a synchronous standby) in $(BUILD)/run/ha.
+# RUN_ARGS: more deploy/run-stack.sh options, after ours so they win (the
+# tests pass their own --prefix, --https-port and --http-port). run-stack.sh
+# checks CONFIG before starting anything, and takes the terminal from make
+# while it runs, so that Ctrl-C reaches it alone: it stops the stack and exits
+# 0, and so does make (see the top of run-stack.sh).
 STORE    ?= sqlite
 WORKERS  ?= 1
+HA       ?=
+HA_ARG    = $(if $(filter-out 0,$(HA)),--ha)
 RUN_ARGS ?=
 run: deps $(BIN)
-	@deploy/run-stack.sh --bin $(BIN) --config $(CONFIG) --prefix $(BUILD)/run --store $(STORE) --workers $(WORKERS) $(RUN_ARGS)
+	@deploy/run-stack.sh --bin $(BIN) --config $(CONFIG) --prefix $(BUILD)/run --store $(STORE) --workers $(WORKERS) $(HA_ARG) $(RUN_ARGS)
 
 # wrk against the real stack, each figure as a ratio to two ceilings measured
 # in the same run: nginx's own return 200, and the FastCGI hop with a free

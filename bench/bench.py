@@ -225,13 +225,18 @@ def worker_pids(stack):
 
 
 def database_pids(stack):
-    """The stack's throwaway PostgreSQL cluster: the postmaster and its backends."""
-    try:
-        with open(os.path.join(stack.dir, "pg", "data", "postmaster.pid")) as f:
-            master = int(f.readline().strip())
-    except (OSError, ValueError):
-        return []
-    return [master] + children(master)
+    """The stack's throwaway PostgreSQL cluster: the postmaster and its
+    backends; with --ha both nodes' (the standby's walreceiver and startup
+    process apply every commit) and not Patroni's or etcd's."""
+    pids = []
+    for data in ("pg/data", "ha/n1/data", "ha/n2/data"):
+        try:
+            with open(os.path.join(stack.dir, data, "postmaster.pid")) as f:
+                master = int(f.readline().strip())
+        except (OSError, ValueError):
+            continue
+        pids += [master] + children(master)
+    return pids
 
 
 class CpuMeter:
@@ -343,16 +348,20 @@ class Throughput:
     def start(self):
         self.stack = harness.Stack(self.env, "throughput", config=self.config(0.2, 0.2),
                                    run_args=["--nginx-dir", self.nginx_dir, "--store", self.opts.store,
-                                             "--workers", str(self.opts.workers)])
+                                             "--workers", str(self.opts.workers)] + (["--ha"] if self.opts.ha else []))
         nginx_variant(self.nginx_dir, self.ceiling_conf, self.hops)
-        self.stack.start()
+        # A throwaway cluster's first start runs initdb (and with --ha a base backup).
+        self.stack.start(ready_timeout=180 if self.opts.ha else 60 if self.opts.store == "postgresql" else 15)
         return self.stack
 
     def stop(self):
         for hop in self.hops:
             hop.stop()
         if self.stack:
-            self.stack.stop()
+            self.stack.stop(timeout=60)
+            if self.opts.ha:  # detached from run-stack.sh's session: make sure they are gone
+                subprocess.run([os.path.join(REPO, "deploy", "ha-cluster.sh"), "stop",
+                                os.path.join(self.stack.dir, "ha")], timeout=120)
 
     def reload_workload(self, min_s, max_s, check):
         """SIGHUP with a new workload range; returns the first survey whose
@@ -920,7 +929,10 @@ def report(opts, info, results, sizes, cap):
                 " own `return 200` with a body of the same size, same TLS, same connections, same wrk script,"
                 " measured in between. nginx's rate limits are raised for the run (rate=%s, burst=%d in a"
                 " rendered copy of nginx/ under BUILD/bench/nginx); the worker has max_jobs raised so creations"
-                " never meet it." % (opts.threads, opts.duration, opts.warmup, opts.repeats, RATE, BURST), ""]
+                " never meet it." % (opts.threads, opts.duration, opts.warmup, opts.repeats, RATE, BURST), "",
+                "Store: %s, %d worker(s)%s." % (opts.store, opts.workers,
+                                                ", PostgreSQL under Patroni with a synchronous standby (HA=1)"
+                                                if opts.ha else ""), ""]
         out += table(results)
         out += ["", "Answer bodies (bytes): %s." % ", ".join("%s %d" % kv for kv in sorted(sizes.items())), "",
                 "CPU per request, microseconds (utime + stime over the run / requests answered), and context"
@@ -965,6 +977,8 @@ def parse_args():
     ap.add_argument("--only", action="append", default=[], help="scenarios whose name contains this")
     ap.add_argument("--store", default="sqlite", choices=["sqlite", "postgresql"], help="the throughput stack's backend")
     ap.add_argument("--workers", type=int, default=1, help="workers of the throughput stack (postgresql)")
+    ap.add_argument("--ha", action="store_true",
+                    help="postgresql under Patroni: a primary and a synchronous standby (deploy/ha-cluster.sh)")
     ap.add_argument("--capacity", type=int, default=1000000, help="surveys in flight; 0 skips")
     ap.add_argument("--capacity-window", type=float, default=20.0)
     ap.add_argument("--capacity-connections", type=int, default=48)
@@ -984,6 +998,8 @@ def parse_args():
                          " connections, plus 16)")
     opts = ap.parse_args()
     opts.connections = [int(c) for c in opts.connections.split(",") if c]
+    if opts.ha and opts.store != "postgresql":
+        ap.error("--ha needs --store postgresql")
     opts.ceiling_bin = opts.ceiling_bin and os.path.abspath(opts.ceiling_bin)
     bad = [v for v in opts.hops if not fcgi_hop.parse_variant(v)]
     if bad or len(set(opts.hops)) != len(opts.hops) or (opts.hops and not opts.ceiling_bin):

@@ -265,7 +265,7 @@ def main():
     ap.add_argument("--top", type=int, default=25)
     ap.add_argument("--log-level", default="info")
     # What bench.Throughput reads besides: the shipped single SQLite worker.
-    ap.set_defaults(store="sqlite", workers=1, service=[], hops=[])
+    ap.set_defaults(store="sqlite", workers=1, ha=False, service=[], hops=[])
     ap.add_argument("--skip-perf", action="store_true")
     ap.add_argument("--skip-strace", action="store_true")
     ap.add_argument("--skip-callgrind", action="store_true")

@@ -13,6 +13,8 @@
 #   SKIP_THROUGHPUT [] non-empty: capacity only
 #   STORE [sqlite] the throughput stack's backend   WORKERS [1] its workers (postgresql: a throwaway
 #              cluster in the stack's folder, durable settings; CPU per request then counts the database)
+#   HA []      1: STORE=postgresql under Patroni, a primary and a synchronous standby (deploy/ha-cluster.sh):
+#              every commit also waits for the standby; CPU per request counts both nodes
 #   WAITS [10000]  waiting-poll scenarios and this many waiters (0 skips)
 #   SERVICE [] the worker's [service] settings in the throughput runs, as
 #              "key=value ..." (e.g. "acceptor_threads=4 awake_acceptors=4")
@@ -71,6 +73,7 @@ args=(--bin "$bin" --build "$build" --flood "$flood"
       --hop-threads "${HOP_THREADS:-0}")
 [[ -z ${ONLY:-} ]] || args+=(--only "$ONLY")
 [[ -z ${SKIP_THROUGHPUT:-} ]] || args+=(--skip-throughput)
+[[ -z ${HA:-} || ${HA:-} == 0 ]] || args+=(--ha)
 # Waiting polls against polling, and 10,000 waiters (bench/waits.py);
 # WAITS [10000] waiters in the capacity figure, 0 skips it all.
 if [[ ${WAITS:-10000} != 0 ]]; then

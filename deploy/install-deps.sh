@@ -44,6 +44,14 @@ PACKAGES=(
 )
 TEST_PACKAGES=(
     postgresql-15   # make run STORE=postgresql and the tests' throwaway clusters (deploy/pg-cluster.sh)
+    # make run HA=1 and the failover tests: a throwaway Patroni cluster (deploy/ha-cluster.sh). Installing
+    # them starts no service of theirs here: their init scripts are refused by policy-rc.d (exit 101, as in
+    # containers) and, without one, by invoke-rc.d when there is no init; dh_installsystemd only starts
+    # etcd.service when PID 1 is systemd (a developer's host: Debian's etcd then listens on 127.0.0.1:2379,
+    # which ha-cluster.sh never uses; `systemctl disable --now etcd` if unwanted). patroni.service needs
+    # /etc/patroni/config.yml, which nothing here writes.
+    patroni
+    etcd-server
     libfcgi-bin
     doctest-dev
     python3

@@ -29,7 +29,9 @@
 # logs/, tmp/, tls/ (the dev certificate), state/ (the worker's store, unless
 # --state-dir says otherwise), web/ (a copy of the dashboard's files), the
 # FastCGI socket(s) and the pid files; with --store postgresql also pg/, a
-# throwaway PostgreSQL cluster (deploy/pg-cluster.sh) kept between runs.
+# throwaway PostgreSQL cluster (deploy/pg-cluster.sh) kept between runs; with
+# --ha instead ha/, a throwaway Patroni cluster (deploy/ha-cluster.sh: etcd,
+# a primary and a synchronous standby), also kept between runs.
 # As root, the worker and nginx's workers run as www-data: the socket is
 # www-data:www-data 0660, so only they can use it. Otherwise nobody switches
 # user and the socket is 0600.
@@ -55,6 +57,8 @@ usage: $0 --bin BIN --config CONF --prefix DIR
           [--store sqlite|postgresql] [--workers N]
                               (several workers need PostgreSQL: SQLite has one
                                writer by design)
+          [--ha]              (PostgreSQL under Patroni: a primary and a
+                               synchronous standby, deploy/ha-cluster.sh)
 EOF
 }
 
@@ -64,10 +68,11 @@ die() {
 }
 
 bin='' conf='' prefix='' state_dir='' https_port=8443 http_port=8080 nginx_dir=$REPO/nginx
-store=sqlite workers=1
+store=sqlite workers=1 ha=''
 parse_args() {
     while (($#)); do
         case $1 in
+            --ha) ha=1; shift; continue ;;
             --bin | --config | --prefix | --state-dir | --https-port | --http-port | --nginx-dir | --store | --workers)
                 [[ $# -ge 2 ]] || die "$1 needs a value"
                 case $1 in
@@ -102,6 +107,7 @@ parse_args() {
     if [[ $store == sqlite && $workers != 1 ]]; then
         die "WORKERS=$workers needs STORE=postgresql: SQLite has a single writer by design (one worker per store)"
     fi
+    [[ -z $ha || $store == postgresql ]] || die "HA=1 needs STORE=postgresql (a Patroni cluster of PostgreSQL nodes)"
 }
 
 # As the systemd unit's ExecStartPre does, before anything starts (nginx,
@@ -312,11 +318,35 @@ pidfile_of() { (($1 == 1)) && echo "$worker_pidfile" || echo "$prefix/zookeeper-
 # the SQLite file in state/.
 start_database() {
     [[ $store == postgresql ]] || return 0
+    [[ -z $ha ]] || { start_ha_database; return; }
     store_url=$("$HERE/pg-cluster.sh" start "$prefix/pg" --port "$PG_PORT") || {
         [[ -z $stop_requested ]] || exit 0  # Ctrl-C while it started: not its failure
         die "the PostgreSQL cluster in $prefix/pg did not start"
     }
     echo "zookeeper: PostgreSQL in $prefix/pg ($store_url)"
+}
+
+# The Patroni cluster in $prefix/ha (ports chosen at its creation and kept);
+# the workers get its multi-host string and find the primary themselves.
+start_ha_database() {
+    store_url=$("$HERE/ha-cluster.sh" start "$prefix/ha") || {
+        [[ -z $stop_requested ]] || exit 0  # Ctrl-C while it started: not its failure
+        die "the Patroni cluster in $prefix/ha did not start (see $prefix/ha/n*/patroni.log)"
+    }
+    echo "zookeeper: PostgreSQL under patroni in $prefix/ha ($store_url)"
+    local yml
+    for yml in $("$HERE/ha-cluster.sh" yml "$prefix/ha"); do echo "zookeeper:   Patroni YAML $yml"; done
+    echo "zookeeper:   patronictl -c $prefix/ha/n1/patroni.yml list"
+    "$HERE/ha-cluster.sh" patronictl "$prefix/ha" list | sed 's/^/zookeeper:   /' || true
+}
+
+stop_database() {
+    [[ $store == postgresql ]] || return 0
+    if [[ -n $ha ]]; then
+        "$HERE/ha-cluster.sh" stop "$prefix/ha" || true
+    else
+        "$HERE/pg-cluster.sh" stop "$prefix/pg" --port "$PG_PORT" || true
+    fi
 }
 
 # Worker N (1-based) on sockets[N-1]. -n: spawn-fcgi binds the socket as fd 0
@@ -392,7 +422,7 @@ stop_all() {
     worker_pids=()
     rm -f "${sockets[@]}"
     # The database last: the workers commit what they hold as they stop.
-    [[ $store == sqlite ]] || "$HERE/pg-cluster.sh" stop "$prefix/pg" --port "$PG_PORT" || true
+    stop_database
 }
 
 reload_all() {

@@ -32,7 +32,8 @@ const std::vector<double> commit_buckets{0.00001, 0.000025, 0.00005, 0.0001, 0.0
 const std::vector<double> batch_buckets{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096};
 // Outcomes kept for waiters that have not read theirs yet: a waiter reads it
 // at its next wake-up, so only one that gave up (its deadline) leaves one
-// behind; beyond these the oldest go.
+// behind; beyond these the oldest go, and a write older than what went is
+// reported failed (not known), never committed.
 constexpr std::size_t failures_kept = 64;
 constexpr std::size_t skips_kept = 4096;
 
@@ -93,6 +94,8 @@ std::optional<JobStore::Seq> CommitPipeline::put(WriteKind kind, const JobRecord
 
 // The first waiter to find no commit running commits everything queued (its
 // own write among it); the others wait for that commit, or lead the next.
+// A follower gives up at its deadline; a leader returns when the commit it
+// runs ends, which the driver bounds by the store's own deadline.
 Durability CommitPipeline::wait(Seq seq, Deadline deadline)
 {
     const bool may_lead = commit_interval_.count() == 0;
@@ -120,6 +123,7 @@ std::optional<Durability> CommitPipeline::outcome_of(Seq seq) const
     for (const Failed& f : failures_)
         if (seq >= f.first && seq <= f.last) return Durability::failed;
     if (std::find(skipped_.begin(), skipped_.end(), seq) != skipped_.end()) return Durability::skipped;
+    if (forgotten_upto_ != 0 && seq <= forgotten_upto_) return Durability::failed;  // its record may have gone
     return Durability::committed;
 }
 
@@ -279,12 +283,18 @@ void CommitPipeline::publish(const std::vector<Op>& ops, bool ok)
 {
     if (ops.empty()) return;
     if (!ok) {
-        if (failures_.size() == failures_kept) failures_.erase(failures_.begin());
+        if (failures_.size() == failures_kept) {
+            forgotten_upto_ = std::max(forgotten_upto_, failures_.front().last);
+            failures_.erase(failures_.begin());
+        }
         failures_.push_back({ops.front().seq, ops.back().seq});
     } else {
         for (const Op& op : ops) {
             if (op.outcome != Durability::skipped) continue;
-            if (skipped_.size() == skips_kept) skipped_.erase(skipped_.begin());
+            if (skipped_.size() == skips_kept) {
+                forgotten_upto_ = std::max(forgotten_upto_, skipped_.front());
+                skipped_.erase(skipped_.begin());
+            }
             skipped_.push_back(op.seq);
         }
     }

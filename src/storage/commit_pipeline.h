@@ -116,6 +116,7 @@ private:
     bool writer_done_ = false;
     std::vector<Failed> failures_;  // the last few, oldest first
     std::vector<Seq> skipped_;      // the last few skipped writes, oldest first
+    Seq forgotten_upto_ = 0;        // outcomes up to here may have been dropped
 
     // Observed by the committer once per committed batch, before it is
     // published. Lock-free: stats() snapshots them from any thread.

@@ -35,6 +35,9 @@ constexpr std::string_view crash_shutdown = "57P02";
 constexpr std::string_view cannot_connect_now = "57P03";
 // A write on a standby or in a read-only session.
 constexpr std::string_view read_only_sql_transaction = "25006";
+// Statements queued in a pipeline between two flushes: a few KB, sent in one
+// write while the socket takes them.
+constexpr std::size_t statements_per_flush = 128;
 // libpq treats a connect_timeout under 2 s as 2 s; the per-host cap does too.
 constexpr int min_connect_timeout_s = 2;
 
@@ -313,7 +316,8 @@ bool Connection::attempt(const char* const* keywords, const char* const* values,
 {
     conn_ = PQconnectStartParams(keywords, values, 0);
     auto status = PGRES_POLLING_WRITING;  // libpq's documented first state
-    while (conn_ && PQstatus(conn_) != CONNECTION_BAD && status != PGRES_POLLING_OK && status != PGRES_POLLING_FAILED) {
+    auto pending = [&] { return status != PGRES_POLLING_OK && status != PGRES_POLLING_FAILED; };
+    while (conn_ && PQstatus(conn_) != CONNECTION_BAD && pending()) {
         const Ready r = wait_for(PQsocket(conn_), status == PGRES_POLLING_READING ? POLLIN : POLLOUT, deadline);
         if (r != Ready::yes) {
             give_up(r, "connection");
@@ -331,6 +335,19 @@ bool Connection::attempt(const char* const* keywords, const char* const* values,
 }
 
 bool Connection::connected() const { return conn_ && PQstatus(conn_) == CONNECTION_OK; }
+
+// The server's goodbye (an error message, then the end of the stream) may
+// take two reads to see; a few rounds tell it from stray messages.
+bool Connection::alive()
+{
+    constexpr int max_reads = 4;
+    for (int i = 0; i < max_reads && connected(); ++i) {
+        pollfd p{PQsocket(conn_), POLLIN, 0};
+        if (::poll(&p, 1, 0) <= 0) return true;  // nothing to read: idle and alive
+        if (!PQconsumeInput(conn_) || PQstatus(conn_) != CONNECTION_OK) drop();
+    }
+    return connected();
+}
 
 // Non-blocking, so PQfinish's goodbye message never waits for a frozen server.
 void Connection::drop()
@@ -509,7 +526,8 @@ Result Connection::exec(const char* sql, Deadline deadline)
 Result Connection::exec(const char* sql, const Params& params, Deadline deadline)
 {
     const ParamArrays a(params);
-    return call(deadline, [&] { return PQsendQueryParams(conn_, sql, a.count(), nullptr, a.data(), nullptr, nullptr, 0); });
+    return call(deadline,
+                [&] { return PQsendQueryParams(conn_, sql, a.count(), nullptr, a.data(), nullptr, nullptr, 0); });
 }
 
 bool Connection::prepare(const char* name, const char* sql, Deadline deadline, std::string& error)
@@ -527,16 +545,22 @@ Result Connection::exec_prepared(const char* name, const Params& params, Deadlin
 
 // ---- Pipelines ----
 
-// Queues every statement and the Sync in libpq's buffer; never waits
-// (non-blocking: what the socket does not take now is flushed while reading).
-bool Connection::send_pipeline(const std::vector<Statement>& statements)
+// Queues the statements and the Sync, pushing them out every
+// statements_per_flush while reading what comes back meanwhile (into
+// libpq's buffer, parsed later). Without those flushes libpq's output buffer
+// would grow by the whole batch, and it moves its unsent bytes up front on
+// every send attempt the socket refuses: quadratic in the batch.
+bool Connection::send_pipeline(const std::vector<Statement>& statements, Deadline deadline)
 {
-    if (PQenterPipelineMode(conn_) != 1) return false;
-    for (const Statement& s : statements) {
-        const ParamArrays a(s.params);
-        if (!PQsendQueryPrepared(conn_, s.prepared, a.count(), a.data(), nullptr, nullptr, 0)) return false;
+    if (PQenterPipelineMode(conn_) != 1) return fail(Failure::lost, trimmed(PQerrorMessage(conn_)));
+    for (std::size_t i = 0; i < statements.size(); ++i) {
+        const ParamArrays a(statements[i].params);
+        if (!PQsendQueryPrepared(conn_, statements[i].prepared, a.count(), a.data(), nullptr, nullptr, 0))
+            return fail(Failure::lost, trimmed(PQerrorMessage(conn_)));
+        if ((i + 1) % statements_per_flush == 0 && !flush(deadline)) return false;
     }
-    return PQpipelineSync(conn_) == 1;
+    if (PQpipelineSync(conn_) != 1) return fail(Failure::lost, trimmed(PQerrorMessage(conn_)));
+    return true;
 }
 
 // Flushes and reads together until the Sync's result. Each statement's
@@ -577,9 +601,7 @@ bool Connection::pipeline(const std::vector<Statement>& statements, std::vector<
     }
     results.reserve(statements.size());
     DropOnUnwind guard(*this);
-    const bool sent = send_pipeline(statements);
-    if (!sent) fail(Failure::lost, trimmed(PQerrorMessage(conn_)));
-    if (sent && read_pipeline(results, deadline)) {
+    if (send_pipeline(statements, deadline) && read_pipeline(results, deadline)) {
         if (results.size() != statements.size())
             fail(Failure::lost, "the pipeline returned " + std::to_string(results.size()) + " results for " +
                                     std::to_string(statements.size()) + " statements");

@@ -99,8 +99,14 @@ public:
     // each for at most the string's connect_timeout (libpq itself ignores it
     // when polled), so a hung first host does not hide a live second one;
     // target_session_attrs applies to each. False with the reason in error.
+    // Not bounded: a host *name*'s DNS lookup, which libpq makes blocking
+    // (the resolver's own timeouts apply); hostaddr or an address avoids it.
     bool connect(Deadline deadline, std::string& error);
     bool connected() const;
+    // Without waiting: false if the server ended the session while it was
+    // idle (its goodbye is waiting on the socket); the connection is then
+    // dropped. An idle connection otherwise has nothing to read.
+    bool alive();
     void drop();
 
     // One statement (exec without params may hold several; the first error
@@ -154,7 +160,7 @@ private:
     Result finish(int sent, Deadline deadline);
     template <class Send>
     Result call(Deadline deadline, Send send);
-    bool send_pipeline(const std::vector<Statement>& statements);
+    bool send_pipeline(const std::vector<Statement>& statements, Deadline deadline);
     bool read_pipeline(std::vector<Result>& results, Deadline deadline);
     std::string waited() const;
 

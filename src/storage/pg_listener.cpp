@@ -9,8 +9,8 @@
 
 namespace zk::storage::pg {
 
-Listener::Listener(std::string conninfo, std::string channel, ListenerTiming timing, const Interrupt* interrupt)
-    : channel_(std::move(channel)), timing_(timing), conn_(std::move(conninfo), interrupt)
+Listener::Listener(std::string conninfo, std::string channel, ListenerTiming timing)
+    : channel_(std::move(channel)), timing_(timing), conn_(std::move(conninfo), &stop_)
 {
 }
 
@@ -30,6 +30,7 @@ void Listener::stop()
         std::lock_guard lock(mutex_);
         stopping_ = true;
     }
+    stop_.fire();
     wake_.notify_all();
     if (thread_.joinable()) thread_.join();
     conn_.drop();
@@ -50,11 +51,12 @@ void Listener::run()
                 continue;
             }
             listening_ = true;
-            resumed_();
+            if (resumed_) resumed_();
         }
         payloads.clear();
         const bool alive = conn_.notifications(Clock::now() + timing_.heartbeat, payloads);
-        for (const std::string& p : payloads) notified_(p);
+        if (notified_)
+            for (const std::string& p : payloads) notified_(p);
         // Silence: a heartbeat tells a quiet server from one that is gone.
         if (alive && payloads.empty() && !conn_.exec("SELECT 1", Clock::now() + timing_.statement).ok()) conn_.drop();
         if (!conn_.connected()) {

@@ -35,14 +35,15 @@ public:
     using Notified = std::function<void(std::string_view payload)>;
     using Resumed = std::function<void()>;
 
-    Listener(std::string conninfo, std::string channel, ListenerTiming timing, const Interrupt* interrupt);
+    Listener(std::string conninfo, std::string channel, ListenerTiming timing);
     ~Listener();
     Listener(const Listener&) = delete;
     Listener& operator=(const Listener&) = delete;
 
     // Starts the thread (once); the callbacks run on it and must not block.
     void start(Notified notified, Resumed resumed);
-    void stop();  // idempotent
+    // Ends the thread's wait at once (its own Interrupt) and joins it. Idempotent.
+    void stop();
     // True while a session is listening.
     bool listening() const { return listening_.load(std::memory_order_acquire); }
 
@@ -53,6 +54,7 @@ private:
 
     const std::string channel_;
     const ListenerTiming timing_;
+    Interrupt stop_;   // fired by stop(): ends a wait on the socket at once
     Connection conn_;  // the listener thread's alone
     Notified notified_;
     Resumed resumed_;

@@ -47,6 +47,10 @@ public:
     // return value otherwise. A connection that came back broken is dropped.
     // `use` must be safe to repeat: when a reused connection turns out lost
     // (the server ended an idle session), it runs once more on a new one.
+    // Availability hears of it: an answer (a refused statement included)
+    // is succeeded(); a failed connect, a fresh connection lost, or any
+    // timeout (the server's statement_timeout would have answered first) is
+    // failed(). An interrupt or a read-only answer tells it nothing.
     bool with(const std::function<bool(Connection&, Deadline)>& use, std::string& error);
 
 private:

@@ -262,8 +262,7 @@ PostgresDriver::PostgresDriver(PostgresOptions options)
             setup_, &interrupt_, availability_),
       listener_(conninfo_, pg::cancel_channel,
                 pg::ListenerTiming{options_.connect_timeout, options_.statement_timeout + deadline_margin,
-                                   listen_heartbeat, options_.reconnect_interval},
-                &interrupt_)
+                                   listen_heartbeat, options_.reconnect_interval})
 {
     if (const std::string bad = pg::check_conninfo(options_.conninfo); !bad.empty())
         throw StoreError("job store postgresql: bad connection string: " + bad);
@@ -349,7 +348,7 @@ bool PostgresDriver::reconnect(std::string& error)
 // outcome is unknown: the waiters answer 503); the next one reconnects.
 bool PostgresDriver::commit(std::span<const Write* const> writes, std::string& error)
 {
-    if (!commit_conn_.connected() && !connect_commit(error)) {
+    if (!commit_conn_.alive() && !connect_commit(error)) {
         availability_.failed(error);
         return false;
     }
@@ -370,19 +369,26 @@ bool PostgresDriver::commit(std::span<const Write* const> writes, std::string& e
 }
 
 // The batch's statements: its creations first, in one statement when there
-// are several (a batch's finish of a job always comes after its creation,
-// so running creations first keeps each job's order), then every other
-// write in order. True when the creations went together.
+// are several, then every other write in order. True when the creations
+// went together.
 bool PostgresDriver::plan(std::span<const Write* const> writes)
 {
+    // The batch is sorted by id, each id's writes in order: a creation that
+    // is its id's first write can go first; one after another write of its
+    // id (an erase, a repeat) goes in its place, in order.
     creates_.clear();
-    for (const Write* w : writes)
-        if (w->kind == WriteKind::create) creates_.push_back(w);
+    in_many_.assign(writes.size(), false);
+    for (std::size_t i = 0; i < writes.size(); ++i) {
+        const Write* w = writes[i];
+        in_many_[i] = w->kind == WriteKind::create && (i == 0 || writes[i - 1]->record.id != w->record.id);
+        if (in_many_[i]) creates_.push_back(w);
+    }
     const bool many = creates_.size() > 1;
+    if (!many) in_many_.assign(writes.size(), false);
     statements_.clear();
     if (many) statements_.push_back(create_many(creates_));
-    for (const Write* w : writes)
-        if (!many || w->kind != WriteKind::create) statements_.push_back(statement_for(*w));
+    for (std::size_t i = 0; i < writes.size(); ++i)
+        if (!in_many_[i]) statements_.push_back(statement_for(*writes[i]));
     return many;
 }
 
@@ -400,9 +406,9 @@ void PostgresDriver::mark_skips(std::span<const Write* const> writes, bool many)
         std::sort(inserted_.begin(), inserted_.end());
         for (const Write* w : creates_) w->skipped = !std::binary_search(inserted_.begin(), inserted_.end(), w->record.id);
     }
-    for (const Write* w : writes) {
-        if (many && w->kind == WriteKind::create) continue;
-        w->skipped = w->kind != WriteKind::erase && results_[next].affected() == 0;
+    for (std::size_t i = 0; i < writes.size(); ++i) {
+        if (in_many_[i]) continue;
+        writes[i]->skipped = writes[i]->kind != WriteKind::erase && results_[next].affected() == 0;
         ++next;
     }
 }
@@ -555,10 +561,14 @@ void PostgresDriver::listen(CancelFeed feed)
         [this](std::string_view payload) {
             RecordId id{};
             std::int64_t finished_ms = 0;
-            if (parse_cancel(payload, id, finished_ms)) feed_.cancelled(id, finished_ms);
+            if (parse_cancel(payload, id, finished_ms)) {
+                if (feed_.cancelled) feed_.cancelled(id, finished_ms);
+            }
             else log::warn("cancel_feed_bad_payload").kv("payload", payload.substr(0, 80));
         },
-        [this] { feed_.resumed(); });
+        [this] {
+            if (feed_.resumed) feed_.resumed();
+        });
 }
 
 }  // namespace zk::storage

@@ -91,6 +91,7 @@ private:
     pg::Connection commit_conn_;     // the commit token holder's alone
     // commit()'s scratch, reused batch after batch.
     std::vector<const Write*> creates_;
+    std::vector<bool> in_many_;  // by position in the batch: in the multi-row creation
     std::vector<pg::Connection::Statement> statements_;
     std::vector<pg::Result> results_;
     std::vector<RecordId> inserted_;

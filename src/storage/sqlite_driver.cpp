@@ -14,10 +14,12 @@
 #include <mutex>
 #include <limits>
 #include <system_error>
+#include <thread>
 #include <vector>
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "storage/job_store.h"
@@ -81,9 +83,16 @@ std::string finish_sql()
 
 std::string select_sql() { return "SELECT " + column_list() + " FROM jobs ORDER BY id"; }
 
-// How long an operator's sqlite3 shell (or a checkpointing reader) may hold
-// the write lock before a commit gives up and the store turns unhealthy.
-constexpr int busy_timeout_ms = 5000;
+// A reconnect's probe wants at least this much room on the store's file
+// system: one auto-checkpoint's worth of WAL (1000 pages of 4 KiB). Reopening
+// the file deletes the WAL and frees its space, so a small probe write alone
+// would succeed on a disk that is still full, and the store would flap.
+constexpr unsigned long long probe_room_bytes = 4ull << 20;
+
+// While another connection (an operator's sqlite3, a checkpointing reader)
+// holds the write lock, a commit retries at growing pauses up to this one,
+// checking its deadline and an interrupt between them.
+constexpr auto busy_pause_max = std::chrono::milliseconds(10);
 
 // Ends every message about a damaged file; the header and README have the recipe.
 constexpr const char* recovery_hint =
@@ -99,7 +108,11 @@ std::string text_column(sqlite3_stmt* s, int col)
 // Reads the file once, front to back, into the page cache. quick_check
 // visits each page's children last to first, which defeats the kernel's
 // readahead (cold-cache figures: docs/performance.md).
-// A speed-up only: errors are left for SQLite to meet and report.
+// A speed-up only: errors are left for SQLite to meet and report. It must
+// run before SQLite opens the file: closing any descriptor of a file drops
+// every POSIX lock the process holds on it, SQLite's included, and an
+// outside reader (an operator's sqlite3) would then believe it is the last
+// connection and delete the WAL the worker still writes to.
 void prefetch(const std::string& path)
 {
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -208,7 +221,8 @@ struct DirLock {
 
 class SqliteDriver final : public Driver {
 public:
-    SqliteDriver(const std::string& dir, std::chrono::milliseconds reconnect_interval);
+    SqliteDriver(const std::string& dir, std::chrono::milliseconds reconnect_interval,
+                 std::chrono::milliseconds lock_timeout);
     ~SqliteDriver() override { close(); }
     SqliteDriver(const SqliteDriver&) = delete;
     SqliteDriver& operator=(const SqliteDriver&) = delete;
@@ -241,10 +255,14 @@ private:
     bool step_reset(sqlite3_stmt* stmt);
     bool probe();
     std::string abandon();
+    static int on_busy(void* self, int count);
 
     const std::string dir_;
     const std::string path_;  // dir_ + "/jobs.db"
     const std::chrono::milliseconds reconnect_interval_;
+    // The longest a commit waits for another connection's write lock.
+    const std::chrono::milliseconds lock_timeout_;
+    std::chrono::steady_clock::time_point busy_since_{};  // the token holder's
     Availability availability_{"sqlite"};
     std::atomic<bool> interrupted_{false};
     // The lock and the connection are declared before the statements, so the
@@ -263,15 +281,18 @@ private:
 // Opening
 // ---------------------------------------------------------------------------
 
-std::unique_ptr<Driver> open_sqlite_driver(const std::string& dir, std::chrono::milliseconds reconnect_interval)
+std::unique_ptr<Driver> open_sqlite_driver(const std::string& dir, std::chrono::milliseconds reconnect_interval,
+                                           std::chrono::milliseconds lock_timeout)
 {
-    return std::make_unique<SqliteDriver>(dir, reconnect_interval);
+    return std::make_unique<SqliteDriver>(dir, reconnect_interval, lock_timeout);
 }
 
-SqliteDriver::SqliteDriver(const std::string& dir, std::chrono::milliseconds reconnect_interval)
-    : dir_(dir), path_(dir + "/jobs.db"), reconnect_interval_(reconnect_interval)
+SqliteDriver::SqliteDriver(const std::string& dir, std::chrono::milliseconds reconnect_interval,
+                           std::chrono::milliseconds lock_timeout)
+    : dir_(dir), path_(dir + "/jobs.db"), reconnect_interval_(reconnect_interval), lock_timeout_(lock_timeout)
 {
     lock_dir();
+    prefetch(path_);
     open_connection();
     migrate();
     check_integrity();
@@ -282,6 +303,7 @@ SqliteDriver::SqliteDriver(const std::string& dir, std::chrono::milliseconds rec
 void SqliteDriver::open_connection()
 {
     Db db = open_db(SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+    sqlite3_busy_handler(db.get(), on_busy, this);  // instead of open_db's plain timeout
     std::lock_guard lock(db_mutex_);
     db_ = std::move(db);
     configure();
@@ -301,12 +323,7 @@ void SqliteDriver::prepare_writes()
 
 void SqliteDriver::close()
 {
-    create_.reset();
-    finish_.reset();
-    erase_.reset();
-    begin_.reset();
-    commit_.reset();
-    rollback_.reset();
+    for (Stmt* s : {&create_, &finish_, &erase_, &begin_, &commit_, &rollback_}) s->reset();
     {
         std::lock_guard lock(db_mutex_);
         db_.reset();  // the last connection to close checkpoints and removes the WAL
@@ -352,7 +369,7 @@ Db SqliteDriver::open_db(int flags) const
     const int rc = sqlite3_open_v2(path_.c_str(), &raw, flags | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE, nullptr);
     Db db(raw);  // closed on every path, even a failed open
     if (rc != SQLITE_OK) fail_sqlite("cannot open", db.get());
-    sqlite3_busy_timeout(db.get(), busy_timeout_ms);
+    sqlite3_busy_timeout(db.get(), static_cast<int>(lock_timeout_.count()));
     return db;
 }
 
@@ -421,7 +438,6 @@ void SqliteDriver::migrate()
 // option, rather than at the first write that touches it.
 void SqliteDriver::check_integrity()
 {
-    prefetch(path_);
     Stmt s = prepare(db_.get(), "PRAGMA quick_check(5)");
     std::string problems;
     int rc;
@@ -443,13 +459,14 @@ void SqliteDriver::check_integrity()
 // proves a write works again.
 bool SqliteDriver::commit(std::span<const Write* const> writes, std::string& error)
 {
-    if (interrupted_) {
-        error = "interrupted (shutting down)";
+    if (interrupted_ || !commit_) {  // shutting down, or a reconnect that failed half way
+        error = interrupted_ ? "interrupted (shutting down)" : path_ + ": not open";
+        if (!interrupted_) availability_.failed(error);
         return false;
     }
     bool ok = step_reset(begin_.get());
     for (std::size_t k = 0; ok && k < writes.size(); ++k) ok = apply(*writes[k]);
-    if (ok && step_reset(commit_.get())) {
+    if (ok && !interrupted_ && step_reset(commit_.get())) {
         availability_.succeeded();
         return true;
     }
@@ -493,7 +510,7 @@ bool SqliteDriver::reconnect(std::string& error)
 {
     if (interrupted_) return false;
     try {
-        create_.reset(), finish_.reset(), erase_.reset(), begin_.reset(), commit_.reset(), rollback_.reset();
+        for (Stmt* s : {&create_, &finish_, &erase_, &begin_, &commit_, &rollback_}) s->reset();
         open_connection();
         prepare_writes();
         if (!probe()) throw StoreError(abandon());
@@ -506,13 +523,35 @@ bool SqliteDriver::reconnect(std::string& error)
     return true;
 }
 
-// A transaction that writes the header's user_version (unchanged) commits a
-// page to the WAL: it fails while the disk is full or read-only.
+// Room to grow the WAL on a writable file system, then a transaction that
+// writes the header's user_version (unchanged): a page committed to the WAL.
 bool SqliteDriver::probe()
 {
+    struct statvfs fs{};
+    if (::statvfs(dir_.c_str(), &fs) != 0) throw StoreError(dir_ + ": " + std::strerror(errno));
+    if (fs.f_flag & ST_RDONLY) throw StoreError(dir_ + ": read-only file system");
+    const unsigned long long room = static_cast<unsigned long long>(fs.f_bavail) * fs.f_frsize;
+    if (room < probe_room_bytes)
+        throw StoreError(dir_ + ": " + std::to_string(room >> 10) + " KiB free, " +
+                         std::to_string(probe_room_bytes >> 10) + " KiB wanted");
     const std::string sql = "PRAGMA user_version = " + std::to_string(schema_version);
     return step_reset(begin_.get()) && sqlite3_exec(db_.get(), sql.c_str(), nullptr, nullptr, nullptr) == SQLITE_OK &&
            step_reset(commit_.get());
+}
+
+// SQLite's busy handler: another connection holds the write lock. Retries
+// at growing pauses until lock_timeout_ has passed since the first refusal,
+// or at once gives up on an interrupt (sqlite3_interrupt alone does not end
+// a busy wait).
+int SqliteDriver::on_busy(void* self, int count)
+{
+    auto* d = static_cast<SqliteDriver*>(self);
+    const auto now = std::chrono::steady_clock::now();
+    if (count == 0) d->busy_since_ = now;
+    if (d->interrupted_ || now - d->busy_since_ >= d->lock_timeout_) return 0;
+    const auto pause = std::chrono::milliseconds(1) * (1 << std::min(count, 4));
+    std::this_thread::sleep_for(std::min<std::chrono::milliseconds>(pause, busy_pause_max));
+    return 1;
 }
 
 void SqliteDriver::interrupt()
@@ -524,11 +563,14 @@ void SqliteDriver::interrupt()
 
 // A passive checkpoint fsyncs the WAL before copying it into the database:
 // that fsync is what bounds the power-loss window.
+// A checkpoint that fails (a full disk, an I/O error) leaves the WAL to
+// grow until commits fail too: the store is unavailable from now on, until a
+// reconnect's probe finds room again (one log line, as for any outage).
 bool SqliteDriver::sync()
 {
+    if (!db_) return false;
     const int rc = sqlite3_wal_checkpoint_v2(db_.get(), nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
-    if (rc != SQLITE_OK)  // commits still survive a process crash; retried next interval
-        log::warn("store_checkpoint_failed").kv("path", path_).kv("error", sqlite3_errmsg(db_.get()));
+    if (rc != SQLITE_OK) availability_.failed(path_ + ": checkpoint: " + sqlite3_errmsg(db_.get()));
     return rc == SQLITE_OK;
 }
 

@@ -36,7 +36,7 @@
 // 12's sqlite3 shell, whose .recover is not built in):
 //   sqlite3 bad/jobs.db .dump >dump.sql   # ends in "ROLLBACK; -- due to errors"
 //   sed -i 's/^ROLLBACK; -- due to errors$/COMMIT;/' dump.sql
-//   sqlite3 DIR/jobs.db <dump.sql && sqlite3 DIR/jobs.db 'PRAGMA user_version = 1'
+//   sqlite3 DIR/jobs.db <dump.sql && sqlite3 DIR/jobs.db 'PRAGMA user_version = 2'
 // Rows on a damaged page are lost (one 4 KiB page holds about 70 jobs); the
 // rest come back.
 #pragma once
@@ -53,6 +53,9 @@ namespace zk::storage {
 // path) when the directory or file cannot be used, is in use by another
 // process, is not a database, fails its integrity check or has a schema
 // version this build does not know.
-std::unique_ptr<Driver> open_sqlite_driver(const std::string& dir, std::chrono::milliseconds reconnect_interval);
+// lock_timeout: the longest a commit waits for another connection's write
+// lock (an operator's sqlite3 shell) before it fails.
+std::unique_ptr<Driver> open_sqlite_driver(const std::string& dir, std::chrono::milliseconds reconnect_interval,
+                                           std::chrono::milliseconds lock_timeout = std::chrono::seconds(5));
 
 }  // namespace zk::storage

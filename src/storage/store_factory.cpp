@@ -21,7 +21,7 @@ std::unique_ptr<JobStore> open_store(const StoreOptions& options)
     std::unique_ptr<Driver> driver;
     switch (options.backend) {
     case Backend::sqlite:
-        driver = open_sqlite_driver(options.dir, options.reconnect_interval);
+        driver = open_sqlite_driver(options.dir, options.reconnect_interval, options.statement_timeout);
         break;
     case Backend::postgresql:
         driver = std::make_unique<PostgresDriver>(PostgresOptions{options.url, options.read_connections,

@@ -18,12 +18,15 @@ struct StoreOptions {
     std::string dir;  // sqlite: the directory holding jobs.db
     // How often the writer tries again while the store is unavailable.
     std::chrono::milliseconds reconnect_interval{1000};
-    // postgresql: the libpq connection string, the read pool's size, and
-    // the timeouts every wait on the database has.
+    // The longest one statement may take: PostgreSQL's statement_timeout
+    // (a round trip's deadline adds deadline_margin), SQLite's wait for
+    // another connection's write lock. The service passes the config's.
+    std::chrono::milliseconds statement_timeout{5000};
+    // postgresql: the libpq connection string, the read pool's size, the
+    // longest wait for a new connection.
     std::string url;
-    std::size_t read_connections = 0;
-    std::chrono::milliseconds statement_timeout{0};
-    std::chrono::seconds connect_timeout{0};
+    std::size_t read_connections = 4;
+    std::chrono::seconds connect_timeout{5};
     // How long the writer may gather a small batch; 0 commits at once.
     std::chrono::milliseconds commit_interval{0};
 };

@@ -367,6 +367,17 @@ class Stack:
         self.log = None
         self._ctx = None
         self.respawned = []  # workers started by spawn_worker(), oldest first
+        # What run-stack.sh runs as the worker (None: env.bin), and more
+        # environment for it: a wrapper that execs the real worker in place
+        # (cluster.tag_worker_logs) keeps the worker's pid.
+        self.bin_path = None
+        self.extra_env = {}
+        # Undo what a fault test did to the stack's surroundings, also when
+        # the runner's watchdog tears the stack down mid-test: before_stop
+        # (e.g. SIGCONT a frozen database, so it can be stopped) and
+        # after_stop (e.g. unmount the state folder once nothing holds it).
+        self.before_stop = []
+        self.after_stop = []
 
     def write_config(self, text):
         tmp = self.conf + ".tmp"
@@ -377,7 +388,8 @@ class Stack:
 
     def start(self, ready_timeout=15.0):
         env = dict(os.environ)
-        bin_path = self.env.bin
+        env.update(self.extra_env)
+        bin_path = self.bin_path or self.env.bin
         if self.shim_dir:
             os.makedirs(self.shim_dir, exist_ok=True)
             if os.geteuid() == 0:
@@ -540,14 +552,26 @@ class Stack:
         """SIGTERM to run-stack.sh (as Ctrl-C would be); the whole session is
         killed if it does not finish in time. Returns run-stack's status."""
         if self.proc is None:
+            self._run_hooks(self.after_stop)
             return None
         with _live_lock:
             _live_stacks.discard(self)
+        self._run_hooks(self.before_stop)
         rc = terminate(self.proc, timeout, group=True)
         self._stop_respawned()
-        self.log.close()
-        self.log = None
+        if self.log is not None:
+            self.log.close()
+            self.log = None
+        self._run_hooks(self.after_stop)
         return rc
+
+    @staticmethod
+    def _run_hooks(hooks):
+        while hooks:
+            try:
+                hooks.pop(0)()
+            except Exception as e:  # a teardown must go on; the test reports its own failure
+                print("      teardown hook failed: %s" % e, flush=True)
 
     def __enter__(self):
         return self

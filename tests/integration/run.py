@@ -28,7 +28,8 @@ import registry  # noqa: E402
 
 TEST_MODULES = ["test_cli", "test_api", "test_errors", "test_observability", "test_load", "test_lifecycle",
                 "test_security", "test_faults", "test_idempotency", "test_openapi", "test_manpages",
-                "test_waits", "test_cluster", "test_cluster_waits", "test_run"]
+                "test_waits", "test_cluster", "test_cluster_waits", "test_db_faults", "test_store_faults",
+                "test_run", "test_failover"]
 
 
 class Env:

@@ -5,14 +5,12 @@ worker 1 runs answers 200 with the sentence just after the survey's deadline
 (not before it); a cancel through worker 1 ends a wait parked on worker 2
 with 410 within a second."""
 
-import json
-import os
 import threading
 import time
 
-import fcgi_client
-import harness
-from harness import check, config_text, sentence_errors
+import cluster
+from cluster import Answer, fcgi
+from harness import check, sentence_errors
 from registry import test
 from test_api import rfc3339_seconds
 
@@ -24,42 +22,22 @@ CANCEL_LIMIT = 1.0    # the periodic re-check (500 ms) and one round trip
 SURVEYS = 10
 
 
-class Answer:
-    def __init__(self, status, body, at):
-        self.status, self.body, self.at = status, body, at
-
-    def describe(self):
-        return "%d %r" % (self.status, self.body[:200])
-
-
-def fcgi(sock_path, method, uri, timeout=5.0):
-    s = fcgi_client.connect(sock_path, timeout)
-    try:
-        s.sendall(fcgi_client.request_bytes(method, uri))
-        status, _, body, _ = fcgi_client.read_answer(s)
-        return Answer(status, body.decode("utf-8", "replace"), time.time())
-    finally:
-        s.close()
-
-
-def cluster(env, name, min_seconds, max_seconds):
-    st = harness.Stack(env, name, config=None, run_args=["--store", "postgresql", "--workers", "2"])
-    st.write_config(config_text(state_dir=os.path.join(st.dir, "state"),
-                                min_seconds=min_seconds, max_seconds=max_seconds))
-    st.start(ready_timeout=60.0)
-    return st, st.socket_path(), os.path.join(os.path.dirname(st.socket_path()), "zookeeper-2.sock")
+def two_workers(env, name, min_seconds, max_seconds):
+    """A started two-worker stack and its two workers' sockets."""
+    st = cluster.cluster(env, name, workers=2, min_s=min_seconds, max_s=max_seconds)
+    return (st,) + tuple(cluster.sockets(st))
 
 
 def create(sock):
-    r = fcgi(sock, "POST", "/animals/koalas")
+    r = fcgi(sock, "POST", "/animals/koalas", timeout=5.0)
     check(r.status == 202, "POST /animals/koalas on %s: %s" % (sock, r.describe()))
-    return json.loads(r.body)
+    return r.json()
 
 
 def deadline_of(sock, uuid):
-    r = fcgi(sock, "GET", "/jobs/" + uuid)
+    r = fcgi(sock, "GET", "/jobs/" + uuid, timeout=5.0)
     check(r.status == 200, "GET /jobs on %s: %s" % (sock, r.describe()))
-    return rfc3339_seconds(json.loads(r.body)["deadline"], "deadline", r)
+    return rfc3339_seconds(r.json()["deadline"], "deadline", r)
 
 
 def park(sock, uri, out, key):
@@ -81,7 +59,7 @@ def lags_of(jobs, deadlines, answers, worker):
         a = answers.get(u)
         check(isinstance(a, Answer), "the wait on %s for %s failed: %r" % (worker, u, a))
         check(a.status == 200, "the wait on %s for %s: %s" % (worker, u, a.describe()))
-        sentence = json.loads(a.body)
+        sentence = a.json()
         check(not sentence_errors(sentence, "koalas"), "not a sentence: " + a.describe())
         lags.append(a.at - deadlines[u])
     return sorted(lags)
@@ -89,7 +67,7 @@ def lags_of(jobs, deadlines, answers, worker):
 
 @test
 def cluster_wait_on_another_worker_answers_just_after_the_deadline(env):
-    st, w1, w2 = cluster(env, "cluster-waits-done", 2, 3)
+    st, w1, w2 = two_workers(env, "cluster-waits-done", 2, 3)
     with st:
         jobs = [create(w1) for _ in range(SURVEYS)]
         deadlines = {u: deadline_of(w1, u) for u in jobs}
@@ -112,7 +90,7 @@ def cluster_wait_on_another_worker_answers_just_after_the_deadline(env):
 
 @test
 def cluster_cancel_through_one_worker_ends_a_wait_on_the_other_within_1s(env):
-    st, w1, w2 = cluster(env, "cluster-waits-cancel", 20, 20)
+    st, w1, w2 = two_workers(env, "cluster-waits-cancel", 20, 20)
     with st:
         uuid = create(w1)
         answers = {}
@@ -120,7 +98,7 @@ def cluster_cancel_through_one_worker_ends_a_wait_on_the_other_within_1s(env):
         time.sleep(0.7)  # parked, and between two periodic re-checks on average
         check("wait" not in answers, "the wait ended before the cancel: %r" % answers.get("wait"))
         cancelled_at = time.time()
-        r = fcgi(w1, "DELETE", "/query/" + uuid)
+        r = fcgi(w1, "DELETE", "/query/" + uuid, timeout=5.0)
         check(r.status in (200, 202, 204), "DELETE through worker 1: " + r.describe())
         t.join(5)
         a = answers.get("wait")

@@ -2,8 +2,11 @@
 // without a disk: the storage contract suite's third backend, and the store
 // under the job pool's tests. It applies WriteKind's rules as the real
 // backends do. Its Disk outlives the driver, so a reopen sees the rows, and
-// lets a test misbehave it: fail commits or reconnects, or hold commits at a
-// gate (a write then stays in flight until the test opens it).
+// lets a test misbehave it: fail commits (as a database that is gone, or as
+// one statement refused while the database stays up), fail reconnects, or
+// hold commits at a gate (a write then stays in flight until the test opens
+// it). Like the real drivers, after interrupt() the commit in flight and
+// every later one fail at once.
 #pragma once
 
 #include <array>
@@ -21,14 +24,21 @@ namespace zk::test {
 class MemoryDriver final : public storage::Driver {
 public:
     using Id = std::array<unsigned char, 16>;
+    using Clock = std::chrono::steady_clock;
     // What survives the driver: the rows, and what the tests inspect and set.
     struct Disk {
         mutable std::mutex mutex;
-        std::condition_variable gate_opened;
+        std::condition_variable gate_opened;    // also: a commit arrived at the gate
         std::map<Id, storage::JobRecord> rows;  // guarded by mutex
         std::vector<std::vector<Id>> commits;   // each commit's ids, in order; guarded by mutex
+        // Each committed batch's writes as the driver got them (kind, record,
+        // and the skipped mark it set); guarded by mutex.
+        std::vector<std::vector<storage::Write>> batches;
         int syncs = 0, closes = 0, reconnects = 0;  // guarded by mutex
-        bool fail_commits = false;              // guarded by mutex
+        int failed_commits = 0;                 // guarded by mutex: commits that returned false
+        std::vector<Clock::time_point> reconnect_times;  // guarded by mutex
+        bool fail_commits = false;              // guarded by mutex: fail, and report the database gone
+        int quiet_failures = 0;                 // guarded by mutex: the next this many commits fail, the database still up (a refused statement)
         bool fail_reconnects = false;           // guarded by mutex
         bool gate_closed = false;               // guarded by mutex: commits wait while set
         int at_gate = 0;                        // guarded by mutex: commits waiting there
@@ -51,10 +61,32 @@ public:
             std::lock_guard lock(mutex);
             return at_gate;
         }
+        // Until n commits wait at the gate; false if `limit` passes first.
+        bool await_at_gate(int n, std::chrono::milliseconds limit = std::chrono::seconds(5))
+        {
+            std::unique_lock lock(mutex);
+            return gate_opened.wait_for(lock, limit, [&] { return at_gate >= n; });
+        }
+        template <class F>
+        void set(F&& f)
+        {
+            std::lock_guard lock(mutex);
+            f(*this);
+        }
+        template <class F>
+        auto get(F&& f) const
+        {
+            std::lock_guard lock(mutex);
+            return f(*this);
+        }
     };
 
-    explicit MemoryDriver(std::shared_ptr<Disk> disk, std::chrono::milliseconds reconnect_interval = std::chrono::milliseconds(20))
-        : disk_(std::move(disk)), reconnect_interval_(reconnect_interval)
+    // statement_timeout: how long a commit waits at a closed gate before it
+    // fails, as a real driver's deadline ends a commit a lock holds up.
+    explicit MemoryDriver(std::shared_ptr<Disk> disk,
+                          std::chrono::milliseconds reconnect_interval = std::chrono::milliseconds(20),
+                          std::chrono::milliseconds statement_timeout = std::chrono::hours(1))
+        : disk_(std::move(disk)), reconnect_interval_(reconnect_interval), statement_timeout_(statement_timeout)
     {
     }
 
@@ -74,20 +106,34 @@ public:
     {
         std::unique_lock lock(disk_->mutex);
         ++disk_->at_gate;
-        disk_->gate_opened.wait(lock, [&] { return !disk_->gate_closed; });
+        disk_->gate_opened.notify_all();  // await_at_gate
+        const bool passed = disk_->gate_opened.wait_for(lock, statement_timeout_,
+                                                        [&] { return !disk_->gate_closed || interrupted_; });
         --disk_->at_gate;
-        if (disk_->fail_commits) {
-            error = "injected commit failure";
+        if (!passed) {  // held past the deadline: the statement fails, the store stays up
+            error = "held at the gate past the statement timeout";
+            ++disk_->failed_commits;
+            return false;
+        }
+        const bool gone = disk_->fail_commits;
+        const bool quiet = !gone && !interrupted_ && disk_->quiet_failures > 0;
+        if (quiet) --disk_->quiet_failures;
+        if (gone || quiet || interrupted_) {
+            error = interrupted_ ? "interrupted (shutting down)" : "injected commit failure";
+            ++disk_->failed_commits;
             lock.unlock();
-            availability_.failed(error);
+            if (gone) availability_.failed(error);
             return false;
         }
         std::vector<Id> ids;
+        std::vector<storage::Write> batch;
         for (const storage::Write* w : writes) {
             ids.push_back(w->record.id);
             apply(*w);
+            batch.push_back(*w);
         }
         disk_->commits.push_back(std::move(ids));
+        disk_->batches.push_back(std::move(batch));
         lock.unlock();
         availability_.succeeded();
         return true;
@@ -104,7 +150,8 @@ public:
     {
         std::unique_lock lock(disk_->mutex);
         ++disk_->reconnects;
-        const bool ok = !disk_->fail_reconnects && !disk_->fail_commits;
+        disk_->reconnect_times.push_back(Clock::now());
+        const bool ok = !disk_->fail_reconnects && !disk_->fail_commits && !interrupted_;
         lock.unlock();
         if (ok) availability_.succeeded();
         else {
@@ -115,7 +162,14 @@ public:
     }
     std::chrono::milliseconds reconnect_interval() const override { return reconnect_interval_; }
     storage::Availability& availability() override { return availability_; }
-    void interrupt() override { disk_->open_gate(); }
+    void interrupt() override
+    {
+        {
+            std::lock_guard lock(disk_->mutex);
+            interrupted_ = true;
+        }
+        disk_->gate_opened.notify_all();
+    }
 
     void close() override
     {
@@ -155,6 +209,8 @@ private:
 
     std::shared_ptr<Disk> disk_;
     const std::chrono::milliseconds reconnect_interval_;
+    const std::chrono::milliseconds statement_timeout_;
+    bool interrupted_ = false;  // guarded by disk_->mutex
     storage::Availability availability_{"memory"};
 };
 

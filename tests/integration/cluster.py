@@ -1,0 +1,273 @@
+"""Helpers for tests on several workers sharing one PostgreSQL database
+(run-stack.sh --store postgresql --workers N): the stack, each worker's
+FastCGI socket and pid, and the stack's throwaway PostgreSQL cluster
+(<prefix>/pg, deploy/pg-cluster.sh), including the faults the fault suite
+puts it through. Used by test_cluster.py, test_cluster_waits.py and
+test_db_faults.py; written once here (issue 19).
+
+Workers are numbered from 1 as run-stack.sh numbers them: worker 1 listens on
+<prefix>/zookeeper.sock (pid in zookeeper-fcgi.pid), worker N on
+zookeeper-N.sock (zookeeper-fcgi-N.pid), and is named worker-N.
+
+The PostgreSQL faults act on this stack's cluster only: its postmaster is
+the pid in <prefix>/pg/data/postmaster.pid, its processes that pid and its
+children. Other engineers' clusters on the same machine are never touched.
+"""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+
+import fcgi_client
+import harness
+from harness import check, config_text
+
+PG_PORT = 54329          # run-stack.sh's: names the socket file, nothing listens on TCP
+PGBIN = "/usr/lib/postgresql/15/bin"
+APPLICATION_NAME = "zookeeper"  # postgres_driver.cpp: fallback_application_name=zookeeper
+
+
+# --- the stack ---------------------------------------------------------------
+
+def cluster_config(st_dir, min_s, max_s, extra=""):
+    """A config for a cluster stack: backend postgresql; `extra` adds keys
+    to [store] (it follows backend = ...)."""
+    return config_text(min_seconds=min_s, max_seconds=max_s, state_dir=os.path.join(st_dir, "state"),
+                       extra="backend = postgresql\n" + extra)
+
+
+def cluster(env, name, workers=3, min_s=3, max_s=5, extra="", tag_logs=False, ready_timeout=60):
+    """Starts a stack of `workers` workers on the stack's own PostgreSQL
+    cluster; returns the started Stack (a context manager that stops it).
+    tag_logs: each worker's log lines end in worker=worker-N (log_events)."""
+    st = env.new_stack(name)
+    st.write_config(cluster_config(st.dir, min_s, max_s, extra))
+    st.run_args += ["--store", "postgresql", "--workers", str(workers)]
+    st.workers = workers
+    if tag_logs:
+        st.bin_path = os.path.join(env.here, "worker-tag.sh")
+        st.extra_env["ZK_TAG_REAL_BIN"] = env.bin
+    return st.start(ready_timeout=ready_timeout)
+
+
+def sockets(st, workers=None):
+    """Each worker's FastCGI socket, worker 1 first."""
+    workers = workers or st.workers
+    return [st.socket_path()] + [os.path.join(os.path.realpath(st.dir), "zookeeper-%d.sock" % i)
+                                 for i in range(2, workers + 1)]
+
+
+def worker_name(n):
+    return "worker-%d" % n
+
+
+def worker_pid(st, n):
+    name = "zookeeper-fcgi.pid" if n == 1 else "zookeeper-fcgi-%d.pid" % n
+    with open(os.path.join(st.dir, name)) as f:
+        return int(f.read().strip())
+
+
+def worker_pids(st, workers=None):
+    """{n: pid} for workers 1..N, as run-stack.sh recorded them."""
+    return {n: worker_pid(st, n) for n in range(1, (workers or st.workers) + 1)}
+
+
+# --- FastCGI straight to one worker ------------------------------------------
+
+class Answer:
+    """One FastCGI answer: status, headers (lowercased names), body (bytes),
+    and when it arrived (time.time())."""
+
+    def __init__(self, status, headers, body, at):
+        self.status, self.headers, self.body, self.at = status, headers, body, at
+
+    @property
+    def text(self):
+        return self.body.decode("utf-8", "replace")
+
+    def json(self):
+        return json.loads(self.body) if self.body else None
+
+    def describe(self):
+        return "%d %r" % (self.status, self.text[:200])
+
+
+def fcgi(sock_path, method, uri, timeout=10.0):
+    """One request on its own connection to a worker's socket."""
+    s = fcgi_client.connect(sock_path, timeout)
+    try:
+        s.sendall(fcgi_client.request_bytes(method, uri))
+        status, headers, body, _ = fcgi_client.read_answer(s)
+        return Answer(status, headers, body, time.time())
+    finally:
+        s.close()
+
+
+def fcgi_json(sock_path, method, uri, timeout=10.0):
+    """(status, parsed JSON body or None)."""
+    a = fcgi(sock_path, method, uri, timeout)
+    return a.status, a.json()
+
+
+# --- the stack's PostgreSQL cluster ------------------------------------------
+
+def pg_dir(st):
+    return os.path.join(st.dir, "pg")
+
+
+def pg_data(st):
+    return os.path.join(pg_dir(st), "data")
+
+
+def pg_cluster(st, cmd):
+    """deploy/pg-cluster.sh CMD on the stack's cluster (start waits until it
+    accepts connections and its database exists: a real round trip)."""
+    return subprocess.run([os.path.join(st.env.repo, "deploy", "pg-cluster.sh"), cmd, pg_dir(st),
+                           "--port", str(PG_PORT)], capture_output=True, text=True, timeout=60)
+
+
+def pg_start(st):
+    out = pg_cluster(st, "start")
+    check(out.returncode == 0, "pg-cluster.sh start: %s %s" % (out.stdout, out.stderr))
+
+
+def pg_stop_immediate(st):
+    """pg_ctl -m immediate stop (no shutdown checkpoint: as a crash would,
+    but through the postmaster, which ends every backend first)."""
+    out = subprocess.run(["runuser", "-u", "postgres", "--", PGBIN + "/pg_ctl", "-D", pg_data(st),
+                          "-m", "immediate", "-w", "-t", "30", "stop"], capture_output=True, text=True, timeout=60)
+    check(out.returncode == 0, "pg_ctl -m immediate stop: %s %s" % (out.stdout, out.stderr))
+
+
+def postmaster_pid(st):
+    with open(os.path.join(pg_data(st), "postmaster.pid")) as f:
+        return int(f.readline().strip())
+
+
+def children_of(pid):
+    """Direct children of pid, from /proc."""
+    kids = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == pid:
+            kids.append(int(d))
+    return kids
+
+
+def pg_pids(st):
+    """The postmaster and all its children (PostgreSQL backends are its
+    direct children)."""
+    pm = postmaster_pid(st)
+    return [pm] + children_of(pm)
+
+
+def signal_all(pids, sig):
+    for p in pids:
+        try:
+            os.kill(p, sig)
+        except ProcessLookupError:
+            pass
+
+
+def pg_freeze(st):
+    """SIGSTOP to the postmaster first (it forks no replacement meanwhile),
+    then to its children; again for any child forked in between. Returns
+    the pids stopped: pass them to pg_thaw. Stopping the stack thaws them
+    too (a watchdog's teardown included)."""
+    pm = postmaster_pid(st)
+    stopped = [pm]
+    st.before_stop.append(lambda: pg_thaw(stopped))
+    os.kill(pm, signal.SIGSTOP)
+    for _ in range(3):
+        new = [p for p in children_of(pm) if p not in stopped]
+        if not new:
+            break
+        signal_all(new, signal.SIGSTOP)
+        stopped += new
+    return stopped
+
+
+def pg_thaw(pids):
+    """SIGCONT to every pid pg_freeze stopped (children first, then the
+    postmaster)."""
+    signal_all(list(reversed(pids)), signal.SIGCONT)
+
+
+def pg_kill9_postmaster(st, gone_timeout=15.0):
+    """kill -9 of the postmaster; then waits (bounded) until its orphaned
+    backends have exited too (they notice the postmaster's death), since a
+    new postmaster refuses to start while they hold the shared memory.
+    Returns the postmaster's pid."""
+    pids = pg_pids(st)
+    os.kill(pids[0], signal.SIGKILL)
+    deadline = time.monotonic() + gone_timeout
+    while time.monotonic() < deadline and any(harness.pid_alive(p) for p in pids):
+        time.sleep(0.05)
+    alive = [p for p in pids if harness.pid_alive(p)]
+    check(not alive, "PostgreSQL processes %r still alive %.0f s after kill -9 of the postmaster %d"
+          % (alive, gone_timeout, pids[0]))
+    return pids[0]
+
+
+def psql(st, sql, timeout=20):
+    """Runs sql in the stack's database as postgres; returns stdout lines."""
+    out = subprocess.run(["runuser", "-u", "postgres", "--", PGBIN + "/psql", "-h", os.path.join(pg_dir(st), "sock"),
+                          "-p", str(PG_PORT), "-U", "postgres", "-d", "zookeeper", "-qAtX", "-c", sql],
+                         capture_output=True, text=True, timeout=timeout)
+    check(out.returncode == 0, "psql %r: %s" % (sql, out.stderr))
+    return [line for line in out.stdout.split("\n") if line]
+
+
+def worker_backends(st):
+    """pids of the workers' backends (application_name set by the driver)."""
+    return [int(p) for p in psql(st, "SELECT pid FROM pg_stat_activity WHERE application_name = '%s'"
+                                 % APPLICATION_NAME)]
+
+
+def terminate_worker_backends(st):
+    """pg_terminate_backend on every connection of the workers; returns how
+    many were terminated."""
+    rows = psql(st, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '%s'"
+                % APPLICATION_NAME)
+    return sum(1 for r in rows if r == "t")
+
+
+# --- the stack's log, per worker ---------------------------------------------
+
+LOGFMT_RE = re.compile(r'(\w+)=("(?:[^"\\]|\\.)*"|\S*)')
+
+
+def log_offset(st):
+    """The stack log's size now: log_events(st, since=...) reads from here."""
+    try:
+        return os.path.getsize(st.log_path)
+    except OSError:
+        return 0
+
+
+def log_events(st, since=0, worker=None):
+    """The worker logfmt lines written to the stack log after byte `since`,
+    each a dict of its keys (worker= on a stack started with tag_logs=True;
+    `worker` names the lines that lack it: a single worker's)."""
+    with open(st.log_path, "rb") as f:
+        f.seek(since)
+        text = f.read().decode("utf-8", "replace")
+    events = []
+    for line in text.split("\n"):
+        if not line.startswith("ts="):
+            continue
+        kv = {k: (v[1:-1] if v.startswith('"') else v) for k, v in LOGFMT_RE.findall(line)}
+        kv["_line"] = line
+        if worker is not None:
+            kv.setdefault("worker", worker)
+        events.append(kv)
+    return events
