@@ -203,9 +203,12 @@ def callgrind_run(out_dir, flood, tag, argv_for, method, uris, extra, warm=200):
     return dump
 
 
+FLOOD_PARAMS = ["--nginx-params"]  # main() empties it for --few-params
+
+
 def flood_run(flood, sock, method, uris, count):
-    out = sh([flood, "--socket", sock, "--count", str(count), "--connections", "4", "--method", method,
-              "--nginx-params"] + uris, timeout=900)
+    out = sh([flood, "--socket", sock, "--count", str(count), "--connections", "4", "--method", method]
+             + FLOOD_PARAMS + uris, timeout=900)
     if '"ok":%d,' % count not in out:
         raise bench.BenchError("fcgi-flood under callgrind: " + out)
 
@@ -240,8 +243,9 @@ def difference(base, more, name, opts):
         per_req = (tm - tb) / n
         diff = sorted(((m.get(fn, 0) - b.get(fn, 0)) / n, fn) for fn in set(m) | set(b))
         if inclusive:
-            lines += ["", "## callgrind, %s: %s instructions per request (all threads; %d requests over a "
-                      "200-request warm-up, minus the same run without them)" % (name, "{:,.0f}".format(per_req), n)]
+            lines += ["", "## callgrind, %s: %s instructions per request (all threads; %d requests with %s over a "
+                      "200-request warm-up, minus the same run without them)"
+                      % (name, "{:,.0f}".format(per_req), n, "nginx's 22 params" if FLOOD_PARAMS else "6 params")]
         lines += ["", "%s, per request:" % ("Inclusive" if inclusive else "Self"), ""]
         for ir, fn in reversed(diff[-opts.top:]):
             lines.append("%10s  %5.1f%%  %s" % ("{:,.0f}".format(ir), 100.0 * ir / per_req, short(fn)))
@@ -269,9 +273,13 @@ def main():
     ap.add_argument("--skip-perf", action="store_true")
     ap.add_argument("--skip-strace", action="store_true")
     ap.add_argument("--skip-callgrind", action="store_true")
+    ap.add_argument("--few-params", action="store_true",
+                    help="callgrind's requests carry fcgi-flood's 6 params, not nginx's 22")
     ap.add_argument("--ceiling-bin", help="fcgi-ceiling: adds its callgrind view (C API and fcgi++)")
     ap.add_argument("--hop-loop", default="epoll", choices=["epoll", "accept"])
     opts = ap.parse_args()
+    if opts.few_params:
+        FLOOD_PARAMS.clear()
     work = os.path.join(os.path.abspath(opts.build), "bench")
     out_dir = os.path.join(work, "profile")
     os.makedirs(out_dir, exist_ok=True)

@@ -6,8 +6,9 @@
 # usage: bench/profile.sh [--bin build/zookeeper-fcgi] [--build build]
 # Environment: DURATION [5] seconds per perf run, REQUESTS [2000] per
 # callgrind measurement, SKIP_PERF / SKIP_STRACE / SKIP_CALLGRIND (non-empty
-# skips). strace's counts and callgrind's instructions are exact on a busy
-# machine; perf's samples are not.
+# skips), FEW_PARAMS (non-empty: callgrind's requests carry the 6 params the
+# worker reads or logs instead of the 22 nginx sends). strace's counts and
+# callgrind's instructions are exact on a busy machine; perf's samples are not.
 # Needs perf (linux-perf), strace, valgrind and root, like bench/run.sh.
 set -euo pipefail
 
@@ -33,4 +34,5 @@ args=(--bin "$bin" --build "$build" --flood "$flood" --ceiling-bin "$ceiling"
 [[ -z ${SKIP_PERF:-} ]] || args+=(--skip-perf)
 [[ -z ${SKIP_STRACE:-} ]] || args+=(--skip-strace)
 [[ -z ${SKIP_CALLGRIND:-} ]] || args+=(--skip-callgrind)
+[[ -z ${FEW_PARAMS:-} ]] || args+=(--few-params)
 exec python3 "$HERE/profile.py" "${args[@]}"
