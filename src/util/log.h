@@ -13,7 +13,9 @@
 // for work or blocks), and when the Batch ends. Threads without a Batch
 // write each line at once. What a crash loses: the lines a busy thread
 // gathered in its last max_delay at most; nginx's access log has those
-// requests too, under the same request ids.
+// requests too, under the same request ids. Lines of different threads can
+// reach the log out of time order by up to max_delay (their ts= says when);
+// each thread's stay in order.
 #pragma once
 
 #include <chrono>
