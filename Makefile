@@ -150,13 +150,16 @@ RUN_ARGS ?=
 run: deps $(BIN)
 	@deploy/run-stack.sh --bin $(BIN) --config $(CONFIG) --prefix $(BUILD)/run --store $(STORE) --workers $(WORKERS) $(HA_ARG) $(RUN_ARGS)
 
-# wrk against the real stack, each figure as a ratio to nginx's own ceiling
-# in the same run (about 16 min; DURATION=2 REPEATS=1 for a smoke run).
+# wrk against the real stack, each figure as a ratio to two ceilings measured
+# in the same run: nginx's own return 200, and the FastCGI hop with a free
+# worker (bench/fcgi_hop.py). About 24 min; DURATION=2 REPEATS=1 CAPACITY=0
+# for a smoke run.
 bench: $(BIN)
 	@deploy/install-deps.sh --bench
 	@bench/run.sh --bin $(BIN) --build $(BUILD)
 
-# perf/callgrind per-request costs of the worker (see bench/profile.sh).
+# perf, strace and callgrind per-request costs of the worker, and callgrind of
+# the FastCGI hop's responder (C API and fcgi++; see bench/profile.sh).
 bench-profile: $(BIN)
 	@deploy/install-deps.sh --bench
 	@bench/profile.sh --bin $(BIN) --build $(BUILD)

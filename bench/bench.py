@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""zookeeper benchmark: the real stack over HTTPS, measured against the
-ceiling of the same nginx in the same run. Started by bench/run.sh.
+"""zookeeper benchmark: the real stack over HTTPS, measured against two
+ceilings in the same run: nginx's own `return 200`, and the FastCGI hop with
+a free worker. Started by bench/run.sh.
 
 Design
 - Stacks are started by deploy/run-stack.sh through the integration
@@ -18,9 +19,16 @@ Design
   reloaded). It is measured with the same wrk options and the same Lua script
   as the scenario, so wrk's own cost is the same on both sides; the ratio
   scenario/ceiling is what compares across machines.
-- Each (scenario, connections): one warm-up of the ceiling and one of the
-  scenario, then REPEATS pairs of (ceiling, scenario) runs, interleaved so a
-  change in background load hits both; medians are reported.
+- The second ceiling, the FastCGI hop with a free worker (bench/fcgi_hop.py):
+  the same nginx, with the real locations' FastCGI config, in front of
+  bench/fcgi_ceiling.cpp, a libfcgi responder answering each scenario with
+  the worker's own answer, byte for byte but for its request id. Its ratio
+  says how much of what nginx and wrk leave the worker actually costs.
+  --hops fcgi,fcgi++ measures the same responder through fcgio.h's streams
+  as a third side (issue 19's fcgi++ figure).
+- Each (scenario, connections): one warm-up of each side (each ceiling, the
+  scenario), then REPEATS rounds of one run per side, interleaved so a
+  change in background load hits all; medians are reported.
 - The CPU each side used (utime + stime of the worker, of nginx's processes
   and of wrk, over the run) divided by the requests answered: on a 2-core
   machine throughput is bounded by the sum, so this says what bounds a ratio.
@@ -67,6 +75,7 @@ REPO = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
 
 import fcgi_client  # noqa: E402
+import fcgi_hop  # noqa: E402
 import harness  # noqa: E402
 
 RATE = "1000000r/s"
@@ -74,6 +83,8 @@ BURST = 1000000
 CEILING_PREFIX = "/bench-ceiling/"
 LONG_WORKLOAD_S = 86400  # the config's maximum
 TICK = os.sysconf("SC_CLK_TCK")
+CPU_KEYS = ("worker", "db", "hop", "nginx", "client")
+SWITCH_KEYS = ("worker", "hop", "nginx", "client")
 
 
 class BenchError(Exception):
@@ -122,24 +133,32 @@ def substitute(path, pattern, repl, expect_min):
         f.write(text)
 
 
-def nginx_variant(dst, ceiling_conf):
-    """nginx/ copied to dst with the limits raised and the ceiling included."""
+def nginx_variant(dst, ceiling_conf, hops):
+    """nginx/ copied to dst with the limits raised, the ceilings' locations
+    included at server level and the hops' upstreams at http level."""
     shutil.rmtree(dst, ignore_errors=True)
     shutil.copytree(os.path.join(REPO, "nginx"), dst)
     substitute(os.path.join(dst, "zookeeper-http.conf.in"), r"rate=\d+r/[sm]", "rate=" + RATE, 2)
     for name in ("zookeeper-locations.conf", "zookeeper-operator.conf.in"):
         substitute(os.path.join(dst, name), r"burst=\d+", "burst=%d" % BURST, 1)
     with open(os.path.join(dst, "zookeeper-locations.conf"), "a") as f:
-        f.write("\n# bench only: the ceiling, written by bench/bench.py\ninclude %s;\n" % ceiling_conf)
+        f.write("\n# bench only: the ceilings, written by bench/bench.py\ninclude %s;\n" % ceiling_conf)
     with open(ceiling_conf, "w") as f:
         f.write("# filled in by bench/bench.py once the answers' sizes are known\n")
+    template = os.path.join(REPO, "nginx", "upstream.conf.in")
+    with open(os.path.join(dst, "zookeeper-http.conf.in"), "a") as f:
+        f.write("\n# bench only: the FastCGI hop's responders (bench/fcgi_hop.py)\n")
+        for hop in hops:
+            f.write(fcgi_hop.upstream_text(template, hop))
 
 
-def ceiling_conf_text(sizes):
+def ceiling_conf_text(sizes, hops):
     out = ["# bench only: nginx answering by itself with bodies of the worker's answers' sizes"]
     for name, size in sorted(sizes.items()):
         out.append("location = %s%s {\n    default_type application/json;\n    return 200 '%s';\n}"
                    % (CEILING_PREFIX, name, "x" * size))
+    for hop in hops:
+        out.append(fcgi_hop.locations_text(hop, sizes, BURST))
     return "\n".join(out) + "\n"
 
 
@@ -221,23 +240,28 @@ def database_pids(stack):
 
 
 class CpuMeter:
-    """CPU seconds and context switches of the worker, of nginx (master and
-    workers) and of finished child processes (wrk) between start() and stop()."""
+    """CPU seconds and context switches of the worker, of the FastCGI hop's
+    responders, of nginx (master and workers) and of finished child
+    processes (wrk) between start() and stop()."""
 
-    def __init__(self, stack):
+    def __init__(self, stack, hops=()):
         self.stack = stack
+        self.hops = hops
 
     def _sample(self):
         master = self.stack.nginx_pid()
         nginx = [master] + children(master)
         workers = worker_pids(self.stack)
         db = database_pids(self.stack)
+        hops = [p for p in (h.pid() for h in self.hops) if p]
         kids = resource.getrusage(resource.RUSAGE_CHILDREN)
         return {"worker": sum(proc_cpu_ticks(p) for p in workers) / TICK,
                 "db": sum(proc_cpu_ticks(p) for p in db) / TICK,
+                "hop": sum(proc_cpu_ticks(p) for p in hops) / TICK,
                 "nginx": sum(proc_cpu_ticks(p) for p in nginx) / TICK,
                 "client": kids.ru_utime + kids.ru_stime,
                 "cs_worker": sum(context_switches(p) for p in workers),
+                "cs_hop": sum(context_switches(p) for p in hops),
                 "cs_nginx": sum(context_switches(p) for p in nginx),
                 "cs_client": kids.ru_nvcsw + kids.ru_nivcsw}
 
@@ -292,8 +316,8 @@ def run_wrk(stack, opts, target, conns, seconds, meter=None):
     result = parse_wrk(p.stdout)
     if cpu and result["requests"]:
         n = result["requests"]
-        result["cpu_us_per_req"] = {k: cpu[k] * 1e6 / n for k in ("worker", "db", "nginx", "client")}
-        result["switches_per_req"] = {k: cpu["cs_" + k] / n for k in ("worker", "nginx", "client")}
+        result["cpu_us_per_req"] = {k: cpu[k] * 1e6 / n for k in CPU_KEYS}
+        result["switches_per_req"] = {k: cpu["cs_" + k] / n for k in SWITCH_KEYS}
     return result
 
 
@@ -306,6 +330,10 @@ class Throughput:
         self.ceiling_conf = os.path.join(self.prefix, "bench-ceiling.conf")
         self.nginx_dir = os.path.join(env.work_dir, "nginx")
         self.stack = None
+        # Outside the stack's folder, which harness.Stack empties when it starts.
+        hop_dir = os.path.join(env.work_dir, "hop")
+        self.hops = [fcgi_hop.Responder(opts.ceiling_bin, v, hop_dir, opts.hop_loop, opts.hop_threads)
+                     for v in opts.hops]
 
     def config(self, min_s, max_s):
         return worker_config({
@@ -321,10 +349,19 @@ class Throughput:
         self.stack = harness.Stack(self.env, "throughput", config=self.config(0.2, 0.2),
                                    run_args=["--nginx-dir", self.nginx_dir, "--store", self.opts.store,
                                              "--workers", str(self.opts.workers)] + (["--ha"] if self.opts.ha else []))
-        nginx_variant(self.nginx_dir, self.ceiling_conf)
+        nginx_variant(self.nginx_dir, self.ceiling_conf, self.hops)
         # A throwaway cluster's first start runs initdb (and with --ha a base backup).
         self.stack.start(ready_timeout=180 if self.opts.ha else 60 if self.opts.store == "postgresql" else 15)
         return self.stack
+
+    def stop(self):
+        for hop in self.hops:
+            hop.stop()
+        if self.stack:
+            self.stack.stop(timeout=60)
+            if self.opts.ha:  # detached from run-stack.sh's session: make sure they are gone
+                subprocess.run([os.path.join(REPO, "deploy", "ha-cluster.sh"), "stop",
+                                os.path.join(self.stack.dir, "ha")], timeout=120)
 
     def reload_workload(self, min_s, max_s, check):
         """SIGHUP with a new workload range; returns the first survey whose
@@ -377,42 +414,57 @@ class Throughput:
             time.sleep(0.5)
 
     def install_ceiling(self, finished, running):
+        """Both ceilings: nginx's locations with bodies of the answers' sizes,
+        and the hops' responders with the worker's answers themselves."""
         sizes = {
             "animals": len(self.request("GET", "/animals", want=200).body),
             "create": len(self.request("POST", "/animals/" + harness.ANIMALS[0], want=202).body),
             "poll-running": len(self.request("GET", "/query/" + running, want=202).body),
             "poll-done": len(self.request("GET", "/query/" + finished, want=200).body),
         }
+        sock = self.stack.socket_path()
+        answers = {"animals": fcgi_hop.capture(sock, "GET", "/animals"),
+                   "create": fcgi_hop.capture(sock, "POST", "/animals/" + harness.ANIMALS[0]),
+                   "poll-running": fcgi_hop.capture(sock, "GET", "/query/" + running),
+                   "poll-done": fcgi_hop.capture(sock, "GET", "/query/" + finished)}
+        for hop in self.hops:
+            hop.start(answers)
         with open(self.ceiling_conf + ".tmp", "w") as f:
-            f.write(ceiling_conf_text(sizes))
+            f.write(ceiling_conf_text(sizes, self.hops))
         os.replace(self.ceiling_conf + ".tmp", self.ceiling_conf)
         os.kill(self.stack.nginx_pid(), signal.SIGHUP)
         deadline = time.monotonic() + 10
+        want = {CEILING_PREFIX + n: (200, size) for n, size in sizes.items()}
+        for hop in self.hops:
+            want.update({hop.prefix + n: (202 if n in ("create", "poll-running") else 200, size)
+                         for n, size in sizes.items()})
         while time.monotonic() < deadline:
-            answers = {n: self.request("GET", CEILING_PREFIX + n) for n in sizes}
-            if all(r.status == 200 and len(r.body) == sizes[n] for n, r in answers.items()):
+            got = {path: self.request("POST" if path.endswith("/create") else "GET", path) for path in want}
+            if all((r.status, len(r.body)) == want[p] for p, r in got.items()):
                 return sizes
             time.sleep(0.1)
-        raise BenchError("nginx did not serve the ceiling after a reload; see %s/logs/error.log"
-                         % self.prefix)
+        raise BenchError("nginx did not serve the ceilings after a reload: %s; see %s/logs/error.log"
+                         % ("; ".join("%s %s" % (p, r.describe()) for p, r in got.items()
+                                      if (r.status, len(r.body)) != want[p]), self.prefix))
 
 
 def scenarios(finished, running):
+    """Each scenario's target, and its ceilings' targets as a function of
+    a ceiling's location prefix."""
     animals = ["/animals/" + a for a in harness.ANIMALS]
-    c = CEILING_PREFIX
     q = "/query/"
     return [
         {"name": "GET /animals", "target": 0.45, "latency": True, "p99_target_ms": 5.0,
-         "run": ("/animals", None, ()), "ceiling": (c + "animals", None, ())},
+         "run": ("/animals", None, ()), "ceiling": lambda c: (c + "animals", None, ())},
         {"name": "GET /query/{id} running", "target": 0.45, "latency": True,
-         "run": (q + running, None, ()), "ceiling": (c + "poll-running", None, ())},
+         "run": (q + running, None, ()), "ceiling": lambda c: (c + "poll-running", None, ())},
         {"name": "GET /query/{id} done", "target": 0.45, "latency": True,
-         "run": (q + finished, None, ()), "ceiling": (c + "poll-done", None, ())},
+         "run": (q + finished, None, ()), "ceiling": lambda c: (c + "poll-done", None, ())},
         {"name": "POST /animals/{animal}", "target": 0.30,
-         "run": ("/", "create.lua", animals), "ceiling": ("/", "create.lua", [c + "create"])},
+         "run": ("/", "create.lua", animals), "ceiling": lambda c: ("/", "create.lua", [c + "create"])},
         {"name": "mix 1 create : 20 polls", "target": None,
          "run": ("/", "mix.lua", [q + running] + animals),
-         "ceiling": ("/", "mix.lua", [c + "poll-running", c + "create"])},
+         "ceiling": lambda c: ("/", "mix.lua", [c + "poll-running", c + "create"])},
     ]
 
 
@@ -424,7 +476,7 @@ def median_of(runs, key):
 def summarise(runs):
     def medians(field):
         out = {}
-        for k in (("worker", "db", "nginx", "client") if field == "cpu_us_per_req" else ("worker", "nginx", "client")):
+        for k in (CPU_KEYS if field == "cpu_us_per_req" else SWITCH_KEYS):
             vals = [r[field][k] for r in runs if field in r and k in r[field]]
             out[k] = statistics.median(vals) if vals else None
         return out
@@ -434,22 +486,33 @@ def summarise(runs):
             "switches_per_req": medians("switches_per_req"), "runs": runs}
 
 
-def measure(stack, opts, scenario, conns, log):
-    meter = CpuMeter(stack)
-    for side in ("ceiling", "run"):
+def measure(stack, opts, scenario, conns, log, hops=()):
+    """The scenario and its ceilings: "ceiling" (nginx's return 200) and one
+    side per hop ("fcgi", "fcgi++"), in turn, REPEATS rounds."""
+    meter = CpuMeter(stack, hops)
+    targets = {"ceiling": scenario["ceiling"](CEILING_PREFIX)}
+    targets.update({hop.variant: scenario["ceiling"](hop.prefix) for hop in hops})
+    targets["run"] = scenario["run"]
+    for side, target in targets.items():
         if opts.warmup > 0:
-            run_wrk(stack, opts, scenario[side], conns, opts.warmup)
-    runs = {"ceiling": [], "run": []}
+            run_wrk(stack, opts, target, conns, opts.warmup)
+    runs = {side: [] for side in targets}
     for i in range(opts.repeats):
-        for side in ("ceiling", "run"):
-            r = run_wrk(stack, opts, scenario[side], conns, opts.duration, meter)
+        for side, target in targets.items():
+            r = run_wrk(stack, opts, target, conns, opts.duration, meter)
             runs[side].append(r)
             log("  %-24s c=%-4d %-7s #%d %9.0f req/s  p50 %7.2f ms  p99 %7.2f ms  non2xx %d  errors %d"
                 % (scenario["name"], conns, side, i + 1, r["rps"], r["p50_ms"] or 0, r["p99_ms"] or 0,
                    r["non2xx"], r["errors"]))
     s, c = summarise(runs["run"]), summarise(runs["ceiling"])
     out = {"scenario": scenario["name"], "connections": conns, "target": scenario["target"],
-           "result": s, "ceiling": c, "ratio": s["rps"] / c["rps"] if c["rps"] else None}
+           "result": s, "ceiling": c, "ratio": s["rps"] / c["rps"] if c["rps"] else None,
+           "hops": {}}
+    for hop in hops:
+        h = summarise(runs[hop.variant])
+        out["hops"][hop.variant] = {"label": hop.label, "result": h,
+                                    "ratio": s["rps"] / h["rps"] if h["rps"] else None,
+                                    "of_ceiling": h["rps"] / c["rps"] if c["rps"] else None}
     if scenario.get("latency") and conns == opts.latency_connections and opts.latency_load > 0 and s["rps"]:
         out["fixed_rate"] = fixed_rate(stack, opts, scenario, conns, opts.latency_load * s["rps"], log)
         out["fixed_rate"]["p99_target_ms"] = scenario.get("p99_target_ms")
@@ -461,8 +524,7 @@ def fixed_rate(stack, opts, scenario, conns, rate, log):
     offer about `rate` (see the module's doc)."""
     pause_ms = max(1, round(conns * 1000.0 / rate))
     out = {"rate": rate, "load": opts.latency_load, "pause_ms": pause_ms}
-    for side in ("ceiling", "run"):
-        path = scenario[side][0]
+    for side, path in (("ceiling", scenario["ceiling"](CEILING_PREFIX)[0]), ("run", scenario["run"][0])):
         target = (path, "paced.lua", [str(pause_ms)])
         if opts.warmup > 0:
             run_wrk(stack, opts, target, conns, opts.warmup)
@@ -476,25 +538,24 @@ def fixed_rate(stack, opts, scenario, conns, rate, log):
 
 def run_throughput(env, opts, log):
     t = Throughput(env, opts)
-    stack = t.start()
     try:
+        stack = t.start()
         finished, running, done = t.prepare_surveys()
         sizes = t.install_ceiling(finished, running)
-        log("stack up: https://127.0.0.1:%d, answer sizes %s, finished survey %s (%r), running %s"
-            % (stack.https_port, sizes, finished, done.json(), running))
+        log("stack up: https://127.0.0.1:%d, answer sizes %s, finished survey %s (%r), running %s; hops %s"
+            % (stack.https_port, sizes, finished, done.json(), running,
+               ", ".join("%s (%s loop, %d thread(s), pid %s)" % (h.variant, h.loop, h.threads, h.pid())
+                         for h in t.hops) or "none"))
         results = []
         for sc in scenarios(finished, running):
             if opts.only and not any(o in sc["name"] for o in opts.only):
                 continue
             for conns in opts.connections:
                 t.settle(log)
-                results.append(measure(stack, opts, sc, conns, log))
+                results.append(measure(stack, opts, sc, conns, log, t.hops))
         return results, sizes
     finally:
-        stack.stop(timeout=60)
-        if opts.ha:  # detached from run-stack.sh's session: make sure they are gone
-            subprocess.run([os.path.join(REPO, "deploy", "ha-cluster.sh"), "stop", os.path.join(stack.dir, "ha")],
-                           timeout=120)
+        t.stop()
 
 
 # --- capacity ------------------------------------------------------------
@@ -753,15 +814,46 @@ def fmt(v, spec="%.0f"):
 
 
 def table(results):
-    lines = ["| scenario | conns | req/s | p50 ms | p99 ms | non-2xx/3xx | errors | ceiling req/s | ceiling p99 ms | ratio | target |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    """Both ratios: to nginx's return 200 (the targets are set on it) and to
+    the first hop measured (the FastCGI hop with a free worker)."""
+    hop = next(iter(results[0]["hops"]), None) if results else None
+    extra = " | %s req/s | ratio to it" % results[0]["hops"][hop]["label"] if hop else ""
+    lines = ["| scenario | conns | req/s | p50 ms | p99 ms | non-2xx/3xx | errors | ceiling req/s | ceiling p99 ms"
+             " | ratio | target%s |" % extra,
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|%s" % ("---:|---:|" if hop else "")]
     for r in results:
         s, c = r["result"], r["ceiling"]
         ok = "" if r["target"] is None or r["ratio"] is None else (" ok" if r["ratio"] >= r["target"] else " MISS")
-        lines.append("| %s | %d | %s | %s | %s | %d | %d | %s | %s | %s | %s%s |" % (
+        line = "| %s | %d | %s | %s | %s | %d | %d | %s | %s | %s | %s%s |" % (
             r["scenario"], r["connections"], fmt(s["rps"]), fmt(s["p50_ms"], "%.2f"), fmt(s["p99_ms"], "%.2f"),
             s["non2xx"], s["errors"], fmt(c["rps"]), fmt(c["p99_ms"], "%.2f"), fmt(r["ratio"], "%.2f"),
-            fmt(r["target"], "%.2f"), ok))
+            fmt(r["target"], "%.2f"), ok)
+        if hop:
+            h = r["hops"][hop]
+            line += " %s | %s |" % (fmt(h["result"]["rps"]), fmt(h["ratio"], "%.2f"))
+        lines.append(line)
+    return lines
+
+
+def hop_table(results):
+    """Each hop measured: its throughput against nginx's return 200, the
+    scenario's against it, and where its CPU goes."""
+    variants = list(results[0]["hops"]) if results else []
+    if not variants:
+        return []
+    lines = ["| scenario | conns | hop | req/s | p50 ms | p99 ms | non-2xx/3xx | errors | hop / nginx ceiling"
+             " | scenario / hop | CPU us/req: responder, nginx, wrk, total | switches/req: responder, nginx, wrk |",
+             "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in results:
+        for v in variants:
+            h = r["hops"][v]
+            res, cpu, sw = h["result"], h["result"]["cpu_us_per_req"], h["result"]["switches_per_req"]
+            tot = sum(cpu[k] for k in ("hop", "nginx", "client") if cpu.get(k) is not None)
+            lines.append("| %s | %d | %s | %s | %s | %s | %d | %d | %s | %s | %s, %s, %s, %s | %s, %s, %s |" % (
+                r["scenario"], r["connections"], v, fmt(res["rps"]), fmt(res["p50_ms"], "%.2f"),
+                fmt(res["p99_ms"], "%.2f"), res["non2xx"], res["errors"], fmt(h["of_ceiling"], "%.2f"),
+                fmt(h["ratio"], "%.2f"), fmt(cpu["hop"], "%.1f"), fmt(cpu["nginx"], "%.1f"), fmt(cpu["client"], "%.1f"),
+                fmt(tot, "%.1f"), fmt(sw["hop"], "%.2f"), fmt(sw["nginx"], "%.2f"), fmt(sw["client"], "%.2f")))
     return lines
 
 
@@ -790,8 +882,8 @@ def cpu_table(results):
     for r in results:
         s, c = r["result"]["cpu_us_per_req"], r["ceiling"]["cpu_us_per_req"]
         sw, cw = r["result"]["switches_per_req"], r["ceiling"]["switches_per_req"]
-        tot = sum(v for v in s.values() if v is not None)
-        ctot = sum(v for k, v in c.items() if v is not None and k not in ("worker", "db"))
+        tot = sum(s[k] for k in ("worker", "db", "nginx", "client") if s.get(k) is not None)
+        ctot = sum(c[k] for k in ("nginx", "client") if c.get(k) is not None)
         lines.append("| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s, %s, %s | %s, %s |" % (
             r["scenario"], r["connections"], fmt(s["worker"], "%.1f"), fmt(s.get("db"), "%.1f"), fmt(s["nginx"], "%.1f"),
             fmt(s["client"], "%.1f"), fmt(tot, "%.1f"), fmt(c["nginx"], "%.1f"), fmt(c["client"], "%.1f"),
@@ -848,6 +940,15 @@ def report(opts, info, results, sizes, cap):
                 " cannot exceed cores / total CPU per request." % os.cpu_count(), ""]
         out += cpu_table(results)
         out.append("")
+        hops = hop_table(results)
+        if hops:
+            out += ["The FastCGI hop with a free worker (bench/fcgi_hop.py): the same nginx, TLS, connections and"
+                    " wrk script, through the real locations' FastCGI config to bench/fcgi_ceiling.cpp, a libfcgi"
+                    " responder (%s loop, %d thread(s)) that answers with the worker's own answer to the scenario."
+                    " fcgi: libfcgi's C API, as the worker uses it; fcgi++: the same through fcgio.h's"
+                    " fcgi_streambuf. Measured in the same rounds as the scenario and nginx's ceiling. CPU per"
+                    " request as above; \"responder\" is the hop's application." % (opts.hop_loop, opts.hop_threads),
+                    ""] + hops + [""]
         lat = latency_table(results)
         if lat:
             out += ["Latency at a fixed load (wrk with bench/paced.lua: each connection pauses after every"
@@ -888,10 +989,28 @@ def parse_args():
     ap.add_argument("--latency-load", type=float, default=0.5,
                     help="fixed-load latency runs at this share of a GET scenario's throughput; 0 skips")
     ap.add_argument("--latency-connections", type=int, default=32)
+    ap.add_argument("--ceiling-bin", help="the fcgi-ceiling binary (bench/fcgi_ceiling.cpp)")
+    ap.add_argument("--hops", default="fcgi", type=lambda s: [v for v in s.split(",") if v],
+                    help="FastCGI hops to measure as ceilings: fcgi, fcgi++ (comma-separated; empty: none)")
+    ap.add_argument("--hop-loop", default="epoll", choices=["epoll", "accept"], help="fcgi-ceiling's loop")
+    ap.add_argument("--hop-threads", type=int, default=0,
+                    help="fcgi-ceiling's threads (0: 1 in the epoll loop; in the accept loop twice the most"
+                         " connections, plus 16)")
     opts = ap.parse_args()
     opts.connections = [int(c) for c in opts.connections.split(",") if c]
     if opts.ha and opts.store != "postgresql":
         ap.error("--ha needs --store postgresql")
+    opts.ceiling_bin = opts.ceiling_bin and os.path.abspath(opts.ceiling_bin)
+    bad = [v for v in opts.hops if not fcgi_hop.parse_variant(v)]
+    if bad or len(set(opts.hops)) != len(opts.hops) or (opts.hops and not opts.ceiling_bin):
+        ap.error("--hops takes %s, each at most once, optionally as NAME@THREADS, and needs --ceiling-bin"
+                 % ", ".join(fcgi_hop.VARIANTS))
+    if opts.hop_loop == "epoll":
+        opts.hop_threads = opts.hop_threads or 1
+    elif opts.hop_threads <= 0:
+        # libfcgi holds a thread per kept connection: nginx opens at most one
+        # per request in flight (and keeps up to 128 per nginx worker).
+        opts.hop_threads = 2 * max(opts.connections + [opts.latency_connections]) + 16
     return opts
 
 

@@ -5,12 +5,16 @@
 // would take minutes of nginx and wrk CPU) and by bench/profile.sh to load
 // the worker alone. One thread, epoll, C connections with FCGI_KEEP_CONN, one
 // request outstanding on each: libfcgi reads every request through a fresh
-// buffer, so pipelining on a connection would lose requests. Each kept
-// connection pins one of the worker's acceptor threads, so C must stay below
-// acceptor_threads (leave some for /metrics and nginx).
+// buffer, so pipelining on a connection would lose requests.
 //
 //   fcgi-flood --socket PATH --count N [--connections C] [--method M]
-//              [--retry-busy] [--progress] URI...
+//              [--retry-busy] [--progress] [--nginx-params] URI...
+//
+// By default a request carries the six params the worker reads or logs.
+// --nginx-params sends the 22 that nginx sends for a wrk request through
+// nginx/zookeeper-locations.conf (same names, order and value sizes), so
+// that per-request costs measured behind it (bench/profile.py) include
+// parsing and storing every param, as they do under nginx.
 //
 // URIs are used in turn. --count counts 2xx answers; with --retry-busy a 503
 // (queue full, job limit) is counted and the request sent again, otherwise it
@@ -46,7 +50,7 @@ struct Options {
     std::vector<std::string> uris;
     long long count = 0;
     int connections = 4;
-    bool retry_busy = false, progress = false;
+    bool retry_busy = false, progress = false, nginx_params = false;
 };
 
 struct Conn {
@@ -78,17 +82,53 @@ void pair(std::string& out, const std::string& name, const std::string& value)
     out.append(name).append(value);
 }
 
-// What nginx sends for a body-less request (zookeeper-locations.conf's params that the worker reads).
-std::string request_bytes(const std::string& method, const std::string& uri)
+// The params nginx sends for a body-less wrk request, in
+// zookeeper-locations.conf's order (values of the same sizes; nginx's own
+// REQUEST_ID is 32 hex digits). wrk sends no header but Host, which
+// HTTP_HOST shadows.
+void nginx_params(std::string& params, const std::string& method, const std::string& uri)
+{
+    const std::string path = uri.substr(0, uri.find('?'));
+    const std::string query = uri.size() > path.size() ? uri.substr(path.size() + 1) : "";
+    pair(params, "QUERY_STRING", query);
+    pair(params, "REQUEST_METHOD", method);
+    pair(params, "CONTENT_TYPE", "");
+    pair(params, "CONTENT_LENGTH", method == "POST" ? "0" : "");
+    pair(params, "SCRIPT_NAME", path);
+    pair(params, "REQUEST_URI", uri);
+    pair(params, "DOCUMENT_URI", path);
+    pair(params, "DOCUMENT_ROOT", "/work/build/bench/throughput/html");
+    pair(params, "SERVER_PROTOCOL", "HTTP/1.1");
+    pair(params, "REQUEST_SCHEME", "https");
+    pair(params, "HTTPS", "on");
+    pair(params, "GATEWAY_INTERFACE", "CGI/1.1");
+    pair(params, "SERVER_SOFTWARE", "nginx");
+    pair(params, "REMOTE_ADDR", "127.0.0.1");
+    pair(params, "REMOTE_PORT", "54321");
+    pair(params, "SERVER_ADDR", "127.0.0.1");
+    pair(params, "SERVER_PORT", "38443");
+    pair(params, "SERVER_NAME", "localhost");
+    pair(params, "HTTP_HOST", "127.0.0.1");
+    pair(params, "REQUEST_ID", "0f1e2d3c4b5a69788796a5b4c3d2e1f0");
+    pair(params, "ZK_CLIENT_SCOPE", "127.0.0.1");
+    pair(params, "HTTP_PROXY", "");
+}
+
+// A body-less request: by default the params the worker reads or logs.
+std::string request_bytes(const std::string& method, const std::string& uri, bool as_nginx)
 {
     std::string out, params;
     record(out, type_begin, std::string("\0\1\1\0\0\0\0\0", 8));  // responder, FCGI_KEEP_CONN
-    pair(params, "REQUEST_METHOD", method);
-    pair(params, "REQUEST_URI", uri);
-    pair(params, "QUERY_STRING", "");
-    pair(params, "CONTENT_LENGTH", "");
-    pair(params, "REQUEST_ID", "fcgi-flood");
-    pair(params, "SERVER_PROTOCOL", "HTTP/1.1");
+    if (as_nginx) {
+        nginx_params(params, method, uri);
+    } else {
+        pair(params, "REQUEST_METHOD", method);
+        pair(params, "REQUEST_URI", uri);
+        pair(params, "QUERY_STRING", "");
+        pair(params, "CONTENT_LENGTH", "");
+        pair(params, "REQUEST_ID", "fcgi-flood");
+        pair(params, "SERVER_PROTOCOL", "HTTP/1.1");
+    }
     record(out, type_params, params);
     record(out, type_params, "");
     record(out, type_stdin, "");
@@ -120,7 +160,7 @@ class Flood {
 public:
     explicit Flood(Options o) : o_(std::move(o))
     {
-        for (const auto& u : o_.uris) requests_.push_back(request_bytes(o_.method, u));
+        for (const auto& u : o_.uris) requests_.push_back(request_bytes(o_.method, u, o_.nginx_params));
     }
 
     int run();
@@ -293,6 +333,7 @@ bool parse(int argc, char** argv, Options& o)
         else if (a == "--method" && has_value) o.method = argv[++i];
         else if (a == "--retry-busy") o.retry_busy = true;
         else if (a == "--progress") o.progress = true;
+        else if (a == "--nginx-params") o.nginx_params = true;
         else if (a.rfind("--", 0) == 0) return false;
         else o.uris.push_back(a);
     }
@@ -307,7 +348,7 @@ int main(int argc, char** argv)
     if (!parse(argc, argv, o)) {
         std::fprintf(stderr,
                      "usage: fcgi-flood --socket PATH --count N [--connections C] [--method M] "
-                     "[--retry-busy] [--progress] URI...\n");
+                     "[--retry-busy] [--progress] [--nginx-params] URI...\n");
         return 2;
     }
     return Flood(std::move(o)).run();

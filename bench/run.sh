@@ -20,12 +20,21 @@
 #              "key=value ..." (e.g. "acceptor_threads=4 awake_acceptors=4")
 #   LATENCY_LOAD [0.5] fixed-load latency runs (bench/paced.lua) at this share
 #                      of a GET scenario's throughput, 32 connections; 0 skips
+#   HOPS [fcgi]    the second ceiling, the FastCGI hop with a free worker
+#                  (bench/fcgi_hop.py): "fcgi" (libfcgi's C API), "fcgi++"
+#                  (fcgio.h streams), "fcgi-min" (only the 5 params the worker
+#                  reads), each optionally NAME@THREADS; comma-separated; "" skips
+#   HOP_LOOP [epoll] fcgi-ceiling's loop: epoll or accept
+#                  (libfcgi's own, a thread per kept connection); fcgi_ceiling.cpp
+#   HOP_THREADS [] its threads (default: 1 in the epoll loop, 2 x connections
+#                  + 16 in the accept loop)
 # A smoke run:  DURATION=2 WARMUP=1 REPEATS=1 CAPACITY=20000 bench/run.sh
 #
 # usage: bench/run.sh [--bin build/zookeeper-fcgi] [--build build]
 # Needs wrk, nginx, spawn-fcgi (deploy/install-deps.sh); runs as root or not,
 # like `make run` (as root, nginx and the worker drop to www-data).
-# Full run: about 18 min, 4 of them for the capacity part.
+# Full run: about 24 min, 4 of them for the capacity part (each extra hop in
+# HOPS adds a third of the throughput part).
 # Exit 1 if a scenario saw errors or error answers.
 set -euo pipefail
 
@@ -48,12 +57,10 @@ for tool in wrk nginx spawn-fcgi python3 "${CXX:-g++}"; do
 done
 [[ -x $bin ]] || { echo "bench: no worker binary at $bin (run make first)" >&2; exit 2; }
 
-# The loader for the capacity part: one small C++ file, no dependencies.
-mkdir -p "$build/bench"
-flood=$build/bench/fcgi-flood
-if [[ ! -x $flood || $HERE/fcgi_flood.cpp -nt $flood ]]; then
-    "${CXX:-g++}" -std=c++20 -O2 -Wall -Wextra -Werror -o "$flood" "$HERE/fcgi_flood.cpp"
-fi
+# fcgi-flood loads the capacity part; fcgi-ceiling is the FastCGI hop's responder.
+# shellcheck source=bench/tools.sh
+source "$HERE/tools.sh"
+build_tools "$build"
 
 args=(--bin "$bin" --build "$build" --flood "$flood"
       --duration "${DURATION:-10}" --warmup "${WARMUP:-3}" --repeats "${REPEATS:-3}"
@@ -61,7 +68,9 @@ args=(--bin "$bin" --build "$build" --flood "$flood"
       --capacity "${CAPACITY:-1000000}" --capacity-window "${CAPACITY_WINDOW:-20}"
       --capacity-connections "${CAPACITY_CONNECTIONS:-48}" --log-level "${LOG_LEVEL:-info}"
       --latency-load "${LATENCY_LOAD:-0.5}" --service "${SERVICE:-}"
-      --store "${STORE:-sqlite}" --workers "${WORKERS:-1}")
+      --store "${STORE:-sqlite}" --workers "${WORKERS:-1}"
+      --ceiling-bin "$ceiling" --hops "${HOPS-fcgi}" --hop-loop "${HOP_LOOP:-epoll}"
+      --hop-threads "${HOP_THREADS:-0}")
 [[ -z ${ONLY:-} ]] || args+=(--only "$ONLY")
 [[ -z ${SKIP_THROUGHPUT:-} ]] || args+=(--skip-throughput)
 [[ -z ${HA:-} || ${HA:-} == 0 ]] || args+=(--ha)

@@ -36,34 +36,45 @@ Verdict bad(std::string& why, const char* what)
 }
 
 // One name or value length: 1 byte below 128, else 4 bytes with the top bit set.
-bool read_length(const std::vector<unsigned char>& s, std::size_t& at, std::size_t& out)
+bool read_length(const unsigned char* s, std::size_t size, std::size_t& at, std::size_t& out)
 {
-    if (at >= s.size()) return false;
+    if (at >= size) return false;
     if (s[at] < 0x80) {
         out = s[at++];
         return true;
     }
-    if (at + 4 > s.size()) return false;
+    if (at + 4 > size) return false;
     out = (static_cast<std::size_t>(s[at] & 0x7f) << 24) | (static_cast<std::size_t>(s[at + 1]) << 16) |
           (static_cast<std::size_t>(s[at + 2]) << 8) | s[at + 3];
     at += 4;
     return true;
 }
 
-// Walks the name/value pairs received so far. With the whole stream
-// (`ended`), every pair must fit inside it; before that, a declared length
-// no request head could hold is already enough to refuse.
-Verdict check_params(const std::vector<unsigned char>& stream, bool ended, std::string& why)
+// Where a walk over the name/value pairs received so far stopped.
+enum class Walk { whole, cut_length, cut_pair, too_long };
+
+Walk walk_params(const unsigned char* stream, std::size_t size)
 {
     std::size_t at = 0;
-    while (at < stream.size()) {
+    while (at < size) {
         std::size_t name = 0, value = 0;
-        if (!read_length(stream, at, name) || !read_length(stream, at, value))
-            return ended ? bad(why, "truncated param length") : Verdict::need_more;
-        if (name > max_request_head || value > max_request_head) return bad(why, "param length over the limit");
-        if (name + value > stream.size() - at)
-            return ended ? bad(why, "param length past the end of the params") : Verdict::need_more;
+        if (!read_length(stream, size, at, name) || !read_length(stream, size, at, value)) return Walk::cut_length;
+        if (name > max_request_head || value > max_request_head) return Walk::too_long;
+        if (name + value > size - at) return Walk::cut_pair;
         at += name + value;
+    }
+    return Walk::whole;
+}
+
+// With the whole stream (`ended`), every pair must fit inside it; before
+// that, a declared length no request head could hold is already enough to refuse.
+Verdict check_params(Walk walk, bool ended, std::string& why)
+{
+    switch (walk) {
+    case Walk::too_long: return bad(why, "param length over the limit");
+    case Walk::cut_length: return ended ? bad(why, "truncated param length") : Verdict::need_more;
+    case Walk::cut_pair: return ended ? bad(why, "param length past the end of the params") : Verdict::need_more;
+    case Walk::whole: break;
     }
     return ended ? Verdict::complete : Verdict::need_more;
 }
@@ -72,7 +83,13 @@ Verdict check_params(const std::vector<unsigned char>& stream, bool ended, std::
 
 Verdict inspect_request_head(const unsigned char* data, std::size_t size, std::string& why)
 {
-    std::vector<unsigned char> params;
+    // The PARAMS stream so far. nginx sends it in one record, checked where
+    // it lies; a stream split over several records is joined (copied) first,
+    // since a pair may straddle records.
+    const unsigned char* params = nullptr;
+    std::size_t params_size = 0;
+    std::vector<unsigned char> joined;
+    Walk walk = Walk::whole;  // of the stream so far: walked again only when it grows
     std::size_t at = 0;
     unsigned request_id = 0;
     bool params_ended = false;
@@ -95,8 +112,17 @@ Verdict inspect_request_head(const unsigned char* data, std::size_t size, std::s
         if (params_ended && h.content_length == 0) return Verdict::complete;
         if (!first && !params_ended) {
             params_ended = h.content_length == 0;
-            params.insert(params.end(), body, body + h.content_length);
-            const Verdict v = check_params(params, params_ended, why);
+            if (h.content_length > 0 && params_size == 0) {
+                params = body;
+                params_size = h.content_length;
+            } else if (h.content_length > 0) {
+                if (joined.empty()) joined.assign(params, params + params_size);
+                joined.insert(joined.end(), body, body + h.content_length);
+                params = joined.data();
+                params_size = joined.size();
+            }
+            if (h.content_length > 0) walk = walk_params(params, params_size);
+            const Verdict v = check_params(walk, params_ended, why);
             if (v == Verdict::bad) return v;
         }
         at += record;

@@ -23,6 +23,7 @@
 #include "http/problem.h"
 #include "transport/fcgi_answer.h"
 #include "transport/fcgi_guard.h"
+#include "transport/fcgi_params.h"
 #include "util/blocking.h"
 #include "util/log.h"
 
@@ -46,22 +47,9 @@ constexpr auto head_poll_max = std::chrono::milliseconds(50);
 // entries carry their fd (upper bits zero).
 constexpr std::uint64_t parked_tag = std::uint64_t{1} << 63;
 
-std::string param(FCGX_Request& req, const char* name)
-{
-    const char* v = FCGX_GetParam(name, req.envp);
-    return v ? v : "";
-}
-
 http::Request read_request(FCGX_Request& req)
 {
-    http::Request r;
-    r.method = param(req, "REQUEST_METHOD");
-    r.uri = param(req, "REQUEST_URI");
-    r.request_id = param(req, "REQUEST_ID");
-    // nginx passes every request header as HTTP_*; absent and empty differ.
-    if (const char* key = FCGX_GetParam("HTTP_IDEMPOTENCY_KEY", req.envp)) r.idempotency_key = key;
-    // Set by nginx alone (a client header would arrive as HTTP_ZK_CLIENT_SCOPE).
-    r.client_scope = param(req, "ZK_CLIENT_SCOPE");
+    http::Request r = request_from_params(req.envp);
     // No route takes a body, but a kept connection must not carry unread
     // STDIN records into the next request; nginx caps the size.
     char sink[drain_chunk];
@@ -212,19 +200,30 @@ void FcgiServer::join()
 // there only with a seat (util/seats.h); without one it takes what is ready
 // and otherwise stands by. Before it blocks (a commit, a slow peer) it gives
 // its seat up.
+//
+// The thread's log lines (a request line each) go out in batches
+// (util/log.h): before it waits for work, stands by or blocks, and while it
+// keeps serving, at the latest log::max_delay after the oldest. A seated
+// thread with lines gathered waits no longer than that, then writes them.
 void FcgiServer::serve()
 {
     FCGX_Request req;
     FCGX_InitRequest(&req, -1, 0);  // -1: libfcgi must never accept by itself
     util::Seat seat(seats_);
-    const util::BlockingHook hook([&seat] { seat.block(); });
+    const log::Batch log_batch;
+    const util::BlockingHook hook([&seat] {
+        log::flush();
+        seat.block();
+    });
     while (!stopping_) {
         seat.resume();
         const bool seated = seat.try_take();
         epoll_event ev{};
-        const int n = epoll_wait(epoll_fd_, &ev, 1, seated ? -1 : 0);
-        if (n == 0 && !seated) {
-            seat.take();
+        const auto log_due = log::flush_due();
+        const int n = epoll_wait(epoll_fd_, &ev, 1, !seated ? 0 : log_due ? static_cast<int>(log_due->count()) : -1);
+        if (n == 0) {  // nothing ready (or the log delay ran out): the lines go out before the thread waits
+            log::flush();
+            if (!seated) seat.take();
             continue;
         }
         if (n < 0 && errno != EINTR) {

@@ -74,6 +74,25 @@ TEST_CASE("params may span records")
     CHECK(check(join({begin(), record(4, 1, a), record(4, 1, b), record(4, 1, {}), record(5, 1, {})})) == Verdict::complete);
 }
 
+TEST_CASE("params split over several records are joined in order, a length straddling two")
+{
+    const std::string value(200, 'v');
+    Bytes p{3, 0x80, 0, 0, 200, 'K', 'E', 'Y'};
+    p.insert(p.end(), value.begin(), value.end());
+    const Bytes all = join({pair("REQUEST_URI", "/animals"), p});
+    // Cuts inside the first pair, inside the four-byte length, and inside the value.
+    const Bytes a(all.begin(), all.begin() + 4), b(all.begin() + 4, all.begin() + 23), c(all.begin() + 23, all.end());
+    const Bytes head = join({begin(), record(4, 1, a), record(4, 1, b), record(4, 1, c), record(4, 1, {})});
+    CHECK(check(join({head, record(5, 1, {})})) == Verdict::complete);
+    CHECK(check(head) == Verdict::need_more);
+    // The same split with the last record one byte short: the value runs past the end.
+    const Bytes short_c(c.begin(), c.end() - 1);
+    std::string why;
+    CHECK(check(join({begin(), record(4, 1, a), record(4, 1, b), record(4, 1, short_c), record(4, 1, {})}), &why) ==
+          Verdict::bad);
+    CHECK(why == "param length past the end of the params");
+}
+
 TEST_CASE("the request is complete only with the end of its STDIN, so libfcgi never waits for a body")
 {
     const Bytes head = join({begin(), record(4, 1, pair("REQUEST_METHOD", "POST")), record(4, 1, {})});

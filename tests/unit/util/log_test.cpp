@@ -1,15 +1,20 @@
 // The logfmt logger: level names and filtering, the line format, quoting of
-// values that could break a line, cutting long values, and whole lines under
-// concurrent writers. Output is captured from file descriptor 2.
+// values that could break a line, cutting long values, whole lines under
+// concurrent writers, and batches (what waits, what writes at once, order).
+// Output is captured from file descriptor 2.
 
 #include "util/log.h"
 
 #include <doctest/doctest.h>
 
+#include <chrono>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "util/rfc3339.h"
 
 #include "../support/capture_stderr.h"
 #include "../support/timestamp.h"
@@ -96,6 +101,23 @@ TEST_CASE("a line is ts, level, event, then the pairs in order, ending in one ne
     CHECK(text.substr(27) == " level=info event=request id=abc123 method=GET status=200 dur_us=-5\n");
 }
 
+TEST_CASE("the timestamp is the line's own time, to the millisecond")
+{
+    LevelGuard guard;
+    using namespace std::chrono;
+    const auto ms = [] { return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count(); };
+    for (int i = 0; i < 3; ++i) {  // the second's text is cached per thread: more than one line, over a second's edge too
+        CaptureStderr capture;
+        const auto before = ms();
+        log::info("e");
+        const auto after = ms();
+        const std::string ts = capture.text().substr(3, 24);
+        capture.restore();
+        CHECK((ts == rfc3339(before) || ts == rfc3339(after) || (ts > rfc3339(before) && ts < rfc3339(after))));
+        if (i == 1) std::this_thread::sleep_for(milliseconds(1000 - after % 1000));
+    }
+}
+
 TEST_CASE("each level writes its own name")
 {
     LevelGuard guard;
@@ -172,4 +194,157 @@ TEST_CASE("lines from concurrent threads never interleave")
     }
     CHECK(bad == 0);
     for (int n : per) CHECK(n == per_thread);
+}
+
+TEST_CASE("in a batch, lines wait for flush() and go out whole and in order")
+{
+    LevelGuard guard;
+    CaptureStderr capture;
+    {
+        log::Batch batch(std::chrono::hours(1));
+        CHECK_FALSE(log::flush_due().has_value());
+        log::info("one").kv("n", 1);
+        log::info("two").kv("n", 2);
+        CHECK(capture.text().empty());
+        const auto due = log::flush_due();
+        REQUIRE(due.has_value());
+        CHECK(*due > std::chrono::minutes(59));
+        log::flush();
+        const auto all = lines(capture.text());
+        REQUIRE(all.size() == 2);
+        CHECK(all[0].find(" event=one n=1") != std::string::npos);
+        CHECK(all[1].find(" event=two n=2") != std::string::npos);
+        CHECK_FALSE(log::flush_due().has_value());
+    }
+    capture.restore();
+}
+
+TEST_CASE("a warn or error line writes the batch at once, after the lines gathered before it")
+{
+    LevelGuard guard;
+    for (auto level : {log::Level::warn, log::Level::error}) {
+        CaptureStderr capture;
+        log::Batch batch(std::chrono::hours(1));
+        log::info("gathered");
+        log::Line(level, "urgent");
+        const auto all = lines(capture.text());
+        capture.restore();
+        REQUIRE(all.size() == 2);
+        CHECK(all[0].find("event=gathered") != std::string::npos);
+        CHECK(all[1].find("event=urgent") != std::string::npos);
+    }
+}
+
+TEST_CASE("the end of a batch writes what it gathered; a nested batch changes nothing")
+{
+    LevelGuard guard;
+    CaptureStderr capture;
+    {
+        log::Batch batch(std::chrono::hours(1));
+        {
+            log::Batch nested(std::chrono::milliseconds(0));
+            log::info("a");
+        }
+        CHECK(capture.text().empty());  // the nested one neither set its delay nor wrote at its end
+        log::info("b");
+        CHECK(capture.text().empty());
+    }
+    CHECK(lines(capture.text()).size() == 2);
+    // Without a batch, every line at once.
+    log::info("c");
+    CHECK(lines(capture.text()).size() == 3);
+    capture.restore();
+}
+
+TEST_CASE("a batch is written before it passes batch_bytes, in whole lines")
+{
+    LevelGuard guard;
+    CaptureStderr capture;
+    log::Batch batch(std::chrono::hours(1));
+    const std::string filler(200, 'f');
+    std::size_t logged = 0;
+    while (capture.text().empty() && logged < 10 * log::batch_bytes) {
+        log::info("fill").kv("filler", filler);
+        logged += 250;
+    }
+    const std::string first = capture.text();
+    CHECK(!first.empty());
+    CHECK(first.size() <= log::batch_bytes);
+    CHECK(first.back() == '\n');
+    log::flush();
+    capture.restore();
+}
+
+TEST_CASE("a gathered line older than the delay goes out with the next line")
+{
+    LevelGuard guard;
+    CaptureStderr capture;
+    log::Batch batch(std::chrono::milliseconds(5));
+    log::info("old");
+    CHECK(capture.text().empty());
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    CHECK(log::flush_due() == std::chrono::milliseconds(0));
+    log::info("new");
+    CHECK(lines(capture.text()).size() == 2);
+    capture.restore();
+}
+
+TEST_CASE("a line built while another is open goes out on its own, after the lines gathered before")
+{
+    LevelGuard guard;
+    for (bool batched : {false, true}) {
+        CAPTURE(batched);
+        CaptureStderr capture;
+        {
+            std::optional<log::Batch> batch;
+            if (batched) batch.emplace(std::chrono::hours(1));
+            log::info("gathered");
+            {
+                log::Line outer(log::Level::info, "outer");
+                outer.kv("k", "v");
+                log::info("inner").kv("k", "w");
+                outer.kv("after", "x");
+            }
+        }
+        const auto all = lines(capture.text());
+        capture.restore();
+        REQUIRE(all.size() == 3);
+        CHECK(all[0].find("event=gathered") != std::string::npos);
+        CHECK(all[1].find("event=inner k=w") != std::string::npos);
+        CHECK(all[2].find("event=outer k=v after=x") != std::string::npos);
+    }
+}
+
+TEST_CASE("batched lines from concurrent threads never interleave")
+{
+    LevelGuard guard;
+    CaptureStderr capture;
+    constexpr int threads = 4, per_thread = 300;
+    std::vector<std::thread> writers;
+    for (int t = 0; t < threads; ++t)
+        writers.emplace_back([t] {
+            log::Batch batch;
+            const std::string filler(100, static_cast<char>('a' + t));
+            for (int i = 0; i < per_thread; ++i) log::info("concurrent").kv("thread", t).kv("i", i).kv("filler", filler);
+        });
+    for (auto& w : writers) w.join();
+    const auto all = lines(capture.text());
+    capture.restore();
+    CHECK(all.size() == threads * per_thread);
+    std::vector<int> next(threads);  // each thread's lines in its own order
+    int bad = 0;
+    for (const auto& l : all) {
+        const auto at = l.find(" thread=");
+        const auto i_at = l.find(" i=");
+        if (at == std::string::npos || i_at == std::string::npos) {
+            ++bad;
+            continue;
+        }
+        const int t = l[at + 8] - '0';
+        const int i = std::stoi(l.substr(i_at + 3));
+        if (t < 0 || t >= threads || i != next[static_cast<std::size_t>(t)]++ ||
+            l.substr(l.size() - 100) != std::string(100, static_cast<char>('a' + t)))
+            ++bad;
+    }
+    CHECK(bad == 0);
 }
