@@ -660,7 +660,7 @@ def security_operator_endpoints(env):
         check(recorded(rec) == before, "%s: a refused request reached the upstream" % path)
         status, _, _ = stack.curl(ns.client, remote + path, user=good)
         check(status == 200 and recorded(rec) == before + 1
-              and rec.requests[-1].get("REMOTE_ADDR") == CLIENT_ADDR,
+              and rec.requests[-1].get("ZK_CLIENT_SCOPE") == CLIENT_ADDR,
               "%s from %s with credentials -> %s, not passed to the upstream" % (path, CLIENT_ADDR, status))
         status, _, _ = stack.curl(ns.server, local + path)
         check(status == 200 and recorded(rec) == before + 2,
