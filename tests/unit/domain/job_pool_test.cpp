@@ -390,6 +390,37 @@ TEST_CASE_TEMPLATE("pool creation: two workers, one key: the second is answered 
     CHECK(b->pool.stats().running == 0);  // not its own survey
 }
 
+// A put() that throws (CommitPipeline's may: std::bad_alloc) inside
+// create(): the exception reaches the dispatcher, which answers 500. It must
+// leave nothing behind. create() takes the max_jobs room (counters_.admit)
+// and claims the key before store_new(), and nothing gives them back when
+// put() throws: each such creation leaks a room for good, and a keyed one
+// leaves its key claimed and uncommitted, so every retry is key_in_flight.
+TEST_CASE("pool creation: a store whose put throws leaves nothing behind: no job, no room, no key <local>")
+{
+    ManualClock clock(test::t0);
+    auto disk = std::make_shared<test::MemoryDriver::Disk>();
+    test::ThrowingStore store(disk);
+    LocalLedger ledger(store);
+    JobPool pool(clock, store, ledger, test::test_shape(), test_rules(10'000, 20'000, 2));
+    pool.start();
+    store.throwing = true;
+    CHECK_THROWS_AS(pool.create("bisons"), std::runtime_error);
+    CHECK_THROWS_AS(pool.create("bisons", IdempotencyKey{"", "k"}), std::runtime_error);
+    store.throwing = false;
+    const PoolStats s = pool.stats();
+    CHECK(s.held == 0);
+    CHECK(s.queued == 0);
+    CHECK(s.created_total == 0);
+    const Created retry = pool.create("bisons", IdempotencyKey{"", "k"});
+    CAPTURE(static_cast<int>(retry.error));  // 6: key_in_flight, 2: too_many_jobs
+    CHECK(retry.error == CreateError::none);  // the key is free (not key_in_flight), and so is a room
+    CHECK_FALSE(retry.replayed);
+    CHECK(pool.create("bisons").error == CreateError::none);  // and the other room
+    pool.stop();
+    store.close();
+}
+
 TEST_CASE_TEMPLATE("pool creation: refused once stopped; lookups still answer; never started stops cleanly", R, ALL_RIGS)
 {
     R f;

@@ -15,8 +15,11 @@
 // store before anything is destroyed (the store's callbacks call the pool).
 #pragma once
 
+#include <atomic>
 #include <chrono>
+#include <functional>
 #include <memory>
+#include <stdexcept>
 #include <optional>
 #include <string>
 #include <vector>
@@ -235,6 +238,34 @@ public:
     storage::CommitPipeline store;
     SharedLedger ledger;
     JobPool pool;
+};
+
+// The real store (CommitPipeline over MemoryDriver) whose put() can be made to
+// throw, as CommitPipeline's may (std::bad_alloc): an exception inside a
+// request's handler, which only the dispatcher catches.
+class ThrowingStore final : public storage::JobStore {
+public:
+    explicit ThrowingStore(std::shared_ptr<MemoryDriver::Disk> disk)
+        : inner_(std::make_unique<MemoryDriver>(std::move(disk)), std::chrono::milliseconds(0))
+    {
+    }
+    void load(const std::function<void(storage::JobRecord&&)>& visit) override { inner_.load(visit); }
+    std::optional<Seq> put(storage::WriteKind kind, const storage::JobRecord& record, Committer by,
+                           Settled settled) override
+    {
+        if (throwing) throw std::runtime_error("memory store: put refused");
+        return inner_.put(kind, record, by, std::move(settled));
+    }
+    storage::Durability wait(Seq seq, Deadline deadline) override { return inner_.wait(seq, deadline); }
+    bool available() const override { return inner_.available(); }
+    std::string_view backend() const override { return inner_.backend(); }
+    void interrupt() override { inner_.interrupt(); }
+    void close() override { inner_.close(); }
+
+    std::atomic<bool> throwing{false};
+
+private:
+    storage::CommitPipeline inner_;
 };
 
 // PostgreSQL: the pool's clock starts at the real time; the ledger's (the
