@@ -80,6 +80,13 @@ struct Fired {
     std::vector<std::thread::id> threads;
 };
 
+// Opens the gate when the test ends, however it ends, before the Timers
+// declared ahead of it stop (and wait for the handlers held there).
+struct Opens {
+    Gate& gate;
+    ~Opens() { gate.open(); }
+};
+
 TimerShape shape(std::size_t threads = 1, std::size_t capacity = 16, Millis max_wait_ms = 5)
 {
     TimerShape s;
@@ -174,12 +181,13 @@ TEST_CASE("timers: a full queue makes the timer thread wait; every due timer sti
         fired.add(t);
         gate.wait();
     });
-    timers.start();
+    const Opens opens{gate};
     std::vector<Timer> armed;
     for (int i = 0; i < 5; ++i) {
         armed.push_back(at(t0, TimerKind::complete, t0 + i));
         timers.arm(armed.back());
     }
+    timers.start();  // its first pass takes all five
     // One runs (held at the gate), one waits in the queue, and the timer
     // thread holds the other three it took, waiting for room.
     REQUIRE(wait_until([&] { return gate.waiting() == 1 && timers.queue_depth() == 1 && timers.size() == 0; }));
@@ -205,10 +213,11 @@ TEST_CASE("timers: stop() runs what was handed over, fires nothing more, and joi
         gate.wait();
         ++finished;
     });
-    timers.start();
+    const Opens opens{gate};
     timers.arm(at(t0, TimerKind::complete, t0 + 1));
     timers.arm(at(t0, TimerKind::complete, t0 + 2));
     timers.arm(at(t0 + 1000));  // not due before the stop
+    timers.start();
     REQUIRE(wait_until([&] { return gate.waiting() == 1 && timers.queue_depth() == 1; }));
     std::thread stopper([&] { timers.stop(); });
     // stop() waits for the task at the gate: open it, and stop() returns
