@@ -481,6 +481,25 @@ TEST_CASE("metrics: Prometheus text with the job counters")
     CHECK(r.body.find("\nzookeeper_jobs{state=\"running\"} 1\n") != std::string::npos);
 }
 
+// PoolStats' queued and running count this worker's own unfinished surveys,
+// while held counts every job in memory, copies of other workers' surveys
+// too (job_pool.h). metrics.cpp renders zookeeper_jobs{state="finished"} as
+// held - (queued + running), so on a shared store a copy of a survey still
+// running on another worker is reported as finished.
+TEST_CASE("metrics: a copy of a survey running on another worker is not counted as finished")
+{
+    test::SharedRig here;
+    test::SharedRig there({}, here.db);
+    const Created made = there.pool.create("koalas");
+    REQUIRE(made.job);
+    REQUIRE(here.pool.find(made.job->id).job->state == JobState::running);  // now held here, as a copy
+    api::Metrics metrics;
+    const Api on_here(here.pool, here.clock, metrics);
+    const std::string text = on_here.metrics().body;
+    CAPTURE(text);
+    CHECK(text.find("\nzookeeper_jobs{state=\"finished\"} 0\n") != std::string::npos);
+}
+
 // --- Idempotency-Key --------------------------------------------------------
 
 namespace {

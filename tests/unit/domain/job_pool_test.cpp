@@ -440,6 +440,31 @@ TEST_CASE_TEMPLATE("pool creation: refused once stopped; lookups still answer; n
     CHECK(never.pool.create("bisons").error == CreateError::stopping);
 }
 
+TEST_CASE_TEMPLATE("pool stop: waits for its last write to settle (the store's outcome, not a guess)", R, MEMORY_RIGS)
+{
+    R f;
+    const Job j = create_ok(f);
+    f.close_gate();
+    f.move_to(j.deadline_ms);
+    REQUIRE(wait_until([&] { return f.at_gate() == 1; }));  // the completion, in flight
+    std::atomic<int> blocked{0};
+    std::atomic<bool> stopped{false};
+    Background stopper(
+        [&] {
+            const util::BlockingHook hook([&] { ++blocked; });
+            f.pool.stop();
+            stopped = true;
+        },
+        [&] { f.open_gate(); });
+    REQUIRE(wait_until([&] { return blocked.load() == 1; }));  // waiting on the store for it
+    CHECK_FALSE(stopped);
+    f.open_gate();
+    stopper.join();
+    CHECK(f.row(j.id)->state == RecordState::done);
+    CHECK(f.pool.stats().completed_total == 1);
+    CHECK(f.pool.create("elks").error == CreateError::stopping);
+}
+
 // ===========================================================================
 // Lookup
 // ===========================================================================
