@@ -9,7 +9,8 @@
 // What a test may do to it:
 //   - hold commits at a gate (a write stays in flight until the test opens
 //     it), or at the exit gate (applied, readers see it, but the commit has
-//     not returned: its settled callbacks have not run), fail commits (the driver's Availability goes down) or reconnects;
+//     not returned: its settled callbacks have not run); fail commits (the
+//     driver's Availability goes down) or reconnects;
 //   - fail reads (fetch, fetch_key, fetch_many, list: a database that does not
 //     answer), and count them;
 //   - the cancel feed: notifications queue until deliver() (or, with
@@ -19,9 +20,11 @@
 //     resume_feed() starts new ones (each announced by `resumed`);
 //   - write as another worker (write_as_other, a WriteKind over the rows, in
 //     its own transaction, past the gate), or forget a row (another's purge);
-//   - answer now_ms() from a clock (the database's), so a sweep's offset is 0.
+//   - answer now_ms() from a clock of its own (set_clock; none: no answer,
+//     so a sweep leaves the cluster clock's offset at 0);
+//   - count the purges asked for (every sweep ends with one).
 // Lock order: SharedDatabase::mutex is a leaf; feed callbacks run after it is
-// released.
+// released, on the thread that called deliver() (or committed).
 #pragma once
 
 #include <algorithm>
@@ -47,7 +50,6 @@ public:
     using Id = storage::RecordId;
     struct Reads {
         int fetch = 0, fetch_key = 0, fetch_many = 0, list = 0;
-        int total() const { return fetch + fetch_key + fetch_many + list; }
     };
 
     // --- what the tests turn -----------------------------------------------
