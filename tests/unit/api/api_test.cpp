@@ -1,5 +1,7 @@
-// The API handlers, called directly with a JobPool on a ManualClock: status
-// codes, headers (Location, Retry-After, Allow), content types and bodies.
+// The API handlers, called directly with a JobPool on a ManualClock (a
+// LocalRig: the real CommitPipeline over MemoryDriver, whose gate holds a
+// write in flight and whose commits can fail): status codes, headers
+// (Location, Retry-After, Allow), content types and bodies.
 
 #include "api/api.h"
 
@@ -15,7 +17,6 @@
 #include <thread>
 #include <vector>
 
-#include "../support/memory_job_store.h"
 #include "../support/pool_fixture.h"
 #include "../support/wait.h"
 
@@ -56,12 +57,15 @@ std::string problem(const Response& r, int status, const std::string& slug)
     return d["detail"].GetString();
 }
 
+test::RigOptions with_rules(Rules rules)
+{
+    test::RigOptions o;
+    o.rules = std::move(rules);
+    return o;
+}
+
 struct Fixture {
-    explicit Fixture(Rules rules = test::test_rules(), storage::JobStore* store = nullptr)
-        : pool(clock, store, test::test_shape(), std::move(rules)), metrics(), api(pool, clock, metrics)
-    {
-        pool.start();
-    }
+    explicit Fixture(Rules rules = test::test_rules()) : rig(with_rules(std::move(rules))), api(pool, clock, metrics) {}
 
     // Starts a survey (its creator begins it before answering).
     std::string started(const char* animal = "bisons")
@@ -88,9 +92,17 @@ struct Fixture {
         REQUIRE(wait_until([&] { return job(id).state == JobState::done; }));
         REQUIRE(idle());
     }
+    // Makes the store unavailable: commits fail, and one creation finds out.
+    void store_down()
+    {
+        rig.fail_commits(true);
+        REQUIRE(pool.create("bisons").error == CreateError::store_failed);
+        REQUIRE_FALSE(rig.store.available());
+    }
 
-    ManualClock clock{t0};
-    JobPool pool;
+    test::LocalRig rig;
+    ManualClock& clock = rig.clock;
+    JobPool& pool = rig.pool;
     api::Metrics metrics;
     api::Api api;
 };
@@ -167,10 +179,11 @@ TEST_CASE("start_survey: limits answer 503 with Retry-After")
 
 TEST_CASE("start_survey and cancel: a store that cannot commit is 503 store-failed")
 {
-    test::MemoryJobStore store;
-    Fixture f(test::test_rules(), &store);
+    Fixture f;
     const std::string id = f.started();
-    store.set_durable(false);
+    f.rig.fail_commits(true);
+    const Response cancelled_first = f.api.cancel(id);  // its commit fails: the store goes down
+    problem(cancelled_first, 503, "store-failed");
     const Response created = f.api.start_survey("bisons", Api::SurveyForm::post);
     problem(created, 503, "store-failed");
     CHECK(header(created, "Retry-After") == "2");
@@ -209,14 +222,13 @@ TEST_CASE("poll: an overdue job not yet completed still says Retry-After: 1")
     CHECK(header(r, "Retry-After") == "1");
 }
 
-TEST_CASE("poll: a queued job (its creation not yet durable) is answered like a running one")
+TEST_CASE("poll: a queued job (its creation not yet stored) is answered like a running one")
 {
-    test::MemoryJobStore store;
-    Fixture f(test::test_rules(), &store);
-    store.hold_durability();
+    Fixture f;
+    f.rig.close_gate();
     Response created;
     std::thread creator([&] { created = f.api.start_survey("bisons", Api::SurveyForm::post); });
-    REQUIRE(wait_until([&] { return store.held() == 1; }));
+    REQUIRE(wait_until([&] { return f.rig.at_gate() == 1; }));
     JobFilter queued;
     queued.state = JobState::queued;
     const std::vector<Job> jobs = f.pool.list(queued).value();
@@ -224,7 +236,8 @@ TEST_CASE("poll: a queued job (its creation not yet durable) is answered like a 
     const Response r = f.api.poll(jobs[0].id.str());
     CHECK(std::string(json(r, 202).GetString()) == "...");
     CHECK(std::stoi(header(r, "Retry-After")) >= 10);
-    store.release_durability();
+    CHECK(std::string(json(f.api.show_job(jobs[0].id.str()), 200)["state"].GetString()) == "queued");
+    f.rig.open_gate();
     creator.join();
     CHECK(created.status == 202);
     CHECK(parse_json(created.body).GetString() == jobs[0].id.str());
@@ -385,10 +398,58 @@ TEST_CASE("list_jobs: bad parameters are 400 bad-parameter")
     CHECK(json(f.api.list_jobs({{"limit", "1"}}), 200)["jobs"].IsArray());
 }
 
+TEST_CASE("list_jobs: an animal filter that is not UTF-8 text is 400, on every backend")
+{
+    Fixture f;
+    test::SharedRig shared;
+    api::Metrics metrics;
+    const Api on_shared(shared.pool, shared.clock, metrics);
+    for (const std::string& bad : {std::string("\xFF"), std::string("bis\xC3"), std::string("\xC0\xAF"),
+                                  std::string("\xED\xA0\x80"), std::string("a\0b", 3)}) {
+        CAPTURE(bad);
+        problem(f.api.list_jobs({{"animal", bad}}), 400, "bad-parameter");
+        problem(on_shared.list_jobs({{"animal", bad}}), 400, "bad-parameter");
+    }
+    CHECK(shared.db->reads().list == 0);  // refused before the store was asked
+    CHECK(json(f.api.list_jobs({{"animal", "\xC3\xA9lans"}}), 200)["jobs"].Size() == 0);  // well-formed: no match
+}
+
+TEST_CASE("list_jobs, poll, show_job: a store that does not answer is 503 store-failed with Retry-After")
+{
+    test::SharedRig shared;
+    api::Metrics metrics;
+    const Api on_shared(shared.pool, shared.clock, metrics);
+    const Job j = *shared.pool.create("bisons").job;
+    shared.db->drop_feed();  // the copy is not vouched for: lookups read the store
+    shared.db->fail_reads(true);
+    for (const Response& r : {on_shared.list_jobs({}), on_shared.poll(j.id.str()), on_shared.show_job(j.id.str())}) {
+        problem(r, 503, "store-failed");
+        CHECK(std::stoi(header(r, "Retry-After")) >= 1);
+    }
+}
+
+TEST_CASE("poll and show_job answer a lookup already made, as it says")
+{
+    Fixture f;
+    const std::string id = f.started("elks");
+    const JobId job = *JobId::parse(id);
+    const Lookup found = f.pool.find(job);
+    CHECK(f.api.poll(job, found).body == f.api.poll(id).body);
+    CHECK(f.api.show_job(job, found).body == f.api.show_job(id).body);
+    // The answer is the lookup's, not the pool's now.
+    REQUIRE(f.api.cancel(id).status == 204);
+    CHECK(f.api.poll(job, found).status == 202);
+    CHECK(f.api.poll(id).status == 410);
+    problem(f.api.poll(job, Lookup{LookupStatus::unknown, std::nullopt}), 404, "unknown-job");
+    problem(f.api.show_job(job, Lookup{LookupStatus::expired, std::nullopt}), 404, "result-expired");
+    const Response unavailable = f.api.poll(job, Lookup{LookupStatus::unavailable, std::nullopt});
+    problem(unavailable, 503, "store-failed");
+    CHECK(header(unavailable, "Retry-After") == "2");
+}
+
 TEST_CASE("health: 200 ok with job counts; 503 when the store has failed")
 {
-    test::MemoryJobStore store;
-    Fixture f(test::test_rules(), &store);
+    Fixture f;
     f.started();
     f.clock.advance(2'500);
     auto d = json(f.api.health(), 200);
@@ -399,7 +460,9 @@ TEST_CASE("health: 200 ok with job counts; 503 when the store has failed")
     CHECK(d["jobs"]["held"].GetUint64() == 1);
     CHECK(d["uptime_seconds"].GetDouble() == doctest::Approx(2.5));
     CHECK(d["version"].IsString());
-    store.set_healthy(false);
+    CHECK(std::string(d["backend"].GetString()) == "memory");
+    CHECK(std::string(d["worker"].GetString()) == "test-worker");
+    f.store_down();
     const Response r = f.api.health();
     d = json(r, 503);
     CHECK(std::string(d["status"].GetString()) == "unavailable");
@@ -416,6 +479,25 @@ TEST_CASE("metrics: Prometheus text with the job counters")
     CHECK(r.body.find("# TYPE zookeeper_jobs_created_total counter\n") != std::string::npos);
     CHECK(r.body.find("\nzookeeper_jobs_created_total 1\n") != std::string::npos);
     CHECK(r.body.find("\nzookeeper_jobs{state=\"running\"} 1\n") != std::string::npos);
+}
+
+// PoolStats' queued and running count this worker's own unfinished surveys,
+// while held counts every job in memory, copies of other workers' surveys
+// too (job_pool.h). metrics.cpp renders zookeeper_jobs{state="finished"} as
+// held - (queued + running), so on a shared store a copy of a survey still
+// running on another worker is reported as finished.
+TEST_CASE("metrics: a copy of a survey running on another worker is not counted as finished")
+{
+    test::SharedRig here;
+    test::SharedRig there({}, here.db);
+    const Created made = there.pool.create("koalas");
+    REQUIRE(made.job);
+    REQUIRE(here.pool.find(made.job->id).job->state == JobState::running);  // now held here, as a copy
+    api::Metrics metrics;
+    const Api on_here(here.pool, here.clock, metrics);
+    const std::string text = on_here.metrics().body;
+    CAPTURE(text);
+    CHECK(text.find("\nzookeeper_jobs{state=\"finished\"} 0\n") != std::string::npos);
 }
 
 // --- Idempotency-Key --------------------------------------------------------
@@ -470,16 +552,28 @@ TEST_CASE("POST /animals/{animal} with Idempotency-Key: another animal is 422, a
 
 TEST_CASE("POST /animals/{animal} with Idempotency-Key: 409 with Retry-After while the first is being stored")
 {
-    test::MemoryJobStore store;
-    Fixture f(test::test_rules(), &store);
-    store.hold_durability();
+    Fixture f;
+    f.rig.close_gate();
     Response first;
     std::thread creator([&] { first = f.api.start_survey("bisons", Api::SurveyForm::post, keyed("slow")); });
-    REQUIRE(wait_until([&] { return store.held() == 1; }));
+    REQUIRE(wait_until([&] { return f.rig.at_gate() == 1; }));
     const Response busy = f.api.start_survey("bisons", Api::SurveyForm::post, keyed("slow"));
     problem(busy, 409, "idempotency-key-in-flight");
     CHECK(header(busy, "Retry-After") == "1");
-    store.release_durability();
+    f.rig.open_gate();
     creator.join();
     CHECK(first.status == 202);
+}
+
+TEST_CASE("POST /animals/{animal} with Idempotency-Key: a repeat is replayed while the store is down")
+{
+    Fixture f;
+    const Response first = f.api.start_survey("bisons", Api::SurveyForm::post, keyed("k"));
+    REQUIRE(first.status == 202);
+    f.store_down();
+    const Response again = f.api.start_survey("bisons", Api::SurveyForm::post, keyed("k"));
+    CHECK(again.status == 202);
+    CHECK(again.body == first.body);
+    CHECK(header(again, "Idempotent-Replayed") == "true");
+    problem(f.api.start_survey("bisons", Api::SurveyForm::post, keyed("other")), 503, "store-failed");
 }

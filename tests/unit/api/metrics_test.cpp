@@ -11,7 +11,6 @@
 
 #include <string>
 
-#include "support/memory_job_store.h"
 
 using namespace zk;
 
@@ -19,15 +18,24 @@ namespace {
 
 constexpr Millis t0 = 1'700'000'000'000;
 
-// A store whose stats() are whatever the test observed into its histograms.
-class StatsStore final : public storage::JobStore {
+// A store that takes nothing and keeps no figures (JobStore's default stats()).
+class QuietStore : public storage::JobStore {
 public:
     void load(const std::function<void(storage::JobRecord&&)>&) override {}
-    Seq put(const storage::JobRecord&, Committer) override { return 0; }
-    Seq erase(const std::array<unsigned char, 16>&) override { return 0; }
-    bool wait_durable(Seq) override { return true; }
-    bool healthy() const override { return true; }
+    std::optional<Seq> put(storage::WriteKind, const storage::JobRecord&, Committer, Settled) override
+    {
+        return std::nullopt;
+    }
+    storage::Durability wait(Seq, Deadline) override { return storage::Durability::failed; }
+    bool available() const override { return true; }
+    std::string_view backend() const override { return "quiet"; }
+    void interrupt() override {}
     void close() override {}
+};
+
+// A store whose stats() are whatever the test observed into its histograms.
+class StatsStore final : public QuietStore {
+public:
     std::optional<storage::StoreStats> stats() const override
     {
         return storage::StoreStats{commit.snapshot(), batch.snapshot()};
@@ -90,9 +98,9 @@ TEST_CASE("metrics: the store's commit time and batch size are histograms")
 
 TEST_CASE("metrics: no store families without a store or with one that keeps no figures")
 {
-    test::MemoryJobStore memory;
+    QuietStore quiet;
     for (const storage::JobStore* store : {static_cast<const storage::JobStore*>(nullptr),
-                                           static_cast<const storage::JobStore*>(&memory)}) {
+                                           static_cast<const storage::JobStore*>(&quiet)}) {
         const std::string text = api::Metrics().render(pool_stats(store));
         CAPTURE(text);
         CHECK(text.find("zookeeper_store_commit_seconds") == std::string::npos);
@@ -131,4 +139,48 @@ TEST_CASE("metrics: the start time is the pool's")
     const std::string text = api::Metrics().render(stats);
     CAPTURE(text);
     CHECK(text.find("\nprocess_start_time_seconds 1700000000.5") != std::string::npos);
+}
+
+TEST_CASE("metrics: job totals; expired counts deleted results; rescued only with a shared store; no purged")
+{
+    PoolStats stats = pool_stats();
+    stats.created_total = 7;
+    stats.completed_total = 4;
+    stats.cancelled_total = 2;
+    stats.expired_total = 3;
+    stats.rescued_total = 5;
+    stats.queued = 1;
+    stats.running = 2;
+    stats.held = 9;
+    stats.worker = "w-1";
+    stats.backend = "sqlite";
+    std::string text = api::Metrics().render(stats);
+    CAPTURE(text);
+    CHECK(has(text, "zookeeper_jobs_created_total 7"));
+    CHECK(has(text, "zookeeper_jobs_completed_total 4"));
+    CHECK(has(text, "zookeeper_jobs_cancelled_total 2"));
+    CHECK(has(text, "zookeeper_jobs_expired_total 3"));
+    CHECK(text.find("# HELP zookeeper_jobs_expired_total Finished surveys whose results expired and were deleted") !=
+          std::string::npos);
+    CHECK(has(text, "zookeeper_jobs{state=\"queued\"} 1"));
+    CHECK(has(text, "zookeeper_jobs{state=\"running\"} 2"));
+    CHECK(has(text, "zookeeper_jobs{state=\"finished\"} 6"));
+    CHECK(has(text, "zookeeper_worker_info{worker=\"w-1\",backend=\"sqlite\"} 1"));
+    CHECK(text.find("zookeeper_jobs_rescued_total") == std::string::npos);  // one worker: nobody to rescue
+    CHECK(text.find("purged") == std::string::npos);
+
+    stats.shared = true;
+    stats.backend = "postgresql";
+    text = api::Metrics().render(stats);
+    CHECK(has(text, "zookeeper_jobs_rescued_total 5"));
+    CHECK(text.find("purged") == std::string::npos);
+}
+
+TEST_CASE("metrics: zookeeper_store_up follows the store's health")
+{
+    PoolStats stats = pool_stats();
+    stats.store_healthy = false;
+    const std::string text = api::Metrics().render(stats);
+    CAPTURE(text);
+    CHECK(has(text, "zookeeper_store_up 0"));
 }

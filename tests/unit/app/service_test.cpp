@@ -1,10 +1,23 @@
 // The config → job pool conversions of the service wiring.
+//
+// Not here: the reload itself (app/service.cpp's reload(), which applies
+// max_wait_seconds and max_waiters and logs reload_needs_restart for each
+// other changed setting). It lives in service.cpp's anonymous namespace and
+// is reached only through run_service(), which wants a listening FastCGI
+// socket on fd 0 and SIGHUP. What it decides from is tested below (which
+// changed settings a reload applies and which it names); what it calls, where
+// it lives (JobPool::set_max_waiters and reconfigure in the pool suite,
+// WaitingPolls::set_max_wait_seconds in api/waiting_test.cpp).
 
 #include "app/service.h"
 
 #include <doctest/doctest.h>
 
+#include <sys/resource.h>
+
 #include "../support/repo_path.h"
+#include "config/settings.h"
+#include "storage/job_store.h"
 
 using namespace zk;
 
@@ -22,6 +35,10 @@ Config sample()
     c.service.queue_capacity = 17;
     c.service.max_jobs = 99;
     c.service.result_ttl = 1.5;
+    c.service.max_waiters = 321;
+    c.service.worker_name = "w-7";
+    c.store.statement_timeout_ms = 2000;
+    c.store.reconnect_interval_ms = 750;
     return c;
 }
 
@@ -55,12 +72,29 @@ TEST_CASE("rules_from rounds seconds to the nearest millisecond")
     CHECK(app::rules_from(c).workload.max_ms == 86'400'000);
 }
 
-TEST_CASE("shape_from: pool threads and queue capacity; the timer wait keeps its default")
+TEST_CASE("shape_from: timer threads and queue, the worker, waiters, store waits and retries")
 {
     const PoolShape s = app::shape_from(sample());
-    CHECK(s.threads == 3);
-    CHECK(s.queue_capacity == 17);
-    CHECK(s.timer_max_wait_ms == PoolShape{}.timer_max_wait_ms);
+    CHECK(s.timers.threads == 3);
+    CHECK(s.timers.queue_capacity == 17);
+    CHECK(s.timers.max_wait_ms == TimerShape{}.max_wait_ms);  // not configurable
+    CHECK(s.worker == "w-7");
+    CHECK(s.max_waiters == 321);
+    // A store wait lasts the statement timeout plus the round trip's margin.
+    CHECK(s.store_wait_ms == 2000 + storage::deadline_margin.count());
+    CHECK(s.retry_ms == 750);  // a refused completion is tried again as often as the store reconnects
+}
+
+TEST_CASE("shape_from: max_waiters 0 takes half the descriptor limit")
+{
+    Config c = sample();
+    c.service.max_waiters = 0;
+    rlimit lim{};
+    REQUIRE(getrlimit(RLIMIT_NOFILE, &lim) == 0);
+    const std::size_t expected = lim.rlim_cur == RLIM_INFINITY ? PoolShape{}.max_waiters
+                                                               : static_cast<std::size_t>(lim.rlim_cur) / 2;
+    CHECK(app::shape_from(c).max_waiters == expected);
+    CHECK(expected > 0);
 }
 
 TEST_CASE("the shipped config converts to the documented defaults")
@@ -75,6 +109,35 @@ TEST_CASE("the shipped config converts to the documented defaults")
     CHECK(r.result_ttl_ms == 3'600'000);
     CHECK(r.vocabulary->animals().size() == 14);
     const PoolShape s = app::shape_from(c);
-    CHECK(s.threads == 2);
-    CHECK(s.queue_capacity == 4096);
+    CHECK(s.timers.threads == 2);
+    CHECK(s.timers.queue_capacity == 4096);
+    CHECK(s.store_wait_ms == static_cast<Millis>(c.store.statement_timeout_ms) + storage::deadline_margin.count());
+}
+
+TEST_CASE("a reload applies the limits and names every other changed setting as needing a restart")
+{
+    Config before = default_config();
+    const Config words = sample();
+    before.animals = words.animals;
+    before.adjectives = words.adjectives;
+    before.verbs = words.verbs;
+    before.adverbs = words.adverbs;
+    Config after = before;
+    after.service.max_wait_seconds = 10;
+    after.service.max_waiters = 5;
+    after.service.max_jobs = 7;
+    after.service.queue_capacity = 9;
+    after.service.worker_name = "renamed";
+    after.store.url = "host=elsewhere";
+    after.store.statement_timeout_ms = 900;
+    std::vector<std::string> applied, restart;
+    for (const Setting* s : changed_settings(before, after))
+        (s->reloads ? applied : restart).push_back(std::string(s->section) + "." + std::string(s->key));
+    CHECK(applied == std::vector<std::string>{"service.max_jobs", "service.max_wait_seconds", "service.max_waiters"});
+    CHECK(restart == std::vector<std::string>{"service.queue_capacity", "service.worker_name", "store.url",
+                                              "store.statement_timeout_ms"});
+    CHECK(changed_settings(before, before).empty());
+    // What the reload hands the pool and the waits.
+    CHECK(app::shape_from(after).max_waiters == 5);
+    CHECK(app::rules_from(after).max_jobs == 7);
 }

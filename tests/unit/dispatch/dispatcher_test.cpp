@@ -10,10 +10,10 @@
 #include <rapidjson/document.h>
 
 #include <algorithm>
+#include <mutex>
 #include <string>
 
 #include "../support/capture_stderr.h"
-#include "../support/memory_job_store.h"
 #include "../support/pool_fixture.h"
 #include "../support/wait.h"
 #include "api/routes.h"
@@ -29,13 +29,18 @@ using test::t0;
 namespace {
 
 struct Fixture {
-    explicit Fixture(storage::JobStore* store = nullptr)
-        : pool(clock, store, test::test_shape(), test::test_rules()), metrics(), api(pool, clock, metrics),
-          dispatcher(api, metrics)
+    Fixture() : metrics(), api(pool, clock, metrics), dispatcher(api, metrics) { pool.start(); }
+    ~Fixture()
     {
-        pool.start();
+        log::set_level(log::Level::info);
+        pool.stop();
+        store.close();
     }
-    ~Fixture() { log::set_level(log::Level::info); }
+    void fail_commits()
+    {
+        std::lock_guard lock(disk->mutex);
+        disk->fail_commits = true;
+    }
 
     // Dispatches with the request log captured (and kept out of the test output).
     Response call(const std::string& method, const std::string& uri, const std::string& request_id = "req-1")
@@ -47,7 +52,10 @@ struct Fixture {
     }
 
     ManualClock clock{t0};
-    JobPool pool;
+    std::shared_ptr<test::MemoryDriver::Disk> disk = std::make_shared<test::MemoryDriver::Disk>();
+    test::ThrowingStore store{disk};
+    LocalLedger ledger{store};
+    JobPool pool{clock, store, ledger, test::test_shape(), test::test_rules()};
     api::Metrics metrics;
     api::Api api;
     dispatch::Dispatcher dispatcher;
@@ -117,9 +125,8 @@ TEST_CASE("router errors pass through untouched")
 
 TEST_CASE("a handler that throws becomes a 500 problem naming the request id, and is logged")
 {
-    test::MemoryJobStore store;
-    Fixture f(&store);
-    store.set_throw_on_put(true);  // JobPool::create writes through put()
+    Fixture f;
+    f.store.throwing = true;  // JobPool::create writes through put()
     const Response r = f.call("POST", "/animals/bisons", "abc123");
     CHECK(r.status == 500);
     CHECK(type_of(r) == "/problems/internal");
@@ -135,8 +142,10 @@ TEST_CASE("a handler that throws becomes a 500 problem naming the request id, an
     CHECK(f.log_text.find(" cause=our_bug") != std::string::npos);
 
     // The service keeps answering.
-    store.set_throw_on_put(false);
+    f.store.throwing = false;
     CHECK(f.call("GET", "/animals").status == 200);
+    CHECK(f.call("POST", "/animals/bisons").status == 202);  // and creating: nothing was left half-made
+    CHECK(f.pool.stats().created_total == 1);
 }
 
 TEST_CASE("every request is logged once: id, method, path, status, duration")
@@ -184,15 +193,24 @@ TEST_CASE("requests are counted per route and status")
 
 TEST_CASE("a store that cannot commit is an unavailable dependency: a warning, not our bug")
 {
-    test::MemoryJobStore store;
-    Fixture f(&store);
-    store.set_durable(false);
+    Fixture f;
+    f.fail_commits();
     const Response r = f.call("POST", "/animals/bisons", "s-1");
     CHECK(r.status == 503);
     CHECK(type_of(r) == "/problems/store-failed");
     CHECK(f.log_text.find("level=warn event=request id=s-1 method=POST path=/animals/bisons status=503") !=
           std::string::npos);
     CHECK(f.log_text.find(" cause=unavailable") != std::string::npos);
+}
+
+TEST_CASE("GET /jobs?animal=%FF is a 400 problem, not a store failure")
+{
+    Fixture f;
+    const Response r = f.call("GET", "/jobs?animal=%FF", "u-1");
+    CHECK(r.status == 400);
+    CHECK(type_of(r) == "/problems/bad-parameter");
+    CHECK(f.log_text.find(" cause=bad_input") != std::string::npos);
+    CHECK(f.call("GET", "/jobs?animal=%C3%A9").status == 200);  // UTF-8 that names no animal: an empty page
 }
 
 TEST_CASE("every row of the route table is reachable, and each method counts under the row's label")

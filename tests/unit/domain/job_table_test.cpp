@@ -1,5 +1,5 @@
-// JobTable: put/get/erase/update/for_each/size, and concurrent use from many
-// threads (run under ThreadSanitizer by `make tsan`).
+// JobTable: put/get/erase/insert/update/upsert/for_each/size, and concurrent
+// use from many threads (run under ThreadSanitizer by `make tsan`).
 
 #include "domain/job_table.h"
 
@@ -11,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+using zk::Edit;
 using zk::Job;
 using zk::JobId;
 using zk::JobState;
@@ -70,24 +71,66 @@ TEST_CASE("erase removes once")
     CHECK(t.size() == 1);
 }
 
-TEST_CASE("update changes in place and answers what the change answered")
+TEST_CASE("update changes in place, erases on Edit::erase, and says whether the edit did anything")
 {
     JobTable t;
     const Job a = job("bisons");
     t.put(a);
     CHECK(t.update(a.id, [](Job& j) {
         j.state = JobState::running;
-        return true;
+        return Edit::changed;
     }));
     CHECK(t.get(a.id)->state == JobState::running);
-    CHECK_FALSE(t.update(a.id, [](Job& j) { return j.state == JobState::queued; }));
+    CHECK_FALSE(t.update(a.id, [](Job&) { return Edit::none; }));
+    CHECK(t.get(a.id));
+    CHECK(t.update(a.id, [](Job&) { return Edit::erase; }));
+    CHECK_FALSE(t.get(a.id));
+    CHECK(t.size() == 0);
 
     bool called = false;
     CHECK_FALSE(t.update(JobId::generate(1), [&](Job&) {
         called = true;
-        return true;
+        return Edit::changed;
     }));
     CHECK_FALSE(called);  // an unknown id never reaches the callback
+}
+
+TEST_CASE("upsert edits a held job, or a fresh one inserted only when the edit says changed")
+{
+    JobTable t;
+    const Job a = job("bisons");
+    // Unknown: a default Job, held false; `none` inserts nothing.
+    t.upsert(a.id, [&](Job& j, bool held) {
+        CHECK_FALSE(held);
+        CHECK(j.animal.empty());
+        return Edit::none;
+    });
+    CHECK(t.size() == 0);
+    t.upsert(a.id, [&](Job& j, bool held) {
+        CHECK_FALSE(held);
+        j = a;
+        return Edit::changed;
+    });
+    REQUIRE(t.get(a.id));
+    CHECK(t.get(a.id)->animal == "bisons");
+    // Held: edited in place; `erase` removes it.
+    t.upsert(a.id, [](Job& j, bool held) {
+        CHECK(held);
+        j.state = JobState::done;
+        return Edit::changed;
+    });
+    CHECK(t.get(a.id)->state == JobState::done);
+    t.upsert(a.id, [](Job&, bool held) {
+        CHECK(held);
+        return Edit::erase;
+    });
+    CHECK_FALSE(t.get(a.id));
+    // A fresh job the edit erases is not inserted either.
+    t.upsert(a.id, [&](Job& j, bool) {
+        j = a;
+        return Edit::erase;
+    });
+    CHECK(t.size() == 0);
 }
 
 TEST_CASE("for_each visits every job exactly once across all shards")
@@ -132,7 +175,7 @@ TEST_CASE("concurrent put, update, get, erase, for_each and size")
                 t.put(j);
                 t.update(j.id, [](Job& x) {
                     x.state = JobState::running;
-                    return true;
+                    return Edit::changed;
                 });
                 if (i % 2) t.erase(j.id);
                 else (void)t.get(j.id);
@@ -150,18 +193,25 @@ TEST_CASE("concurrent put, update, get, erase, for_each and size")
         }
 }
 
-TEST_CASE("insert runs its callback, then inserts; nothing if the callback throws")
+TEST_CASE("insert runs its callback first, then inserts what it made of the job; nothing if it refuses or throws")
 {
     JobTable t;
     const Job a = job("bisons");
     int called = 0;
-    t.insert(a, [&](const Job& j) {
+    CHECK(t.insert(a, [&](Job& j) {
         CHECK(j.id == a.id);
+        j.writing = JobState::running;
         ++called;
-    });
+        return true;
+    }));
     CHECK(called == 1);
-    CHECK(t.get(a.id));
+    REQUIRE(t.get(a.id));
+    CHECK(t.get(a.id)->writing == JobState::running);
     const Job b = job("elks");
-    CHECK_THROWS(t.insert(b, [](const Job&) { throw std::runtime_error("refused"); }));
+    CHECK_FALSE(t.insert(b, [](Job&) { return false; }));
     CHECK_FALSE(t.get(b.id));
+    const Job c = job("koalas");
+    CHECK_THROWS(t.insert(c, [](Job&) -> bool { throw std::runtime_error("refused"); }));
+    CHECK_FALSE(t.get(c.id));
+    CHECK(t.size() == 1);
 }
