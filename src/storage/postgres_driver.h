@@ -76,8 +76,7 @@ public:
 
 private:
     pg::Deadline round_trip_deadline() const;
-    bool plan(std::span<const Write* const> writes);
-    void mark_skips(std::span<const Write* const> writes, bool many);
+    void plan(std::span<const Write* const> writes);
     std::optional<pg::Connection::Statement> lock_keys(std::span<const Write* const> writes) const;
     bool connect_commit(std::string& error);
     bool prepare_commit(pg::Deadline deadline, std::string& error);
@@ -93,11 +92,8 @@ private:
     const pg::Pool::Prepare setup_;  // run on every new connection
     pg::Connection commit_conn_;     // the commit token holder's alone
     // commit()'s scratch, reused batch after batch.
-    std::vector<const Write*> creates_;
-    std::vector<bool> in_many_;  // by position in the batch: in the multi-row creation
     std::vector<pg::Connection::Statement> statements_;
     std::vector<pg::Result> results_;
-    std::vector<RecordId> inserted_;
     pg::Pool pool_;
     pg::Listener listener_;
     CancelFeed feed_;  // set by listen(), before the listener starts

@@ -42,22 +42,6 @@ std::string finish_update()
     return "UPDATE jobs SET " + set + " WHERE id = $1::uuid AND state < 2";
 }
 
-// Every column as an array parameter, $1..$11, one row per element: one
-// statement inserts a whole batch's creations.
-std::string insert_arrays()
-{
-    std::string arrays;
-    for (std::size_t i = 0; i < columns.size(); ++i) {
-        const ColumnKind k = columns[i].kind;
-        const char* type = k == ColumnKind::uuid    ? "uuid[]"
-                           : k == ColumnKind::bytes ? "bytea[]"
-                           : k == ColumnKind::text  ? "text[]"
-                                                    : "bigint[]";
-        arrays += (i ? ", $" : "$") + std::to_string(i + 1) + "::" + type;
-    }
-    return "INSERT INTO jobs (" + column_list() + ") SELECT * FROM unnest(" + arrays + ")";
-}
-
 // An Idempotency-Key's advisory lock: a 64-bit hash of scope and key (a
 // clash only makes two keys wait for each other for a moment).
 constexpr const char* key_lock = "hashtextextended(s || chr(31) || k, 0)";
@@ -71,9 +55,6 @@ std::vector<Prepared> make()
         // another worker's creation of the same key still in its transaction
         // makes this one wait for its outcome: the database serialises them.
         {"zk_create", insert_values() + " ON CONFLICT DO NOTHING"},
-        // A batch's creations in one statement (the same rule); the ids it
-        // returns are the ones inserted, the others were skipped.
-        {"zk_create_many", insert_arrays() + " ON CONFLICT DO NOTHING RETURNING id"},
         // A completion: only over an unfinished row (0 rows: skipped), so a
         // job's state changes once, whichever worker writes first, and a
         // late write never brings back a purged row.
