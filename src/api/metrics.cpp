@@ -28,7 +28,7 @@ void render_jobs(PrometheusText& p, const PoolStats& s)
     p.family("zookeeper_jobs", "gauge", "Surveys held, by state.");
     p.sample("zookeeper_jobs", "state=\"queued\"", static_cast<std::uint64_t>(s.queued));
     p.sample("zookeeper_jobs", "state=\"running\"", static_cast<std::uint64_t>(s.running));
-    p.sample("zookeeper_jobs", "state=\"finished\"", static_cast<std::uint64_t>(s.held - std::min(s.held, s.queued + s.running)));
+    p.sample("zookeeper_jobs", "state=\"finished\"", static_cast<std::uint64_t>(s.finished));
     p.family("zookeeper_survey_duration_seconds", "histogram", "Time from a survey's creation to its completion.");
     p.histogram("zookeeper_survey_duration_seconds", "", s.survey_seconds);
     p.family("zookeeper_survey_completion_lag_seconds", "histogram", "How late a survey completed after its deadline.");

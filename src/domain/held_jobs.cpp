@@ -84,7 +84,8 @@ HeldJobs::FinishSettled HeldJobs::finish_settled(const Job& target, storage::Dur
     change(target.id, [&](Job& j) {
         j.writing.reset();
         out.deadline_ms = j.deadline_ms;
-        if (j.finished()) return Edit::changed;  // learned meanwhile (the cancel feed)
+        out.learned_first = j.finished();
+        if (out.learned_first) return Edit::changed;  // learned meanwhile (the cancel feed, a read)
         if (outcome == storage::Durability::committed) take_stored(j, target);
         if (outcome == storage::Durability::skipped) {
             j.seen_in = 0;

@@ -53,6 +53,7 @@ public:
     // past its deadline must be tried again.
     struct FinishSettled {
         bool retry = false;
+        bool learned_first = false;  // memory already had the job finished (the feed, a read)
         Millis deadline_ms = 0;
     };
     FinishSettled finish_settled(const Job& target, storage::Durability outcome, Millis now);

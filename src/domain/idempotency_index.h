@@ -1,8 +1,9 @@
-// Which job each Idempotency-Key created, for a worker whose memory is the
-// truth (SQLite or no store): a creation claims its key before it is made
-// durable, and a repeat finds the claim. Restored at start from the stored
-// rows, released when the job expires. With a shared store the database's
-// unique index plays this part instead (JobPool::create).
+// Which job each Idempotency-Key created through this worker: a creation
+// claims its key before it is stored, and a repeat finds the claim (a repeat
+// in flight is 409). Restored at start from the stored rows (SQLite),
+// released when the job expires. With a shared store the database decides
+// between workers: its unique index, and the key's advisory lock while a
+// creation is being stored (storage/postgres_schema.cpp).
 #pragma once
 
 #include <cstddef>

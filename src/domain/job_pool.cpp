@@ -6,6 +6,7 @@
 
 #include <algorithm>
 
+#include "domain/creation_claims.h"
 #include "domain/record_mapping.h"
 #include "domain/survey.h"
 #include "util/log.h"
@@ -93,19 +94,20 @@ Created JobPool::create(std::string_view animal, const std::optional<Idempotency
     const auto r = rules();
     if (!r->vocabulary->has_animal(animal)) return {std::nullopt, CreateError::unknown_animal};
     if (!counters_.admit(r->max_jobs)) return {std::nullopt, CreateError::too_many_jobs};
+    CreationClaims claims(counters_, keys_);
     Job job = new_survey(animal, clock_.now_ms(), r->workload);
     if (key) {
         job.idem_scope = key->scope;
         job.idem_key = key->key;
+        // The claim settles a race between two first creations with one key
+        // on this worker: the loser is answered as a repeat of the winner.
+        if (keys_.claim(*key, job.id, animal)) {
+            if (auto earlier = replay(*key, animal)) return std::move(*earlier);
+            return {std::nullopt, CreateError::key_in_flight};
+        }
+        claims.claimed(*key, job.id);
     }
-    // The claim settles a race between two first creations with one key on
-    // this worker: the loser is answered as a repeat of the winner.
-    if (key && keys_.claim(*key, job.id, animal)) {
-        counters_.unadmit();
-        if (auto earlier = replay(*key, animal)) return std::move(*earlier);
-        return {std::nullopt, CreateError::key_in_flight};
-    }
-    return store_new(std::move(job), key);
+    return store_new(std::move(job), key, claims);
 }
 
 // A repeat of a keyed creation: from this worker's key index, or from the
@@ -132,9 +134,8 @@ std::optional<Created> JobPool::replay(const IdempotencyKey& key, std::string_vi
 // Stores a new job and answers once the store has: its first write is
 // queued under the shard lock, before anyone can see the job, so any later
 // change of it is queued after. It is stored running, started at its
-// creation; memory shows it queued until the write settles. Counted in the
-// admission by the caller.
-Created JobPool::store_new(Job job, const std::optional<IdempotencyKey>& key)
+// creation; memory shows it queued until the write settles.
+Created JobPool::store_new(Job job, const std::optional<IdempotencyKey>& key, CreationClaims& claims)
 {
     const JobId id = job.id;
     const std::string animal = job.animal;
@@ -148,13 +149,10 @@ Created JobPool::store_new(Job job, const std::optional<IdempotencyKey>& key)
         if (!seq) return false;
         j.writing = JobState::running;
         j.writing_seq = last_seq_ = *seq;
+        claims.keep();
         return true;
     });
-    if (!seq) {  // the store takes no writes now
-        counters_.unadmit();
-        if (key) keys_.release(*key, id);
-        return {std::nullopt, CreateError::store_failed};
-    }
+    if (!seq) return {std::nullopt, CreateError::store_failed};  // the store takes no writes now
     switch (store_.wait(*seq, store_deadline())) {
     case Durability::committed: return {held_.get(id), CreateError::none};
     case Durability::skipped:  // another worker's creation holds the key (the store's unique index)
@@ -180,6 +178,7 @@ void JobPool::settle_creation(const JobId& id, Durability outcome)
     counters_.created();
     if (key) keys_.commit(*key, id);
     timers_.arm({settled->deadline_ms, id, TimerKind::complete});
+    if (log::enabled(log::Level::debug)) log::debug("job_started").kv("job", id.str()).kv("deadline_ms", settled->deadline_ms);
 }
 
 // ---------------------------------------------------------------------------
@@ -268,10 +267,12 @@ void JobPool::settle_finish(const Job& target, Durability outcome)
 {
     const Millis now = clock_.now_ms();
     const auto settled = held_.finish_settled(target, outcome, now);
-    if (outcome == Durability::committed) {
+    if (outcome == Durability::committed) {  // counted here even if memory learned it first (the feed, a read)
         if (target.state == JobState::done) counters_.completed(target, now);
         else counters_.cancelled();
-        finished(target);
+        if (!settled.learned_first) finished(target);
+        if (target.state == JobState::cancelled) log::info("job_cancelled").kv("job", target.id.str());
+        else if (log::enabled(log::Level::debug)) log::debug("job_finished").kv("job", target.id.str()).kv("state", "done");
     } else if (outcome == Durability::skipped) {  // a copy now: waiters read the truth; dropped if nobody asks
         waiters_.notify(target.id);
         timers_.arm({std::max(now, settled.deadline_ms) + rules()->result_ttl_ms, target.id, TimerKind::expire});
@@ -312,6 +313,7 @@ void JobPool::expire(const JobId& id)
     if (!gone) return;
     if (const auto key = key_of(*gone)) keys_.release(*key, id);
     if (gone->finished() && ledger_.expired(*gone)) counters_.expired(1);
+    if (log::enabled(log::Level::debug)) log::debug("job_expired").kv("job", id.str());
 }
 
 void JobPool::on_timer(const Timer& timer)

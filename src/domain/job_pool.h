@@ -85,6 +85,7 @@ struct PoolStats {
     // This worker's own unfinished surveys; held: every job in memory
     // (with a shared store, copies of other workers' jobs too).
     std::size_t queued = 0, running = 0, held = 0, timers = 0;
+    std::size_t finished = 0;  // finished jobs held (results kept until they expire)
     std::size_t pool_threads = 0, pool_queue_depth = 0, pool_busy = 0;
     bool store_healthy = true;
     std::string worker;                   // PoolShape::worker
@@ -101,6 +102,8 @@ struct PoolStats {
     // The store's own figures, if it keeps any.
     std::optional<storage::StoreStats> store;
 };
+
+class CreationClaims;
 
 class JobPool final : private LedgerEvents {
 public:
@@ -153,7 +156,7 @@ private:
 
     void hold_restored(Job&& job);
     std::optional<Created> replay(const IdempotencyKey& key, std::string_view animal);
-    Created store_new(Job job, const std::optional<IdempotencyKey>& key);
+    Created store_new(Job job, const std::optional<IdempotencyKey>& key, CreationClaims& claims);
     void settle_creation(const JobId& id, Durability outcome);
     std::optional<Seq> write_finish(Job& held, Job target, storage::JobStore::Committer by);
     void settle_finish(const Job& target, Durability outcome);

@@ -67,8 +67,8 @@ public:
     virtual std::optional<std::vector<Job>> list(const JobFilter& filter, const JobTable& held) const = 0;
 
     // A finished job's result expired and memory forgot it. True: its stored
-    // record goes now, counted here (local); false: the sweep deletes records
-    // and counts them (shared).
+    // record's deletion is queued, counted by the pool (local); false: the
+    // sweep deletes records and counts them (shared), or the store refused.
     virtual bool expired(const Job& job) = 0;
 
     // A waiting poll on a job this worker may not see finish itself, and its

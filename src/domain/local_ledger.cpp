@@ -36,14 +36,13 @@ std::optional<std::vector<Job>> LocalLedger::list(const JobFilter& filter, const
     return heap;
 }
 
-// Nobody waits: a store that refuses it now keeps the row, and the next
-// start restores it already expired, to be expired again.
+// Nobody waits. A store that refuses it now keeps the row (not counted):
+// the next start restores it already expired, to be expired then.
 bool LocalLedger::expired(const Job& job)
 {
     storage::JobRecord r;
     r.id = job.id.bytes();
-    store_.put(storage::WriteKind::erase, r, storage::JobStore::Committer::writer);
-    return true;
+    return store_.put(storage::WriteKind::erase, r, storage::JobStore::Committer::writer).has_value();
 }
 
 }  // namespace zk

@@ -35,6 +35,9 @@ void PoolCounters::moved(Place before, Place after)
     };
     gauge(before, -1);
     gauge(after, +1);
+    const auto done = [](Place p) { return p.held && (p.state == JobState::done || p.state == JobState::cancelled); };
+    if (done(before) && !done(after)) --finished_;
+    if (!done(before) && done(after)) ++finished_;
     if (before.unfinished_ours() && !after.unfinished_ours()) --admitted_;
 }
 
@@ -49,6 +52,7 @@ void PoolCounters::fill(PoolStats& s) const
 {
     s.queued = queued_;
     s.running = running_;
+    s.finished = finished_;
     s.created_total = created_;
     s.completed_total = completed_;
     s.cancelled_total = cancelled_;

@@ -53,6 +53,7 @@ public:
 private:
     std::atomic<std::size_t> admitted_{0};  // owned unfinished surveys + creations being stored
     std::atomic<std::size_t> queued_{0}, running_{0};
+    std::atomic<std::size_t> finished_{0};  // held and finished, ours or copies
     std::atomic<std::uint64_t> created_{0}, completed_{0}, cancelled_{0}, expired_{0}, rescued_{0};
     Histogram survey_seconds_;          // creation to completion
     Histogram completion_lag_seconds_;  // how late completions ran after their deadline

@@ -77,6 +77,12 @@ std::vector<JobId> RemoteWatches::take_due(Millis now)
     return due;
 }
 
+void RemoteWatches::all_due()
+{
+    std::lock_guard lock(mutex_);
+    period_at_ = 0;
+}
+
 std::optional<Millis> RemoteWatches::rearm()
 {
     std::lock_guard lock(mutex_);

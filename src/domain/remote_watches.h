@@ -1,7 +1,7 @@
 // Jobs watched here that this worker may not finish itself (a shared store:
 // another worker runs the survey, or a cancel comes through another worker),
-// and when to read them from the database again. The pool's timer thread
-// asks take_due() and makes one round trip for every id it returns
+// and when to read them from the database again. A pool thread (the ledger's
+// re-check timer) asks take_due() and makes one round trip for every id it returns
 // (SharedStore::fetch_many); a job found finished fires its watchers, and
 // release() drops the entry with its last watcher.
 //
@@ -50,6 +50,9 @@ public:
     // when the periodic check is due. Each due one moves to its next retry.
     // The armed timer counts as fired.
     std::vector<JobId> take_due(Millis now);
+    // The next take_due() returns every entry (the cancel feed reconnected:
+    // cancels may have been missed).
+    void all_due();
     // When to look next (recorded as the armed timer); nullopt when empty.
     std::optional<Millis> rearm();
     std::size_t size() const;

@@ -50,7 +50,9 @@ bool SharedLedger::vouches(const Job& held, Millis now) const
 void SharedLedger::resumed()
 {
     ++epoch_;
-    if (events_ && remote_.size() > 0) events_->arm_recheck(clock_.now_ms());
+    if (!events_ || remote_.size() == 0) return;
+    remote_.all_due();
+    events_->arm_recheck(clock_.now_ms());
 }
 
 // A copy made from a read is vouched for only if nothing the feed said since

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <array>
 #include <charconv>
+#include <limits>
 
 #include "storage/job_store.h"
 #include "storage/postgres_schema.h"
@@ -500,7 +501,9 @@ bool PostgresDriver::list(const ListQuery& q, std::vector<JobRecord>& out)
     else p.null();
     if (q.before) p.add(uuid_text(*q.before));
     else p.null();
-    p.add(static_cast<long long>(q.limit));
+    // LIMIT NULL is no limit; a size_t past long long's range would bind negative.
+    if (q.limit <= static_cast<std::size_t>(std::numeric_limits<long long>::max())) p.add(static_cast<long long>(q.limit));
+    else p.null();
     return read("zk_list", p, out);
 }
 

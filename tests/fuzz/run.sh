@@ -29,7 +29,7 @@ results=${2:-}
 declare -A SOURCES=(
     [router_fuzz]="src/dispatch/router.cpp src/http/problem.cpp src/http/message.cpp
                   src/api/routes.cpp src/api/api.cpp src/api/json.cpp src/api/metrics.cpp src/api/waiting.cpp
-                  src/domain/job_pool.cpp src/domain/job_table.cpp src/domain/thread_pool.cpp
+                  src/domain/job_pool.cpp src/domain/held_jobs.cpp src/domain/job_table.cpp src/domain/thread_pool.cpp
                   src/domain/timers.cpp src/domain/pool_counters.cpp src/domain/record_mapping.cpp
                   src/domain/deadline_queue.cpp src/domain/survey.cpp src/domain/vocabulary.cpp
                   src/domain/job.cpp src/domain/job_id.cpp src/domain/watch_registry.cpp src/domain/remote_watches.cpp src/domain/idempotency_index.cpp src/http/idempotency_key.cpp src/util/random.cpp src/util/rfc3339.cpp

@@ -152,6 +152,7 @@ TEST_CASE("metrics: job totals; expired counts deleted results; rescued only wit
     stats.queued = 1;
     stats.running = 2;
     stats.held = 9;
+    stats.finished = 6;
     stats.worker = "w-1";
     stats.backend = "sqlite";
     std::string text = api::Metrics().render(stats);

@@ -31,10 +31,10 @@ constexpr Millis t0 = test::t0;
 // What the ledger told the pool.
 class Events final : public LedgerEvents {
 public:
-    void learned(Job truth, const Ledger::Fetched& read) override
+    void learned(const Ledger::Fetched& read) override
     {
         std::lock_guard lock(mutex);
-        learned_jobs.push_back(truth);
+        learned_jobs.push_back(read.job);
         learned_epochs.push_back(read.epoch);
     }
     void cancelled_elsewhere(const JobId& id, Millis finished_ms) override

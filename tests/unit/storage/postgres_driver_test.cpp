@@ -389,11 +389,14 @@ TEST_CASE("postgres: the statements made from the column table store every colum
     REQUIRE(shared->fetch(keyed.id, got));
     REQUIRE(got);
     CHECK(describe(*got) == describe(keyed));
-    REQUIRE(shared->fetch_key(keyed.idem_scope, keyed.idem_key, got));
+    bool in_flight = true;
+    REQUIRE(shared->fetch_key(keyed.idem_scope, keyed.idem_key, got, in_flight));
     REQUIRE(got);
+    CHECK_FALSE(in_flight);
     CHECK(describe(*got) == describe(keyed));
-    REQUIRE(shared->fetch_key("", "", got));
+    REQUIRE(shared->fetch_key("", "", got, in_flight));
     CHECK_FALSE(got);  // a keyless job is not found under an empty key
+    CHECK_FALSE(in_flight);
     std::vector<JobRecord> many;
     REQUIRE(shared->fetch_many({keyless.id, keyed.id}, many));
     REQUIRE(many.size() == 2);

@@ -33,6 +33,7 @@
 #include <cstdint>
 #include <deque>
 #include <map>
+#include <set>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -260,6 +261,7 @@ private:
     mutable std::mutex mutex;
     std::condition_variable gate_opened;
     std::map<Id, storage::JobRecord> rows_;          // guarded by mutex
+    std::multiset<std::string> keys_in_flight_;      // guarded by mutex: keyed creations being committed
     std::vector<std::vector<Id>> commits_;           // guarded by mutex
     std::vector<Id> gated_;                          // guarded by mutex
     std::vector<std::shared_ptr<Listener>> listeners_;  // guarded by mutex
@@ -299,6 +301,21 @@ public:
     {
         std::unique_lock lock(db_->mutex);
         for (const storage::Write* w : writes) db_->gated_.push_back(w->record.id);
+        // A keyed creation holds its key from here until its transaction
+        // ends, as zk_lock_keys does on PostgreSQL.
+        std::vector<std::string> keys;
+        for (const storage::Write* w : writes)
+            if (w->kind == storage::WriteKind::create && !w->record.idem_key.empty())
+                keys.push_back(w->record.idem_scope + '\x1f' + w->record.idem_key);
+        for (const auto& k : keys) db_->keys_in_flight_.insert(k);
+        struct Release {
+            SharedDatabase& db;
+            const std::vector<std::string>& keys;
+            ~Release()
+            {
+                for (const auto& k : keys) db.keys_in_flight_.erase(db.keys_in_flight_.find(k));
+            }
+        } release{*db_, keys};  // runs with the lock held (destroyed before `lock`)
         ++db_->at_gate_;
         db_->gate_opened.wait(lock, [&] { return !db_->gate_closed_; });
         --db_->at_gate_;
@@ -368,7 +385,8 @@ public:
             if (const auto it = db_->rows_.find(id); it != db_->rows_.end()) out.push_back(it->second);
         return true;
     }
-    bool fetch_key(const std::string& scope, const std::string& key, std::optional<storage::JobRecord>& out) override
+    bool fetch_key(const std::string& scope, const std::string& key, std::optional<storage::JobRecord>& out,
+                   bool& in_flight) override
     {
         std::lock_guard lock(db_->mutex);
         ++db_->reads_.fetch_key;
@@ -376,6 +394,7 @@ public:
         out.reset();
         for (const auto& [id, r] : db_->rows_)
             if (!key.empty() && r.idem_scope == scope && r.idem_key == key) out = r;
+        in_flight = !out && db_->keys_in_flight_.count(scope + '\x1f' + key) > 0;
         return true;
     }
     bool list(const storage::ListQuery& q, std::vector<storage::JobRecord>& out) override
