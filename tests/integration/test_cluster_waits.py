@@ -20,7 +20,7 @@ registry.module_backends(__name__, only="postgresql", why="a wait on one worker 
 # the periodic one (500 ms) alone would not, so this tells them apart without
 # timing the machine (measured lags: docs/waiting-polls.md).
 WAKE_LIMIT = 0.400
-CANCEL_LIMIT = 1.0    # the periodic re-check (500 ms) and one round trip
+CANCEL_LIMIT = 1.0    # the contract; the cancel feed takes ms, its fallback (the 500 ms re-check) one round trip more
 SURVEYS = 10
 
 
