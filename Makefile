@@ -77,7 +77,7 @@ deps:
 check: deps
 	@tests/preflight.sh $(BUILD)
 	@rm -rf $(BUILD)/results && mkdir -p $(BUILD)/results
-	@$(MAKE) --no-print-directory all $(UNIT)
+	@$(MAKE) --no-print-directory -j$$(nproc) all $(UNIT)
 	-@$(MAKE) --no-print-directory unit
 	-@$(MAKE) --no-print-directory integration
 	-@$(MAKE) --no-print-directory ui-check
