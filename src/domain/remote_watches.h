@@ -32,7 +32,7 @@ struct RemoteTiming {
     Millis settle_ms = 5;   // the owner's completion lag (~1 ms) and its commit (~1-2 ms)
     Millis retry_ms = 10;   // first retry after the settle check; doubles after each
     int retries = 5;        // 10+20+40+80+160: the owner may be up to ~0.3 s late
-    Millis period_ms = 500; // remote_check_ms: a cancel elsewhere is seen within this and one round trip
+    Millis period_ms = 500; // without the cancel feed, a cancel elsewhere is seen within this and one round trip
 };
 
 class RemoteWatches {
