@@ -39,14 +39,14 @@ bool HeldJobs::change(const JobId& id, const std::function<Edit(Job&)>& edit)
     });
 }
 
-HeldJobs::Applied HeldJobs::apply(Job truth, const std::function<std::uint64_t()>& stamp)
+HeldJobs::Applied HeldJobs::apply(const Job& truth, const std::function<std::uint64_t()>& stamp)
 {
     Applied out;
     const JobId id = truth.id;
     table_.upsert(id, [&](Job& j, bool held) {
         const auto before = held ? PoolCounters::place(j) : PoolCounters::Place{};
         if (!held) {
-            j = std::move(truth);
+            j = truth;
             j.seen_in = stamp();
             out.new_copy = true;
             out.finished_now = j.finished();
@@ -67,8 +67,10 @@ std::optional<Job> HeldJobs::creation_settled(const JobId& id, bool committed, s
     std::optional<Job> settled;
     change(id, [&](Job& j) {
         j.writing.reset();
-        settled = j;
-        if (!committed) return Edit::erase;
+        if (!committed) {
+            settled = j;
+            return Edit::erase;
+        }
         j.state = JobState::running;
         j.started_ms = j.created_ms;
         j.seen_in = epoch;

@@ -41,7 +41,7 @@ public:
         bool finished_now = false;  // the truth finished it here
         bool new_copy = false;      // it was not held before
     };
-    Applied apply(Job truth, const std::function<std::uint64_t()>& stamp);
+    Applied apply(const Job& truth, const std::function<std::uint64_t()>& stamp);
 
     // What each settled write does to the job it wrote (memory follows the
     // store). A creation: begun (running, started at its creation) when

@@ -44,7 +44,8 @@ JobPool::~JobPool() { stop(); }
 
 void JobPool::start()
 {
-    ledger_.restore([this](Job&& j) { hold_restored(std::move(j)); });
+    const Millis ttl_ms = rules()->result_ttl_ms;
+    ledger_.restore([this, ttl_ms](Job&& j) { hold_restored(std::move(j), ttl_ms); });
     timers_.start();
     ledger_.start(*this);
 }
@@ -62,7 +63,7 @@ void JobPool::stop()
 // A stored job, before any thread runs. One whose deadline passed while we
 // were down completes at once; a queued one (written by an older version)
 // began when it was created.
-void JobPool::hold_restored(Job&& j)
+void JobPool::hold_restored(Job&& j, Millis ttl_ms)
 {
     j.owned = true;
     if (j.state == JobState::queued) {
@@ -73,7 +74,7 @@ void JobPool::hold_restored(Job&& j)
         counters_.admit_restored();
         timers_.arm({j.deadline_ms, j.id, TimerKind::complete});
     } else {
-        timers_.arm({j.finished_ms + rules()->result_ttl_ms, j.id, TimerKind::expire});
+        timers_.arm({j.finished_ms + ttl_ms, j.id, TimerKind::expire});
     }
     if (const auto key = key_of(j)) keys_.restore(*key, j.id, j.animal);
     held_.restore(j);
@@ -141,10 +142,10 @@ Created JobPool::store_new(Job job, const std::optional<IdempotencyKey>& key, Cr
     const std::string animal = job.animal;
     std::optional<Seq> seq;
     held_.insert(std::move(job), [&](Job& j) {
-        Job stored = j;
-        stored.state = JobState::running;
+        storage::JobRecord stored = to_record(j);
+        stored.state = storage::RecordState::running;
         stored.started_ms = stored.created_ms;
-        seq = store_.put(storage::WriteKind::create, to_record(stored), storage::JobStore::Committer::caller,
+        seq = store_.put(storage::WriteKind::create, stored, storage::JobStore::Committer::caller,
                          [this, id](Durability d) { settle_creation(id, d); });
         if (!seq) return false;
         j.writing = JobState::running;
@@ -208,7 +209,7 @@ HeldJobs::Applied JobPool::learn(const Ledger::Fetched& read)
 {
     auto applied = held_.apply(read.job, [&] { return ledger_.stamp(read); });
     if (applied.finished_now) finished(applied.view);
-    else if (applied.new_copy) timers_.arm({applied.view.deadline_ms + rules()->result_ttl_ms, read.job.id, TimerKind::expire});
+    else if (applied.new_copy) arm_expiry(read.job.id, applied.view.deadline_ms);
     return applied;
 }
 
@@ -275,9 +276,9 @@ void JobPool::settle_finish(const Job& target, Durability outcome)
         else if (log::enabled(log::Level::debug)) log::debug("job_finished").kv("job", target.id.str()).kv("state", "done");
     } else if (outcome == Durability::skipped) {  // a copy now: waiters read the truth; dropped if nobody asks
         waiters_.notify(target.id);
-        timers_.arm({std::max(now, settled.deadline_ms) + rules()->result_ttl_ms, target.id, TimerKind::expire});
+        arm_expiry(target.id, std::max(now, settled.deadline_ms));
     } else if (settled.retry) {
-        timers_.arm({now + shape_.retry_ms, target.id, TimerKind::complete});
+        arm_retry(target.id, now);
     }
 }
 
@@ -297,7 +298,7 @@ void JobPool::complete(const JobId& id)
         refused = !write_finish(j, std::move(target), storage::JobStore::Committer::writer);
         return refused ? Edit::none : Edit::changed;
     });
-    if (refused) timers_.arm({clock_.now_ms() + shape_.retry_ms, id, TimerKind::complete});
+    if (refused) arm_retry(id, clock_.now_ms());
 }
 
 // ---------------------------------------------------------------------------
@@ -341,7 +342,19 @@ void JobPool::vanished(const JobId& id)
 void JobPool::finished(const Job& job)
 {
     waiters_.notify(job.id);
-    timers_.arm({job.finished_ms + rules()->result_ttl_ms, job.id, TimerKind::expire});
+    arm_expiry(job.id, job.finished_ms);
+}
+
+// The job's result (or copy) goes a result_ttl after `from`.
+void JobPool::arm_expiry(const JobId& id, Millis from)
+{
+    timers_.arm({from + rules()->result_ttl_ms, id, TimerKind::expire});
+}
+
+// A completion the store refused or failed is tried again.
+void JobPool::arm_retry(const JobId& id, Millis now)
+{
+    timers_.arm({now + shape_.retry_ms, id, TimerKind::complete});
 }
 
 storage::JobStore::Deadline JobPool::store_deadline() const

@@ -154,7 +154,7 @@ private:
     using Seq = storage::JobStore::Seq;
     using Durability = storage::Durability;
 
-    void hold_restored(Job&& job);
+    void hold_restored(Job&& job, Millis ttl_ms);
     std::optional<Created> replay(const IdempotencyKey& key, std::string_view animal);
     Created store_new(Job job, const std::optional<IdempotencyKey>& key, CreationClaims& claims);
     void settle_creation(const JobId& id, Durability outcome);
@@ -163,6 +163,8 @@ private:
     void complete(const JobId& id);
     void expire(const JobId& id);
     void on_timer(const Timer& timer);
+    void arm_expiry(const JobId& id, Millis from);
+    void arm_retry(const JobId& id, Millis now);
     HeldJobs::Applied learn(const Ledger::Fetched& read);
     void finished(const Job& job);
     storage::JobStore::Deadline store_deadline() const;

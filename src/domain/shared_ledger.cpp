@@ -64,31 +64,38 @@ std::uint64_t SharedLedger::stamp(const Fetched& read) const
     return read.epoch == epoch_ && read.cancels == cancels_ ? read.epoch : 0;
 }
 
-Ledger::Fetched SharedLedger::fetch(const JobId& id)
+// A read begins: what the feed says from now on makes a copy from it stale.
+Ledger::Fetched SharedLedger::begin_read() const
 {
     Fetched f;
-    f.epoch = epoch_;  // before the read: what the feed says during it makes the copy stale
+    f.epoch = epoch_;
     f.cancels = cancels_;
-    std::optional<storage::JobRecord> record;
-    if (!store_.fetch(id.bytes(), record)) f.status = Fetched::Status::unavailable;
+    return f;
+}
+
+// A read of one record ended: answered or not, found or not.
+void SharedLedger::end_read(Fetched& f, bool answered, std::optional<storage::JobRecord>& record)
+{
+    if (!answered) f.status = Fetched::Status::unavailable;
     else if (record) {
         f.status = Fetched::Status::found;
         f.job = from_record(std::move(*record));
     }
+}
+
+Ledger::Fetched SharedLedger::fetch(const JobId& id)
+{
+    Fetched f = begin_read();
+    std::optional<storage::JobRecord> record;
+    end_read(f, store_.fetch(id.bytes(), record), record);
     return f;
 }
 
 Ledger::Fetched SharedLedger::fetch_key(const IdempotencyKey& key)
 {
-    Fetched f;
-    f.epoch = epoch_;
-    f.cancels = cancels_;
+    Fetched f = begin_read();
     std::optional<storage::JobRecord> record;
-    if (!store_.fetch_key(key.scope, key.key, record, f.key_in_flight)) f.status = Fetched::Status::unavailable;
-    else if (record) {
-        f.status = Fetched::Status::found;
-        f.job = from_record(std::move(*record));
-    }
+    end_read(f, store_.fetch_key(key.scope, key.key, record, f.key_in_flight), record);
     return f;
 }
 
@@ -125,10 +132,8 @@ void SharedLedger::recheck()
         std::vector<storage::RecordId> ids;
         ids.reserve(due.size());
         for (const JobId& id : due) ids.push_back(id.bytes());
-        Fetched read;
+        Fetched read = begin_read();
         read.status = Fetched::Status::found;
-        read.epoch = epoch_;
-        read.cancels = cancels_;
         std::vector<storage::JobRecord> rows;
         if (store_.fetch_many(ids, rows)) {
             std::map<JobId, Job> found;

@@ -49,6 +49,8 @@ public:
     void recheck() override;
 
 private:
+    Fetched begin_read() const;
+    static void end_read(Fetched& f, bool answered, std::optional<storage::JobRecord>& record);
     void resumed();
     void finish_late(storage::JobRecord& record) const;
 
