@@ -5,6 +5,7 @@
 
 #include <cctype>
 #include <charconv>
+#include <optional>
 #include <variant>
 
 #include <rapidjson/stringbuffer.h>
@@ -71,23 +72,15 @@ std::variant<std::optional<IdempotencyKey>, Response> idempotency_key(const http
     return std::optional<IdempotencyKey>(IdempotencyKey{request.client_scope, std::move(parsed.key)});
 }
 
-// The job found, or the answer explaining why there is none.
-std::variant<Job, Response> found_job(const JobId& id, const Lookup& found)
+// The answer explaining why a lookup found no job; nullopt when it found one.
+std::optional<Response> missing(const JobId& id, const Lookup& found)
 {
     if (found.status == LookupStatus::expired)
         return problem(ProblemKind::result_expired, "job " + id.str() + " finished and its result has expired");
     if (found.status == LookupStatus::unknown) return problem(ProblemKind::unknown_job, "no job " + id.str());
     if (found.status == LookupStatus::unavailable)
         return busy(ProblemKind::store_failed, "the job store did not answer; retry later");
-    return *found.job;
-}
-
-// The job with that id, or the answer explaining why there is none.
-std::variant<Job, Response> lookup(JobPool& pool, const std::string& id_text)
-{
-    const auto id = JobId::parse(id_text);
-    if (!id) return problem(ProblemKind::bad_job_id, http::quote_user_text(id_text) + " is not a UUID");
-    return found_job(*id, pool.find(*id));
+    return std::nullopt;
 }
 
 // Whether s is well-formed UTF-8 with no NUL: what a text filter may hold
@@ -172,6 +165,11 @@ std::string retry_after(Millis remaining_ms)
 
 }  // namespace
 
+Response bad_job_id(const std::string& id_text)
+{
+    return problem(ProblemKind::bad_job_id, http::quote_user_text(id_text) + " is not a UUID");
+}
+
 Response Api::list_animals() const
 {
     auto vocabulary = pool_.rules()->vocabulary;
@@ -206,15 +204,14 @@ Response Api::start_survey(const std::string& animal, SurveyForm form, const htt
 Response Api::poll(const std::string& id_text) const
 {
     const auto id = JobId::parse(id_text);
-    if (!id) return problem(ProblemKind::bad_job_id, http::quote_user_text(id_text) + " is not a UUID");
+    if (!id) return bad_job_id(id_text);
     return poll(*id, pool_.find(*id));
 }
 
 Response Api::poll(const JobId& id, const Lookup& found) const
 {
-    auto known = found_job(id, found);
-    if (auto* error = std::get_if<Response>(&known)) return std::move(*error);
-    const Job& job = std::get<Job>(known);
+    if (auto error = missing(id, found)) return std::move(*error);
+    const Job& job = *found.job;
     switch (job.state) {
     case JobState::done: return json(200, json_string(job.result));
     case JobState::cancelled:
@@ -230,7 +227,7 @@ Response Api::poll(const JobId& id, const Lookup& found) const
 Response Api::cancel(const std::string& id_text)
 {
     const auto id = JobId::parse(id_text);
-    if (!id) return problem(ProblemKind::bad_job_id, http::quote_user_text(id_text) + " is not a UUID");
+    if (!id) return bad_job_id(id_text);
     switch (pool_.cancel(*id)) {
     case CancelOutcome::cancelled:
     case CancelOutcome::already_cancelled: {
@@ -245,23 +242,21 @@ Response Api::cancel(const std::string& id_text)
         return busy(ProblemKind::store_failed, "the cancellation could not be stored durably; retry");
     case CancelOutcome::unknown: break;
     }
-    auto missing = lookup(pool_, id_text);  // tells expired from unknown
-    if (auto* error = std::get_if<Response>(&missing)) return std::move(*error);
+    if (auto error = missing(*id, pool_.find(*id))) return std::move(*error);  // tells expired from unknown
     return problem(ProblemKind::unknown_job, "no job " + id->str());
 }
 
 Response Api::show_job(const std::string& id_text) const
 {
     const auto id = JobId::parse(id_text);
-    if (!id) return problem(ProblemKind::bad_job_id, http::quote_user_text(id_text) + " is not a UUID");
+    if (!id) return bad_job_id(id_text);
     return show_job(*id, pool_.find(*id));
 }
 
 Response Api::show_job(const JobId& id, const Lookup& found) const
 {
-    auto known = found_job(id, found);
-    if (auto* error = std::get_if<Response>(&known)) return std::move(*error);
-    return json(200, job_json(std::get<Job>(known), clock_.now_ms()));
+    if (auto error = missing(id, found)) return std::move(*error);
+    return json(200, job_json(*found.job, clock_.now_ms()));
 }
 
 Response Api::list_jobs(const QueryParams& params) const

@@ -30,6 +30,9 @@ using http::QueryParams;
 
 class WaitingPolls;
 
+// The 400 for a path segment that is not a job id (every /query and /jobs route).
+http::Response bad_job_id(const std::string& id_text);
+
 class Api {
 public:
     Api(JobPool& pool, const Clock& clock, const Metrics& metrics) : pool_(pool), clock_(clock), metrics_(metrics) {}

@@ -57,7 +57,7 @@ Response WaitingPolls::wait_for(const std::string& id_text, const QueryParams& p
     auto parsed = wait_seconds(params, max_wait_seconds_.load());
     if (auto* error = std::get_if<Response>(&parsed)) return std::move(*error);
     const auto id = JobId::parse(id_text);
-    if (!id) return problem(ProblemKind::bad_job_id, http::quote_user_text(id_text) + " is not a UUID");
+    if (!id) return bad_job_id(id_text);
     const Lookup found = pool_.find(*id);
     Response now = answer(*id, found);
     const auto seconds = std::get<std::optional<int>>(parsed);

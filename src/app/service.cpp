@@ -247,7 +247,7 @@ PoolShape shape_from(const Config& c)
     s.timers.queue_capacity = c.service.queue_capacity;
     s.worker = c.service.worker_name;
     s.max_waiters = c.service.max_waiters ? c.service.max_waiters : default_max_waiters();
-    s.store_wait_ms = static_cast<Millis>(c.store.statement_timeout_ms) + storage::deadline_margin.count();
+    s.store_wait_ms = storage::round_trip_timeout(std::chrono::milliseconds(c.store.statement_timeout_ms)).count();
     s.retry_ms = static_cast<Millis>(c.store.reconnect_interval_ms);
     return s;
 }

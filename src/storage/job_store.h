@@ -30,6 +30,10 @@ struct StoreError : std::runtime_error {
 // arrives first; a round trip still unanswered then means the database does
 // not answer. Waits on the store (JobPool) use the same sum.
 constexpr std::chrono::milliseconds deadline_margin{500};
+constexpr std::chrono::milliseconds round_trip_timeout(std::chrono::milliseconds statement_timeout)
+{
+    return statement_timeout + deadline_margin;
+}
 
 // What a write may change. Every backend applies the same rules, so a job's
 // state changes once, whichever worker writes first.

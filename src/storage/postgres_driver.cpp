@@ -256,11 +256,11 @@ PostgresDriver::PostgresDriver(PostgresOptions options)
       setup_(session_setup(options_.statement_timeout)),
       commit_conn_(conninfo_, &interrupt_),
       pool_(conninfo_, options_.read_connections,
-            pg::PoolTimeouts{options_.statement_timeout, options_.statement_timeout + deadline_margin,
+            pg::PoolTimeouts{options_.statement_timeout, round_trip_timeout(options_.statement_timeout),
                              options_.connect_timeout},
             setup_, &interrupt_, availability_),
       listener_(conninfo_, pg::cancel_channel,
-                pg::ListenerTiming{options_.connect_timeout, options_.statement_timeout + deadline_margin,
+                pg::ListenerTiming{options_.connect_timeout, round_trip_timeout(options_.statement_timeout),
                                    listen_heartbeat, options_.reconnect_interval})
 {
     if (const std::string bad = pg::check_conninfo(options_.conninfo); !bad.empty())
@@ -277,7 +277,7 @@ PostgresDriver::~PostgresDriver() { close(); }
 
 pg::Deadline PostgresDriver::round_trip_deadline() const
 {
-    return pg::Clock::now() + options_.statement_timeout + deadline_margin;
+    return pg::Clock::now() + round_trip_timeout(options_.statement_timeout);
 }
 
 // One transaction under an advisory lock: a second worker starting at the
