@@ -39,14 +39,18 @@ void Sweeper::stop()
     if (thread_.joinable()) thread_.join();
 }
 
+// Passes start every interval (a slow pass does not push the next one a
+// whole interval later), so a late survey waits at most about one interval
+// past rescue_after.
 void Sweeper::run()
 {
     std::unique_lock lock(mutex_);
     while (!stopping_) {
+        const auto next = std::chrono::steady_clock::now() + std::chrono::milliseconds(shape_.interval_ms);
         lock.unlock();
         sweep();
         lock.lock();
-        wake_.wait_for(lock, std::chrono::milliseconds(shape_.interval_ms), [this] { return stopping_; });
+        wake_.wait_until(lock, next, [this] { return stopping_; });
     }
 }
 

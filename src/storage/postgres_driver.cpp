@@ -507,8 +507,11 @@ bool PostgresDriver::list(const ListQuery& q, std::vector<JobRecord>& out)
     return read("zk_list", p, out);
 }
 
-// The overdue rows, then their done records in one pipelined round trip,
-// each written only over an unfinished row (safe to repeat).
+// One transaction in two round trips: the overdue rows this sweep claims
+// (rows another worker's sweep holds are skipped), then their done records,
+// each written only over an unfinished row (safe to repeat), and COMMIT. A
+// transaction that fails half way is dropped with its connection (the server
+// rolls it back; the next use connects anew).
 std::optional<std::size_t> PostgresDriver::rescue(std::int64_t due_ms, std::size_t limit,
                                                   const std::function<void(JobRecord&)>& finish)
 {
@@ -517,26 +520,39 @@ std::optional<std::size_t> PostgresDriver::rescue(std::int64_t due_ms, std::size
     const bool ok = pool_.with(
         [&](pg::Connection& c, pg::Deadline deadline) {
             finished = 0;
-            pg::Result r = run(c, "zk_overdue", pg::Params().add(due_ms).add(static_cast<long long>(limit)), deadline);
-            std::vector<JobRecord> overdue;
-            if (!r.ok() || !read_rows(r, overdue)) return false;
-            if (overdue.empty()) return true;
-            std::vector<pg::Connection::Statement> writes;
-            for (JobRecord& rec : overdue) {
-                finish(rec);
-                writes.push_back(statement_for(Write{WriteKind::finish, rec, false}));
-            }
-            std::vector<pg::Result> results;
-            if (!ready(c, writes, deadline, error) || !c.pipeline(writes, results, deadline, error)) return false;
-            for (const pg::Result& w : results) {
-                if (!w.ok()) return false;
-                finished += static_cast<std::size_t>(w.affected());
-            }
-            return true;
+            const bool done = rescue_in(c, deadline, due_ms, limit, finish, finished, error);
+            if (!done) c.drop();
+            return done;
         },
         error);
     if (!ok) return std::nullopt;
     return finished;
+}
+
+bool PostgresDriver::rescue_in(pg::Connection& c, pg::Deadline deadline, std::int64_t due_ms, std::size_t limit,
+                               const std::function<void(JobRecord&)>& finish, std::size_t& finished,
+                               std::string& error)
+{
+    std::vector<pg::Connection::Statement> claim{
+        {"zk_begin", {}}, {"zk_overdue", pg::Params().add(due_ms).add(static_cast<long long>(limit))}};
+    std::vector<pg::Result> results;
+    std::vector<JobRecord> overdue;
+    if (!ready(c, claim, deadline, error) || !c.pipeline(claim, results, deadline, error) || !results[1].ok() ||
+        !read_rows(results[1], overdue))
+        return false;
+    std::vector<pg::Connection::Statement> writes;
+    writes.reserve(overdue.size() + 1);
+    for (JobRecord& rec : overdue) {
+        finish(rec);
+        writes.push_back(statement_for(Write{WriteKind::finish, rec, false}));
+    }
+    writes.push_back({"zk_commit", {}});
+    if (!ready(c, writes, deadline, error) || !c.pipeline(writes, results, deadline, error)) return false;
+    for (const pg::Result& w : results) {
+        if (!w.ok()) return false;
+        finished += static_cast<std::size_t>(w.affected());
+    }
+    return true;
 }
 
 std::optional<std::size_t> PostgresDriver::purge(std::int64_t finished_before_ms, std::size_t limit)

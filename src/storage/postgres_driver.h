@@ -82,6 +82,8 @@ private:
     bool prepare_commit(pg::Deadline deadline, std::string& error);
     bool read(const char* statement, const pg::Params& params, std::vector<JobRecord>& out);
     bool read_one(const char* statement, const pg::Params& params, std::optional<JobRecord>& out);
+    bool rescue_in(pg::Connection& c, pg::Deadline deadline, std::int64_t due_ms, std::size_t limit,
+                   const std::function<void(JobRecord&)>& finish, std::size_t& finished, std::string& error);
     void migrate();
 
     const PostgresOptions options_;

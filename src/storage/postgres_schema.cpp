@@ -82,11 +82,18 @@ std::vector<Prepared> make()
         // Newest first; $1 state, $2 animal, $3 cursor (NULL for none), $4 limit.
         {"zk_list", select_from("WHERE ($1::smallint IS NULL OR state = $1::smallint) AND ($2::text IS NULL OR "
                                 "animal = $2::text) AND ($3::uuid IS NULL OR id < $3::uuid) ORDER BY id DESC LIMIT $4")},
-        // Overdue unfinished jobs. Not locked: finishing is conditional
-        // (zk_finish) and a result is a function of the id, so two sweepers
-        // racing agree.
-        {"zk_overdue", select_from("WHERE state < 2 AND deadline_ms <= $1 ORDER BY deadline_ms LIMIT $2")},
-        {"zk_purge", "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE state >= 2 AND finished_ms < $1 LIMIT $2)"},
+        // A rescue's transaction (rescue() sends them by name, in a pipeline).
+        {"zk_begin", "BEGIN"},
+        {"zk_commit", "COMMIT"},
+        // Overdue unfinished jobs, claimed for the rescue's transaction: a row
+        // another worker's sweep holds is skipped, not waited for, so the
+        // sweepers share a backlog out; in one total order (ties on the
+        // deadline broken by id). zk_finish stays conditional all the same.
+        {"zk_overdue", select_from("WHERE state < 2 AND deadline_ms <= $1 ORDER BY deadline_ms, id LIMIT $2 "
+                                   "FOR UPDATE SKIP LOCKED")},
+        // Likewise, two sweepers purge different rows.
+        {"zk_purge", "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE state >= 2 AND finished_ms < $1 LIMIT $2 "
+                     "FOR UPDATE SKIP LOCKED)"},
         {"zk_now", "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint"},
         // Every job in id order, a page at a time after $1 (load(): tools, tests).
         {"zk_scan", select_from("WHERE ($1::uuid IS NULL OR id > $1::uuid) ORDER BY id LIMIT $2")},

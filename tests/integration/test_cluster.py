@@ -29,7 +29,7 @@ import time
 import fcgi_client
 import harness
 import registry
-from cluster import cluster, fcgi, fcgi_json, sockets, worker_pid
+from cluster import cluster, fcgi, fcgi_json, log_events, sockets, worker_pid
 from harness import check, check_problem, config_text, request, rfc3339_seconds
 from registry import test
 
@@ -136,9 +136,46 @@ def read_jobs(sock_path, ids):
     return out
 
 
+class StallWatch:
+    """The longest this test process went unscheduled beyond its tick while
+    the sweepers worked: a machine that freezes (a VM's stolen time) freezes
+    the sweepers too, so the lateness bound allows what was measured."""
+
+    TICK_S = 0.02
+
+    def __init__(self):
+        self.longest = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run)
+
+    def _run(self):
+        last = time.monotonic()
+        while not self._stop.wait(self.TICK_S):
+            now = time.monotonic()
+            self.longest = max(self.longest, now - last - self.TICK_S)
+            last = now
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+def rescue_passes(st):
+    """Each worker's passes that rescued something: worker -> [(ts, count)]."""
+    passes = {}
+    for e in log_events(st):
+        if e.get("event") == "jobs_rescued":
+            passes.setdefault(e.get("worker", "?"), []).append((rfc3339_seconds(e["ts"]), int(e["count"])))
+    return passes
+
+
 @test
 def cluster_kill9_one_of_three_with_500_in_flight_all_complete_within_the_bound(env):
-    with cluster(env, "cluster-kill9", workers=3, min_s=4, max_s=6, extra=CLUSTER_TIMING) as st:
+    with cluster(env, "cluster-kill9", workers=3, min_s=4, max_s=6, extra=CLUSTER_TIMING, tag_logs=True) as st:
         socks = sockets(st, 3)
         ids = create_many(socks[0], 500)
         victim = worker_pid(st, 1)
@@ -147,7 +184,8 @@ def cluster_kill9_one_of_three_with_500_in_flight_all_complete_within_the_bound(
         check(harness.wait_dead(victim, 5), "worker 1 (pid %d) did not die" % victim)
         bound = (RESCUE_AFTER_MS + SWEEP_INTERVAL_MS) / 1000.0
         # Every survey's deadline is at most max_s after its creation.
-        time.sleep(max(0.0, 6 + bound + LATENESS_SLACK_S - (time.time() - killed_at)))
+        with StallWatch() as stalls:
+            time.sleep(max(0.0, 6 + bound + LATENESS_SLACK_S - (time.time() - killed_at)))
         jobs = read_jobs(socks[1], ids)
         states = {}
         late = []
@@ -162,7 +200,14 @@ def cluster_kill9_one_of_three_with_500_in_flight_all_complete_within_the_bound(
         worst = late[-1]
         env.note("kill -9 with 500 in flight: completion lag p50 %.3f s, p99 %.3f s, max %.3f s (bound %.1f s + %.1f s slack)"
                  % (late[len(late) // 2], p99, worst, bound, LATENESS_SLACK_S))
-        check(worst <= bound + LATENESS_SLACK_S, "a survey finished %.3f s late (bound %.1f s)" % (worst, bound))
+        passes = rescue_passes(st)
+        times = sorted(t for ps in passes.values() for t, _ in ps)
+        gaps = [b - a for a, b in zip(times, times[1:])]
+        env.note("rescuing passes: %s; longest gap between two %.3f s; this process's longest stall %.3f s"
+                 % (", ".join("%s %d (%d surveys)" % (w, len(ps), sum(n for _, n in ps)) for w, ps in sorted(passes.items())),
+                    max(gaps, default=0.0), stalls.longest))
+        allowed = bound + LATENESS_SLACK_S + stalls.longest
+        check(worst <= allowed, "a survey finished %.3f s late (bound %.1f s, allowed %.3f s)" % (worst, bound, allowed))
         # The same sentence as any other worker would give: through worker 3.
         sample = ids[:20]
         again = read_jobs(socks[2], sample)

@@ -551,6 +551,45 @@ TEST_CASE("postgres: rescue finishes 1500 overdue jobs in one call, and honours 
     CHECK(db.value("SELECT count(*) FROM jobs WHERE state < 2") == "0");
 }
 
+// Every worker sweeps: three sweepers over the same late rows, all with one
+// deadline (ties), must share them out without waiting on one another's row
+// locks or deadlocking (a deadlock costs deadlock_timeout, 1 s, and the pass).
+TEST_CASE("postgres: three workers rescuing the same late rows at once finish each row once, and no pass fails")
+{
+    PgTestSchema schema;
+    const auto writer = zk::storage::open_store(pg_options(schema.conninfo()));
+    constexpr std::uint64_t rows = 3000;
+    std::optional<JobStore::Seq> last;
+    for (std::uint64_t n = 1; n <= rows; ++n) last = writer->put(WriteKind::create, unfinished(n * 7919 % 100'003, 1000), by_writer);
+    REQUIRE(last);
+    REQUIRE(writer->wait(*last, in(30s)) == Durability::committed);
+    std::vector<std::unique_ptr<zk::storage::JobStore>> sweepers;
+    for (int i = 0; i < 3; ++i) sweepers.push_back(zk::storage::open_store(pg_options(schema.conninfo())));
+    std::atomic<std::size_t> computed{0}, finished{0}, failed{0};
+    std::vector<std::thread> threads;
+    for (auto& s : sweepers)
+        threads.emplace_back([&, store = s.get()] {
+            const auto finish = [&](JobRecord& r) {
+                ++computed;
+                r.state = RecordState::done;
+                r.finished_ms = 50'000;
+                r.result = "Rescued " + r.animal;
+            };
+            for (int idle = 0; idle < 2;) {
+                const auto n = store->shared()->rescue(10'000, 200, finish);
+                if (!n) ++failed;
+                else if (*n == 0) ++idle;
+                else finished += *n;
+            }
+        });
+    for (auto& t : threads) t.join();
+    CHECK(failed.load() == 0);
+    CHECK(finished.load() == rows);
+    CHECK(computed.load() == rows);  // no row worked on by two sweepers
+    PgSession db(schema.conninfo());
+    CHECK(db.value("SELECT count(*) FROM jobs WHERE state = 2 AND result = 'Rescued aardvarks'") == std::to_string(rows));
+}
+
 TEST_CASE("postgres: a cancel committed through one store reaches another store's cancel feed with its id and finished_ms; completions and skipped cancels send nothing")
 {
     PgTestSchema schema;
