@@ -289,6 +289,69 @@ TEST_CASE("commit_pipeline: interrupt fails the commit in flight and ends every 
     CHECK(settled.size() == 2);
 }
 
+// When a commit ends with writes queued, a waiter leads them at once. A
+// follower that gave up at its deadline must not strand the writes queued
+// behind it, nor leave them to the writer's sweep a second later.
+TEST_CASE("commit_pipeline: a waiter that gives up while a commit runs strands no one: the next waiter leads the writes queued meanwhile")
+{
+    Fixture f;
+    Settlements settled;
+    const auto store = f.open();
+    f.disk->close_gate();
+    const auto a = store->put(WriteKind::create, queued_record(1), by_writer, settled.callback(0));
+    REQUIRE(a);
+    REQUIRE(f.disk->await_at_gate(1));  // the writer holds the token
+    const auto b = store->put(WriteKind::create, queued_record(2), by_caller, settled.callback(1));
+    const auto c = store->put(WriteKind::create, queued_record(3), by_caller, settled.callback(2));
+    REQUIRE((b && c));
+    auto wait_b = std::async(std::launch::async, [&] { return store->wait(*b, in(50ms)); });
+    auto wait_c = std::async(std::launch::async, [&] {
+        const Durability d = store->wait(*c, in(30s));
+        return std::make_pair(d, std::this_thread::get_id());
+    });
+    CHECK(wait_b.get() == Durability::failed);  // its deadline: b itself stays queued
+    f.disk->open_gate();
+    const auto [outcome_c, c_thread] = wait_c.get();
+    CHECK(outcome_c == Durability::committed);
+    CHECK(store->wait(*b, in(5s)) == Durability::committed);
+    const auto batches = f.batches();
+    REQUIRE(batches.size() == 2);
+    CHECK(batches[1].size() == 2);  // b and c in one batch, led by c ...
+    for (const auto& e : settled.entries())
+        if (e.tag != 0) CHECK(e.thread == c_thread);  // ... not swept up by the writer a second later
+}
+
+// Many callers at once, some with deadlines too short to be met: every wait
+// with time to spare is told committed (a lost wake-up would leave it asleep
+// until its deadline and report failed).
+TEST_CASE("commit_pipeline: 24 callers writing and waiting at once, with impatient ones among them, all get their outcome")
+{
+    Fixture f;
+    const auto store = f.open();
+    constexpr int threads = 24, writes = 300;
+    std::atomic<int> committed{0}, patient_failed{0};
+    std::vector<std::thread> callers;
+    for (int t = 0; t < threads; ++t)
+        callers.emplace_back([&, t] {
+            const bool impatient = t % 4 == 0;
+            for (int i = 0; i < writes; ++i) {
+                const auto id = static_cast<std::uint64_t>(t * writes + i + 1);
+                const auto seq = store->put(WriteKind::create, queued_record(id), by_caller, {});
+                if (!seq) continue;
+                const Durability d = store->wait(*seq, impatient ? in(0ms) : in(30s));
+                if (d == Durability::committed) ++committed;
+                else if (!impatient) ++patient_failed;
+            }
+        });
+    for (auto& c : callers) c.join();
+    CHECK(patient_failed.load() == 0);
+    CHECK(committed.load() >= threads * writes * 3 / 4);
+    store->close();
+    std::size_t stored = 0;
+    for (const auto& batch : f.batches()) stored += batch.size();
+    CHECK(stored == static_cast<std::size_t>(threads * writes));  // the impatient ones' writes too
+}
+
 TEST_CASE("commit_pipeline: close commits what is queued, then closes the driver once")
 {
     Fixture f;
