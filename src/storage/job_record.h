@@ -68,6 +68,13 @@ inline constexpr std::array<Column, 11> columns{{
     {"idem_key", ColumnKind::text, true, false},
 }};
 
+// Whether a write binds the column: every one for a creation; for a finish
+// or a cancel (finish_only), the id and the columns a finish writes.
+constexpr bool binds(const Column& c, bool finish_only)
+{
+    return !finish_only || c.changes_on_finish || c.kind == ColumnKind::uuid;
+}
+
 // The members in the order of `columns`.
 inline constexpr auto column_members =
     std::make_tuple(&JobRecord::id, &JobRecord::animal, &JobRecord::state, &JobRecord::created_ms,

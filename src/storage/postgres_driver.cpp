@@ -134,7 +134,7 @@ bool read_rows(const pg::Result& r, std::vector<JobRecord>& out)
 struct ParamWriter {
     pg::Params& p;
     bool finish_only;
-    bool wanted(const Column& c) const { return !finish_only || c.changes_on_finish || c.kind == ColumnKind::uuid; }
+    bool wanted(const Column& c) const { return binds(c, finish_only); }
     void operator()(const Column& c, std::size_t, const RecordId& v)
     {
         if (wanted(c)) p.add(uuid_text(v));

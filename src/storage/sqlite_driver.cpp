@@ -156,7 +156,7 @@ struct ColumnReader {
 struct ColumnBinder {
     sqlite3_stmt* s;
     bool finish_only;  // only the id and the columns a finish writes
-    bool wanted(const Column& c) const { return !finish_only || c.changes_on_finish || c.kind == ColumnKind::uuid; }
+    bool wanted(const Column& c) const { return binds(c, finish_only); }
     void operator()(const Column& c, std::size_t i, const RecordId& v)
     {
         if (wanted(c)) sqlite3_bind_blob(s, static_cast<int>(i + 1), v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
