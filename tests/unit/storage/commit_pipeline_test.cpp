@@ -51,6 +51,16 @@ struct Fixture {
     int closes() const { return disk->get([](const MemoryDriver::Disk& d) { return d.closes; }); }
     int reconnects() const { return disk->get([](const MemoryDriver::Disk& d) { return d.reconnects; }); }
     int failed_commits() const { return disk->get([](const MemoryDriver::Disk& d) { return d.failed_commits; }); }
+    // Closes the gate and queues a writer's write of record n, whose commit
+    // then waits there: the writer holds the commit token until open_gate().
+    JobStore::Seq commit_held_at_gate(JobStore& store, std::uint64_t n, JobStore::Settled settled)
+    {
+        disk->close_gate();
+        const auto seq = store.put(WriteKind::create, queued_record(n), by_writer, std::move(settled));
+        REQUIRE(seq);
+        REQUIRE(disk->await_at_gate(1));
+        return *seq;
+    }
 };
 
 }  // namespace
@@ -121,10 +131,7 @@ TEST_CASE("commit_pipeline: a commit that finds the database gone fails what is 
     Settlements settled;
     const auto store = f.open(0ms, 50ms);
     REQUIRE(zk::test::put_wait(*store, WriteKind::create, queued_record(1)) == Durability::committed);
-    f.disk->close_gate();
-    const auto a = store->put(WriteKind::create, queued_record(2), by_writer, settled.callback(0));
-    REQUIRE(a);
-    REQUIRE(f.disk->await_at_gate(1));  // the writer's commit of a is in flight
+    f.commit_held_at_gate(*store, 2, settled.callback(0));
     const auto b = store->put(WriteKind::create, queued_record(3), by_caller, settled.callback(1));
     const auto c = store->put(WriteKind::create, queued_record(4), by_writer, settled.callback(2));
     REQUIRE((b && c));
@@ -165,9 +172,7 @@ TEST_CASE("commit_pipeline: a failed commit that leaves the database up fails on
     Fixture f;
     Settlements settled;
     const auto store = f.open();
-    f.disk->close_gate();
-    REQUIRE(store->put(WriteKind::create, queued_record(1), by_writer, settled.callback(0)));
-    REQUIRE(f.disk->await_at_gate(1));
+    f.commit_held_at_gate(*store, 1, settled.callback(0));
     const auto b = store->put(WriteKind::create, queued_record(2), by_caller, settled.callback(1));
     REQUIRE(b);
     f.disk->set([](MemoryDriver::Disk& d) { d.quiet_failures = 1; });  // a statement refused, say
@@ -203,12 +208,9 @@ TEST_CASE("commit_pipeline: a settled callback runs once, on the committing thre
     {
         Settlements settled;  // outlives the store, whose threads call it
         const auto store = f.open();
-        f.disk->close_gate();
-        const auto seq = store->put(WriteKind::create, queued_record(1), by_writer, settled.callback(1));
-        REQUIRE(seq);
-        REQUIRE(f.disk->await_at_gate(1));
+        const auto seq = f.commit_held_at_gate(*store, 1, settled.callback(1));
         auto waiter = std::async(std::launch::async, [&] {
-            const Durability d = store->wait(*seq, in(10s));
+            const Durability d = store->wait(seq, in(10s));
             return std::make_pair(d, settled.size());  // what the waiter finds as it wakes
         });
         f.disk->open_gate();
@@ -264,13 +266,10 @@ TEST_CASE("commit_pipeline: interrupt fails the commit in flight and ends every 
     Fixture f;
     Settlements settled;
     const auto store = f.open();
-    f.disk->close_gate();
-    const auto a = store->put(WriteKind::create, queued_record(1), by_writer, settled.callback(0));
-    REQUIRE(a);
-    REQUIRE(f.disk->await_at_gate(1));
+    const auto a = f.commit_held_at_gate(*store, 1, settled.callback(0));
     const auto b = store->put(WriteKind::create, queued_record(2), by_caller, settled.callback(1));
     REQUIRE(b);
-    auto wait_a = std::async(std::launch::async, [&] { return store->wait(*a, in(30s)); });
+    auto wait_a = std::async(std::launch::async, [&] { return store->wait(a, in(30s)); });
     auto wait_b = std::async(std::launch::async, [&] { return store->wait(*b, in(30s)); });
     const auto begun = std::chrono::steady_clock::now();
     store->interrupt();
@@ -297,10 +296,7 @@ TEST_CASE("commit_pipeline: a waiter that gives up while a commit runs strands n
     Fixture f;
     Settlements settled;
     const auto store = f.open();
-    f.disk->close_gate();
-    const auto a = store->put(WriteKind::create, queued_record(1), by_writer, settled.callback(0));
-    REQUIRE(a);
-    REQUIRE(f.disk->await_at_gate(1));  // the writer holds the token
+    f.commit_held_at_gate(*store, 1, settled.callback(0));
     const auto b = store->put(WriteKind::create, queued_record(2), by_caller, settled.callback(1));
     const auto c = store->put(WriteKind::create, queued_record(3), by_caller, settled.callback(2));
     REQUIRE((b && c));
