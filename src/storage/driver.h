@@ -60,8 +60,10 @@ public:
     virtual bool reconnect(std::string& error) = 0;
     virtual std::chrono::milliseconds reconnect_interval() const = 0;
 
-    // Whether the backend answers, as its round trips find; the pipeline
-    // reports commits and reconnects to it, the driver its own reads.
+    // Whether the backend answers, as its round trips find. The driver
+    // reports every round trip of its own to it (commits, reconnects,
+    // reads): only it can tell a database that is gone from a statement
+    // refused; the pipeline reads it to refuse writes meanwhile.
     virtual Availability& availability() = 0;
 
     // Ends every wait on the backend at once, for good (shutdown past its
