@@ -42,7 +42,7 @@ bool SharedLedger::vouches(const Job& held, Millis now) const
 {
     if (held.finished()) return true;
     const std::uint64_t e = epoch_;
-    return e != 0 && held.seen_in == e && store_.listening() && (held.owned || now < held.deadline_ms);
+    return e != 0 && held.seen_in == e && store_.listening() && now < held.deadline_ms;
 }
 
 // Cancels made while the feed was down were missed: every copy of an older

@@ -1,10 +1,13 @@
 // Several workers on one database (PostgreSQL): the database is the truth.
 // Memory holds copies, and vouches for an unfinished one only while the
 // database's cancel feed is connected and the copy was read or written in the
-// feed's current session (its epoch): then the only news it can miss is a
-// cancel, which the feed delivers, and the completion it computes itself at
-// the deadline (its own survey) or reads then (another worker's). A finished
-// copy is final. Everything else is read from the database.
+// feed's current session (its epoch), and only until its deadline: then the
+// only news it can miss is a cancel, which the feed delivers. Past the
+// deadline the completion is read, even of this worker's own survey: its
+// completion write may have failed with an unknown outcome (a connection
+// lost mid-commit, a failover) and have landed all the same, and another
+// worker would already answer done. A finished copy is final. Everything
+// else is read from the database.
 //
 // Besides: waiting polls on jobs this worker may not see finish are re-read
 // at their deadline and every period_ms (RemoteWatches), and the sweep
