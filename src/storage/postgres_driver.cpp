@@ -266,10 +266,18 @@ PostgresDriver::PostgresDriver(PostgresOptions options)
     if (const std::string bad = pg::check_conninfo(options_.conninfo); !bad.empty())
         throw StoreError("job store postgresql: bad connection string: " + bad);
     std::string error;
-    if (!commit_conn_.connect(pg::Clock::now() + options_.connect_timeout, error))
-        throw StoreError("job store postgresql (" + where_ + "): cannot connect: " + error);
-    migrate();
-    if (!prepare_commit(pg::Clock::now() + options_.connect_timeout, error))
+    if (!commit_conn_.connect(pg::Clock::now() + options_.connect_timeout, error)) {
+        // Down for now, or never reachable: from here the two look alike. The
+        // worker starts degraded (503 + Retry-After, /healthz 503, the reason
+        // logged and repeated) and the pipeline's writer keeps reconnecting;
+        // its first success migrates (connect_commit), so a worker restarted
+        // during an outage rejoins without an operator.
+        availability_.failed("cannot connect: " + error);
+        return;
+    }
+    // The database answers: what fails now (a newer schema, a missing
+    // privilege) is the operator's to fix, and refusing to start says so.
+    if (!migrate(error) || !prepare_commit(pg::Clock::now() + options_.connect_timeout, error))
         throw StoreError("job store postgresql (" + where_ + "): " + error);
 }
 
@@ -281,47 +289,53 @@ pg::Deadline PostgresDriver::round_trip_deadline() const
 }
 
 // One transaction under an advisory lock: a second worker starting at the
-// same moment waits for it and then finds the schema current.
-void PostgresDriver::migrate()
+// same moment waits for it and then finds the schema current. False with the
+// reason, the transaction rolled back, when it cannot.
+bool PostgresDriver::migrate(std::string& error)
 {
     const auto deadline = pg::Clock::now() + options_.connect_timeout + options_.statement_timeout;
-    auto fail = [&](const std::string& what, const pg::Result& r) {
+    auto fail = [&](const std::string& what, const std::string& why) {
         commit_conn_.exec("ROLLBACK", deadline);
-        throw StoreError("job store postgresql (" + where_ + "): " + what + ": " + r.error());
+        error = what + (why.empty() ? "" : ": " + why);
+        return false;
     };
     pg::Result r = commit_conn_.exec("BEGIN", deadline);
-    if (!r.ok()) fail("BEGIN failed", r);
+    if (!r.ok()) return fail("BEGIN failed", r.error());
     r = commit_conn_.exec("SELECT pg_advisory_xact_lock($1)", pg::Params().add(pg::migration_lock_key), deadline);
-    if (!r.ok()) fail("cannot take the migration lock", r);
+    if (!r.ok()) return fail("cannot take the migration lock", r.error());
     r = commit_conn_.exec("CREATE TABLE IF NOT EXISTS zookeeper_schema (version integer NOT NULL)", deadline);
-    if (!r.ok()) fail("cannot create zookeeper_schema", r);
+    if (!r.ok()) return fail("cannot create zookeeper_schema", r.error());
     r = commit_conn_.exec("SELECT coalesce(max(version), 0) FROM zookeeper_schema", deadline);
-    if (!r.ok()) fail("cannot read the schema version", r);
+    if (!r.ok()) return fail("cannot read the schema version", r.error());
     const long long version = r.integer(0, 0);
     const auto known = static_cast<long long>(pg::migrations.size());
-    if (version > known) {
-        commit_conn_.exec("ROLLBACK", deadline);
-        throw StoreError("job store postgresql (" + where_ + "): schema version " + std::to_string(version) +
-                         " is newer than this build's " + std::to_string(known) + "; refusing to use it");
-    }
+    if (version > known)
+        return fail("schema version " + std::to_string(version) + " is newer than this build's " +
+                        std::to_string(known) + "; refusing to use it",
+                    "");
     for (long long v = version; v < known; ++v) {
         r = commit_conn_.exec(pg::migrations[static_cast<std::size_t>(v)], deadline);
-        if (!r.ok()) fail("migration " + std::to_string(v + 1) + " failed", r);
+        if (!r.ok()) return fail("migration " + std::to_string(v + 1) + " failed", r.error());
         log::info("store_migrated").kv("backend", "postgresql").kv("version", v + 1);
     }
     if (version < known) {
         r = commit_conn_.exec("DELETE FROM zookeeper_schema", deadline);
         if (r.ok()) r = commit_conn_.exec("INSERT INTO zookeeper_schema VALUES ($1)", pg::Params().add(known), deadline);
-        if (!r.ok()) fail("cannot record the schema version", r);
+        if (!r.ok()) return fail("cannot record the schema version", r.error());
     }
     r = commit_conn_.exec("COMMIT", deadline);
-    if (!r.ok()) fail("COMMIT of the migration failed", r);
+    if (!r.ok()) return fail("COMMIT of the migration failed", r.error());
+    migrated_ = true;
+    return true;
 }
 
+// A worker that started degraded migrates here, on its first connect.
 bool PostgresDriver::connect_commit(std::string& error)
 {
-    const auto deadline = pg::Clock::now() + options_.connect_timeout;
-    return commit_conn_.connect(deadline, error) && prepare_commit(deadline, error);
+    if (!commit_conn_.connect(pg::Clock::now() + options_.connect_timeout, error)) return false;
+    if (migrated_ || migrate(error)) return prepare_commit(pg::Clock::now() + options_.connect_timeout, error);
+    commit_conn_.drop();
+    return false;
 }
 
 bool PostgresDriver::prepare_commit(pg::Deadline deadline, std::string& error)

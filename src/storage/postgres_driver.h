@@ -45,7 +45,10 @@ struct PostgresOptions {
 class PostgresDriver final : public Driver, public SharedStore {
 public:
     // Connects, migrates the schema (safe when workers start together) and
-    // prepares. Throws StoreError naming the database on failure.
+    // prepares. Throws StoreError naming the database for a connection string
+    // that does not parse and for a database that answers but cannot be used
+    // (a newer schema, a failed migration); one that does not answer leaves
+    // the store unavailable until the pipeline's reconnect() migrates it.
     explicit PostgresDriver(PostgresOptions options);
     ~PostgresDriver() override;
 
@@ -84,7 +87,7 @@ private:
     bool read_one(const char* statement, const pg::Params& params, std::optional<JobRecord>& out);
     bool rescue_in(pg::Connection& c, pg::Deadline deadline, std::int64_t due_ms, std::size_t limit,
                    const std::function<void(JobRecord&)>& finish, std::size_t& finished, std::string& error);
-    void migrate();
+    bool migrate(std::string& error);
 
     const PostgresOptions options_;
     const std::string conninfo_;  // with our connect timeout and application name added
@@ -93,6 +96,7 @@ private:
     Availability availability_;
     const pg::Pool::Prepare setup_;  // run on every new connection
     pg::Connection commit_conn_;     // the commit token holder's alone
+    bool migrated_ = false;          // the schema is current; the token holder's alone
     // commit()'s scratch, reused batch after batch.
     std::vector<pg::Connection::Statement> statements_;
     std::vector<pg::Result> results_;
