@@ -11,8 +11,9 @@ commits on), nginx over HTTPS in front.
   still completes, at most rescue_after_ms + sweep_interval_ms (+ slack)
   after its deadline, through the others (and the restarted one);
 - polls through nginx see no 5xx while a worker is killed and restarted;
-- a worker pointed at an unreachable database refuses to start with one
-  line naming the file and line, exit 2.
+- a connection URL that does not parse refuses to start with one line
+  naming the file and line, exit 2; an unreachable database starts degraded
+  (503 + Retry-After, /healthz 503, one store_unavailable line naming it).
 
 The database's own faults (stopped, frozen, killed, connections dropped) are
 test_db_faults.py; the helpers shared by the cluster tests are cluster.py.
@@ -265,23 +266,30 @@ def cluster_polls_through_nginx_see_no_5xx_while_a_worker_is_killed_and_restarte
         check(worker_pid(st, 2) != victim, "worker 2 was not started again")
 
 
-@test
-def cluster_unreachable_database_refuses_to_start_naming_file_and_line(env):
-    d = os.path.join(env.work_dir, "cluster-bad-url")
+def bare_worker(env, name, url):
+    """A worker of its own on a unix socket (no nginx, no run-stack.sh), its
+    config's [store] url set to `url`: (config path, url's line, socket
+    path, listening socket, environment without ZOOKEEPER_STORE_URL)."""
+    d = os.path.join(env.work_dir, name)
     os.makedirs(d, exist_ok=True)
     conf = os.path.join(d, "zookeeper.conf")
     with open(conf, "w") as f:
-        f.write(config_text(state_dir=os.path.join(d, "state"),
-                            extra="backend = postgresql\nurl = host=/nonexistent-zk dbname=zookeeper\n"))
-    url_line = open(conf).read().split("\n").index("url = host=/nonexistent-zk dbname=zookeeper") + 1
+        f.write(config_text(state_dir=os.path.join(d, "state"), extra="backend = postgresql\nurl = %s\n" % url))
+    url_line = open(conf).read().split("\n").index("url = " + url) + 1
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     path = os.path.join(d, "s.sock")
     if os.path.exists(path):
         os.unlink(path)
     listener.bind(path)
-    listener.listen(1)
+    listener.listen(8)
+    env_vars = {k: v for k, v in os.environ.items() if k != "ZOOKEEPER_STORE_URL"}
+    return conf, url_line, path, listener, env_vars
+
+
+@test
+def cluster_url_that_does_not_parse_refuses_to_start_naming_file_and_line(env):
+    conf, url_line, _, listener, env_vars = bare_worker(env, "cluster-bad-url", "host = = nowhere")
     try:
-        env_vars = {k: v for k, v in os.environ.items() if k != "ZOOKEEPER_STORE_URL"}
         p = subprocess.run([env.bin, "--config", conf], stdin=listener.fileno(), capture_output=True, text=True,
                            timeout=20, env=env_vars)
     finally:
@@ -289,5 +297,40 @@ def cluster_unreachable_database_refuses_to_start_naming_file_and_line(env):
     lines = [l for l in p.stderr.split("\n") if l.startswith("zookeeper-fcgi:")]
     check(p.returncode == 2, "exit %d (want 2): %s" % (p.returncode, p.stderr))
     check(len(lines) == 1, "want one line, got: %r" % p.stderr)
-    check("%s:%d:" % (conf, url_line) in lines[0] and "cannot connect" in lines[0],
+    check("%s:%d:" % (conf, url_line) in lines[0] and "bad connection string" in lines[0],
           "the line names %s:%d and the reason: %r" % (conf, url_line, lines[0]))
+
+
+# Down for now and never reachable look alike at start; a worker restarted
+# during an outage must not stay down (systemd does not restart an exit 2),
+# so both start degraded. Coming back is test_db_faults' (a worker respawned
+# during an outage) and the unit suite's (an empty schema migrated late).
+@test
+def cluster_unreachable_database_at_start_serves_503_with_retry_after_and_says_why(env):
+    conf, _, path, listener, env_vars = bare_worker(env, "cluster-unreachable", "host=/nonexistent-zk dbname=zookeeper")
+    err_path = os.path.join(os.path.dirname(conf), "stderr")
+    with open(err_path, "w") as err:
+        p = subprocess.Popen([env.bin, "--config", conf], stdin=listener.fileno(), stdout=err, stderr=err,
+                             env=env_vars)
+    listener.close()
+    try:
+        # The socket listens already: this waits in its backlog until the
+        # worker, started or not, takes it (connect_timeout_s bounds a start).
+        health = fcgi(path, "GET", "/healthz", timeout=15)
+        check(p.poll() is None, "the worker exited %s: %s" % (p.returncode, open(err_path).read()))
+        check(health.status == 503 and health.json().get("status") == "unavailable", "GET /healthz: " + health.describe())
+        created = fcgi(path, "POST", "/animals/koalas")
+        check_problem(created, 503)
+        check(created.header("Retry-After"), "a 503 without Retry-After: " + created.describe())
+        animals = fcgi(path, "GET", "/animals")
+        check(animals.status == 200, "GET /animals while the store is down: " + animals.describe())
+    finally:
+        p.send_signal(signal.SIGTERM)
+        code = p.wait(10)
+    said = open(err_path).read()
+    down = [l for l in said.split("\n") if "event=store_unavailable" in l]
+    check(len(down) == 1 and "host=/nonexistent-zk" in down[0],
+          "want one store_unavailable line naming the database, got: %r" % said)
+    check(code == 0, "exit %d after SIGTERM (want 0): %s" % (code, said))
+    env.note("degraded start: %s; creation %d, Retry-After %s" % (down[0][:160], created.status,
+                                                                 created.header("Retry-After")))
