@@ -374,13 +374,11 @@ bool PostgresDriver::commit(std::span<const Write* const> writes, std::string& e
     }
     plan(writes);
     const auto deadline = round_trip_deadline();
-    bool ok = ready(commit_conn_, statements_, deadline, error) &&
-              commit_conn_.pipeline(statements_, results_, deadline, error);
-    for (std::size_t i = 0; ok && i < results_.size(); ++i)
-        if (!results_[i].ok()) {
-            ok = false;
-            error = results_[i].error();
-        }
+    // pipeline() is true once every result is in; a statement that failed
+    // (and with it the transaction) is its last_failure().
+    const bool ok = ready(commit_conn_, statements_, deadline, error) &&
+                    commit_conn_.pipeline(statements_, results_, deadline, error) &&
+                    commit_conn_.last_failure() == pg::Failure::none;
     if (!ok) {
         if (commit_conn_.last_failure() == pg::Failure::timeout) availability_.failed(error);
         return false;
