@@ -12,6 +12,7 @@
 #include <memory>
 #include <mutex>
 #include <thread>
+#include <variant>
 
 #include <sys/resource.h>
 #include <unistd.h>
@@ -59,6 +60,17 @@ void apply_log_level(const Config& config, const Options& options)
 
 std::optional<std::string> apply_overrides(Config& c, const Options& o);
 
+// The config file with the command line's overrides, as start-up and every
+// reload read it; the one-line reason when either is bad.
+std::variant<Config, std::string> read_config(const Options& options)
+{
+    auto loaded = load_config(options.config_path);
+    if (auto* e = std::get_if<ConfigError>(&loaded)) return e->str();
+    Config& config = std::get<Config>(loaded);
+    if (auto bad = apply_overrides(config, options)) return *bad;
+    return std::move(config);
+}
+
 // What a reload changes: the pool's rules and limits, the waits' limit, the
 // log level. A changed setting that needs a restart is named in the log.
 struct Reloadable {
@@ -69,16 +81,12 @@ struct Reloadable {
 
 void reload(Reloadable& parts, const Options& options)
 {
-    auto loaded = load_config(options.config_path);
-    if (auto* e = std::get_if<ConfigError>(&loaded)) {
-        log::error("reload_refused").kv("error", e->str());
-        return;
-    }
-    Config& config = std::get<Config>(loaded);
-    if (auto bad = apply_overrides(config, options)) {
+    auto read = read_config(options);
+    if (auto* bad = std::get_if<std::string>(&read)) {
         log::error("reload_refused").kv("error", *bad);
         return;
     }
+    Config& config = std::get<Config>(read);
     for (const Setting* s : changed_settings(parts.current, config))
         if (!s->reloads)
             log::warn("reload_needs_restart").kv("setting", std::string(s->section) + "." + std::string(s->key));
@@ -254,16 +262,12 @@ PoolShape shape_from(const Config& c)
 
 int run_service(const Options& options)
 {
-    auto loaded = load_config(options.config_path);
-    if (auto* e = std::get_if<ConfigError>(&loaded)) {
-        std::cerr << "zookeeper-fcgi: " << e->str() << "\n";
-        return exit_config;
-    }
-    Config& config = std::get<Config>(loaded);
-    if (auto bad = apply_overrides(config, options)) {
+    auto read = read_config(options);
+    if (auto* bad = std::get_if<std::string>(&read)) {
         std::cerr << "zookeeper-fcgi: " << *bad << "\n";
         return exit_config;
     }
+    Config& config = std::get<Config>(read);
     apply_log_level(config, options);
     if (!transport::is_listening_socket(listen_fd)) {
         std::cerr << "zookeeper-fcgi: file descriptor 0 is not a listening socket; start me with spawn-fcgi\n";
