@@ -17,7 +17,8 @@
 #      the worker's sandbox, the security score, the upgrade (a stored job and
 #      the edited conffile survive), reload, restart-on-crash, a clean stop,
 #      the worker pool (zookeeper@1 and @2 on the container's PostgreSQL 15,
-#      the generated nginx upstream, kill -9 of one while surveys run),
+#      the generated nginx upstream, kill -9 of one while surveys run, one
+#      restarted while PostgreSQL is stopped),
 #      `apt remove` (config and jobs stay) and `apt purge` (they go).
 #   5. The container is always powered off (trap), and every step has a timeout.
 # Never boot systemd on the host's own root: its boot-time cleanup empties /tmp.
@@ -687,6 +688,7 @@ check_pool() {
     expect "upstream names both sockets again after the restart" \
         [ "$servers" = "unix:/run/zookeeper/worker-1/zookeeper.sock unix:/run/zookeeper/worker-2/zookeeper.sock" ]
     check_survey
+    check_pool_db_down_restart "$animal"
 
     step "back to the single worker"
     in_ct systemctl disable --now zookeeper.target zookeeper@1.service zookeeper@2.service >/dev/null 2>&1 || true
@@ -699,6 +701,39 @@ check_pool() {
     in_ct systemctl enable --now zookeeper.service >/dev/null 2>&1 || true
     expect "zookeeper.service (SQLite) active again" in_ct systemctl is-active --quiet zookeeper.service
     note "pool checks took $((SECONDS - t0)) s"
+}
+
+# An instance restarted while its database is down must not stay down:
+# systemd does not restart an exit 2 (RestartPreventExitStatus=2), so the
+# worker starts degraded (503) and connects once PostgreSQL is back.
+check_pool_db_down_restart() {
+    local animal=$1 i pid1 codes='' back=false
+    step "zookeeper@1 restarted while PostgreSQL is stopped"
+    in_ct systemctl stop $PG_UNIT
+    in_ct systemctl restart zookeeper@1.service || true
+    sleep 2
+    pid1=$(pool_pid 1)
+    expect "zookeeper@1 active with the database down (pid $pid1)" in_ct systemctl is-active --quiet zookeeper@1.service
+    for i in $(seq 4); do
+        codes+=" $(curl_ct -o /dev/null -w '%{http_code}' -X POST "https://localhost/animals/$animal" 2>/dev/null || echo 000)"
+    done
+    note "creations through nginx with the database down:$codes"
+    local bad; bad=$(tr ' ' '\n' <<<"$codes" | grep -cvE '^(503|)$' || true)
+    expect "creations answer 503 meanwhile, never 502" [ "$bad" -eq 0 ]
+    in_ct systemctl start $PG_UNIT
+    local t0=$SECONDS body
+    for i in $(seq 120); do
+        # nginx takes turns: wait for worker 1's own "ok".
+        body=$(curl_ct https://localhost/healthz 2>/dev/null || true)
+        grep -q '"status":"ok"' <<<"$body" && grep -qE '"worker":"[^"]*-1"' <<<"$body" && { back=true; break; }
+        sleep 0.25
+    done
+    note "zookeeper@1 healthy $((SECONDS - t0)) s after PostgreSQL started"
+    expect "zookeeper@1 recovered by itself once PostgreSQL was back" $back
+    expect "without another restart (pid $pid1 -> $(pool_pid 1))" [ "$(pool_pid 1)" = "$pid1" ]
+    expect "its journal says store_unavailable, then store_available" in_ct sh -c \
+        "journalctl -u zookeeper@1.service -o cat --no-pager | grep -E 'event=store_(un)?available' | tail -2 | paste -sd ' ' | grep -q 'store_unavailable.*store_available'"
+    check_survey
 }
 
 # On the host, fast: install into a DESTDIR and uninstall leaves no file behind.
