@@ -192,10 +192,11 @@ def pg_kill9_postmaster(st, gone_timeout=15.0):
     return pids[0]
 
 
-def psql(st, sql, timeout=20):
-    """Runs sql in the stack's database as postgres; returns stdout lines."""
+def psql(st, sql, timeout=20, db="zookeeper"):
+    """Runs sql in the stack's database (or another database `db` of its
+    cluster) as postgres; returns stdout lines."""
     out = subprocess.run(["runuser", "-u", "postgres", "--", PGBIN + "/psql", "-h", os.path.join(pg_dir(st), "sock"),
-                          "-p", str(PG_PORT), "-U", "postgres", "-d", "zookeeper", "-qAtX", "-c", sql],
+                          "-p", str(PG_PORT), "-U", "postgres", "-d", db, "-qAtX", "-c", sql],
                          capture_output=True, text=True, timeout=timeout)
     check(out.returncode == 0, "psql %r: %s" % (sql, out.stderr))
     return [line for line in out.stdout.split("\n") if line]
@@ -213,6 +214,43 @@ def terminate_worker_backends(st):
     rows = psql(st, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '%s'"
                 % APPLICATION_NAME)
     return sum(1 for r in rows if r == "t")
+
+
+# --- a worker apart from the stack -------------------------------------------
+
+def store_url(st, db):
+    """The connection string of database `db` in the stack's cluster (the
+    workers' own names the database "zookeeper")."""
+    url = st.store.url()
+    check(re.search(r"(^| )dbname=zookeeper( |$)", url), "pg-cluster.sh url: no dbname=zookeeper in %r" % url)
+    return re.sub(r"(^| )dbname=zookeeper( |$)", r"\1dbname=%s\2" % db, url)
+
+
+def spawn_extra_worker(st, name, url):
+    """Starts one more worker with the stack's config, on a socket of its own
+    (<prefix>/<name>.sock, which nginx does not know) and on the database at
+    `url` (ZOOKEEPER_STORE_URL), as run-stack.sh starts its workers:
+    spawn-fcgi -n binds the socket as fd 0 and execs the worker in place, so
+    the Popen's pid is the worker's. Its log lines go to the stack log, ending
+    in worker=<name> (log_events). Returns (Popen, socket path); stopping the
+    stack stops it too (SIGTERM, bounded)."""
+    sock = os.path.join(os.path.realpath(st.dir), name + ".sock")
+    check(len(sock) <= 107, "socket path too long for a unix socket: " + sock)
+    if os.path.exists(sock):
+        os.unlink(sock)
+    if os.geteuid() == 0:
+        opts = ["-u", "www-data", "-g", "www-data", "-U", "www-data", "-G", "www-data", "-M", "0660"]
+    else:
+        opts = ["-M", "0600"]
+    real = os.path.realpath
+    cmd = (["spawn-fcgi", "-n", "-s", sock] + opts
+           + ["--", os.path.join(st.env.here, "worker-tag.sh"), "--config", real(st.conf),
+              "--state-dir", real(os.path.join(st.dir, "state")), "--backend", "postgresql", "--worker-name", name])
+    env = dict(os.environ, ZOOKEEPER_STORE_URL=url, ZK_TAG_REAL_BIN=st.env.bin)
+    p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=st.log, stderr=subprocess.STDOUT,
+                         start_new_session=True, env=env)
+    st.before_stop.append(lambda: harness.terminate(p, 5))
+    return p, sock
 
 
 # --- the stack's log, per worker ---------------------------------------------

@@ -282,34 +282,59 @@ class Load:
 
 class HealthWatch:
     """Asks /healthz on every worker's socket every HEALTH_INTERVAL_S until
-    stop(). workers: {name: socket path}."""
+    stop(). workers: {name: socket path}; add() watches one more from then
+    on (a worker started again, or one started apart from the stack)."""
 
     def __init__(self, record, workers, answer_bound):
-        self.record, self.workers = record, workers
+        self.record = record
         self.timeout = answer_bound + 2.0
         self.stop_event = threading.Event()
-        self.dropped = {name: threading.Event() for name in workers}
-        self.threads = [threading.Thread(target=self._run, args=(name, sock), daemon=True)
-                        for name, sock in workers.items()]
+        self.dropped = {}
+        self.threads = []
+        self.by_name = {}
+        self.started = False
+        for name, sock in workers.items():
+            self._watch(name, sock)
+
+    def _watch(self, name, sock):
+        self.dropped[name] = threading.Event()
+        t = threading.Thread(target=self._run, args=(name, sock, self.dropped[name]), daemon=True)
+        self.threads.append(t)
+        self.by_name[name] = t
+        return t
+
+    def add(self, name, sock):
+        """Asks `name` on `sock` from now on (a name dropped before may come
+        back: a worker started again on its socket)."""
+        check(name not in self.by_name or not self.by_name[name].is_alive(), "%s is already watched" % name)
+        t = self._watch(name, sock)
+        if self.started:
+            t.start()
 
     def drop(self, name):
-        """Stops asking one worker (one that is about to be stopped)."""
+        """Stops asking one worker (one that is about to be stopped); returns
+        once its last /healthz has been answered or has failed."""
         self.dropped[name].set()
+        t = self.by_name[name]
+        if t.is_alive():
+            t.join(self.timeout + 1)
 
     def start(self):
+        self.started = True
         for t in self.threads:
             t.start()
         return self
 
-    def _run(self, name, sock):
-        while not self.stop_event.is_set() and not self.dropped[name].is_set():
+    def _run(self, name, sock, dropped):
+        while not self.stop_event.is_set() and not dropped.is_set():
             ask_fcgi(self.record, "health", sock, name, "GET", "/healthz", timeout=self.timeout)
             self.stop_event.wait(HEALTH_INTERVAL_S)
 
     def stop(self):
         self.stop_event.set()
         for t in self.threads:
-            t.join(self.timeout + 5)
+            if t.is_alive():
+                t.join(self.timeout + 5)
         check(not any(t.is_alive() for t in self.threads), "health watch threads did not stop")
 
 
