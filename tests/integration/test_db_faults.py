@@ -12,7 +12,10 @@ and puts the database through one fault:
 - every PostgreSQL process frozen (SIGSTOP) for 20 s under load, then SIGCONT;
 - the postmaster killed with kill -9 under load, then the cluster started;
 - the workers' connections terminated (pg_terminate_backend) under load;
-- SIGTERM to a worker holding waiting polls while the database is down.
+- SIGTERM to a worker holding waiting polls while the database is down;
+- a worker started while the database is down: run-stack.sh's restart of a
+  worker stopped during the outage, under load through nginx; and a worker
+  started apart on an empty database of the same cluster.
 
 What each asserts (fault_load's checks; all violations are reported at once):
 - every answer comes within statement_timeout_ms + 1 s (the config's value),
@@ -33,7 +36,16 @@ What each asserts (fault_load's checks; all violations are reported at once):
   access log's request lines aside), none repeated more often than the
   reminders may be (a line per attempt);
 - (SIGTERM) the worker ends within 2 s and every waiting poll it held gets an
-  answer (through nginx: not a 502).
+  answer (through nginx: not a 502);
+- (a worker started during the outage) it starts and stays up, one process
+  throughout: /healthz 503, a creation 503 problem+json with Retry-After
+  (never 202), GET /animals 200; nginx passes it POSTs again, and none gets
+  a 502; once the database is back its /healthz is 200 and it acknowledges a
+  creation within the recovery bound, with no restart; its log has one
+  store_unavailable and one store_available. On an empty database it
+  creates the schema then (a store_migrated line per version, after its
+  store_unavailable; the jobs table and zookeeper_schema's version are
+  there), and its survey runs to the end, stored in that database.
 
 Bounds are derived from the [store] values each test writes: the kill -9
 test sets statement_timeout_ms 3000, reconnect_interval_ms 500 and
@@ -42,20 +54,24 @@ Figures (answer times during and after each fault, /healthz flips, recovery
 times, log lines) are printed under each result.
 """
 
+import json
 import os
+import re
 import signal
 import threading
 import time
 
 import cluster
 import fault_load as fl
+import fcgi_client
 import harness
 from harness import check
 import registry
 from registry import test
 
 registry.module_backends(__name__, only='postgresql',
-                         why="the database's own faults: stopped, frozen, killed, its connections dropped")
+                         why="the database's own faults: stopped, frozen, killed, its connections dropped, "
+                             "a worker started while it is down")
 
 # Survey length: short enough that surveys finish (and are verified) within
 # a test, long enough that cancels and waits meet running ones.
@@ -360,6 +376,172 @@ def db_connections_terminated_under_load_answers_and_reconnects_losing_nothing(e
         run.close()
 
 
+# --- a worker started while the database is down ---------------------------------
+#
+# It happens two ways: run-stack.sh (systemd alike) starts a stopped worker of
+# several again after RESPAWN_PAUSE_S, whatever the database's state; an
+# operator starts one more, perhaps on a database nobody has used yet. The
+# worker starts degraded: it serves at once, 503 where it needs the
+# database, and takes its store (creating the schema in an empty database)
+# once the database answers, without a restart.
+
+RESPAWN_PAUSE_S = 1.0   # run-stack.sh's default (ZK_RESPAWN_PAUSE_S unset)
+# A start on 2 busy cores, beyond the first connect (refused at once while the
+# database is stopped; connect_timeout_s at worst).
+START_SLACK_S = 4.0
+# nginx skips a worker whose socket refused it for fail_timeout (2 s,
+# upstream.conf.in), then passes it its share of the load again.
+NGINX_BACK_WITHIN_S = 2.0 + 6.0
+# The database stays down at least this long after such a worker first
+# answers: several of its reconnect attempts fail (one per
+# reconnect_interval_ms), and it stays up, and quiet, through them.
+DOWN_AFTER_START_S = 3.0
+
+
+def respawn_bound(p):
+    """Seconds from a worker's end until run-stack.sh's new process answers."""
+    return RESPAWN_PAUSE_S + p.connect_timeout_s + START_SLACK_S
+
+
+def last_lines(st, since, worker, n=4):
+    """The last n lines of `worker` in the stack log after byte `since`
+    (its logfmt lines and anything else it wrote on stderr), quoted."""
+    with open(st.log_path, "rb") as f:
+        f.seek(since)
+        lines = [line for line in f.read().decode("utf-8", "replace").split("\n")
+                 if line.endswith(" worker=" + worker)]
+    return "\n".join("      | " + line[:240] for line in lines[-n:]) or "      | (nothing)"
+
+
+def await_respawn(run, n, old_pid, log_from, deadline):
+    """Waits (until the monotonic `deadline`; one try at least) until
+    run-stack.sh has started worker n again, as a pid other than old_pid,
+    and that process answers /healthz on its socket. Returns (pid, the
+    answer, monotonic time it came); fails naming the pids seen meanwhile
+    and the exit statuses run-stack.sh reported."""
+    name = cluster.worker_name(n)
+    sock = run.workers[name]
+    started = []
+    while True:
+        pid = cluster.worker_pid(run.st, n)
+        if pid != old_pid and pid not in started:
+            started.append(pid)
+        if pid != old_pid and harness.pid_alive(pid):
+            try:
+                a = harness.fcgi(sock, "GET", "/healthz", timeout=run.params.answer_bound + 2)
+                if cluster.worker_pid(run.st, n) == pid:
+                    return pid, a, time.monotonic()
+            except (OSError, EOFError, fcgi_client.FcgiError, ValueError):
+                pass
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    with open(run.st.log_path, "rb") as f:
+        f.seek(log_from)
+        text = f.read().decode("utf-8", "replace")
+    exits = {}
+    for status in re.findall(r"run-stack: worker %d exited with status (\d+)" % n, text):
+        exits[status] = exits.get(status, 0) + 1
+    raise harness.TestFailure(
+        "%s not serving again %.1f s after its end: run-stack.sh started processes meanwhile (pids seen: %s) and "
+        "saw worker %d exit with status %s (the stopped one's included); its last lines:\n%s"
+        % (name, respawn_bound(run.params), " ".join(map(str, started)) or "none", n,
+           ", ".join("%s x%d" % kv for kv in sorted(exits.items())) or "none",
+           last_lines(run.st, log_from, name, 2)))
+
+
+def await_started(st, proc, name, sock, deadline, bound):
+    """Waits until a worker started with spawn_extra_worker answers /healthz
+    on its socket. Returns (the answer, monotonic time it came); fails if it
+    exits first (naming its status and last lines) or by `deadline`."""
+    while True:
+        if proc.poll() is not None:
+            raise harness.TestFailure("%s (pid %d) exited with status %d before it answered; its last lines:\n%s"
+                                      % (name, proc.pid, proc.returncode, last_lines(st, 0, name)))
+        try:
+            return harness.fcgi(sock, "GET", "/healthz", timeout=bound + 2), time.monotonic()
+        except (OSError, EOFError, fcgi_client.FcgiError, ValueError):
+            pass
+        check(time.monotonic() < deadline, "%s (pid %d) does not answer on %s; its last lines:\n%s"
+              % (name, proc.pid, sock, last_lines(st, 0, name)))
+        time.sleep(0.05)
+
+
+def await_health(sock, status, deadline, bound):
+    """The monotonic time /healthz on sock first answered `status`, asking
+    until `deadline` (once at least); None if it did not."""
+    while True:
+        try:
+            if harness.fcgi(sock, "GET", "/healthz", timeout=bound + 2).status == status:
+                return time.monotonic()
+        except (OSError, EOFError, fcgi_client.FcgiError, ValueError):
+            pass
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(0.05)
+
+
+def degraded_violations(name, sock, bound):
+    """What a worker without its database answers on its socket: /healthz
+    503 saying "unavailable"; a creation 503 problem+json with a Retry-After
+    of whole seconds >= 1 (never 202); GET /animals 200, the config's list
+    (it needs no database)."""
+    v = []
+    timeout = bound + 2
+    try:
+        h = harness.fcgi(sock, "GET", "/healthz", timeout)
+        if h.status != 503 or (h.json() or {}).get("status") != "unavailable":
+            v.append("%s without its database: %s, want 503 \"unavailable\"" % (name, h.describe()))
+        c = harness.fcgi(sock, "POST", "/animals/koalas", timeout)
+        errs = harness.problem_errors(c, 503)
+        retry = c.header("Retry-After")
+        if not (retry or "").isdigit() or int(retry) < 1:
+            errs.append("Retry-After %r, want whole seconds >= 1" % retry)
+        if errs:
+            v.append("%s without its database, a creation: %s: %s" % (name, c.describe(), "; ".join(errs)))
+        a = harness.fcgi(sock, "GET", "/animals", timeout)
+        if a.status != 200 or a.json() != harness.ANIMALS:
+            v.append("%s without its database: %s, want 200 and the configured animals" % (name, a.describe()))
+    except (OSError, EOFError, fcgi_client.FcgiError, ValueError) as e:
+        v.append("%s without its database: no answer on its socket: %s: %s" % (name, type(e).__name__, e))
+    return v
+
+
+def newest_process_events(events, name):
+    """`name`'s log lines after its last event=stopped: those of the process
+    started after it (run-stack.sh starts a worker again under its name)."""
+    mine = [e for e in events if e.get("worker") == name]
+    last = max((i for i, e in enumerate(mine) if e.get("event") == "stopped"), default=-1)
+    return mine[last + 1:]
+
+
+def nginx_requests(events):
+    """The access log lines of requests nginx passed (the tests' own, straight
+    to a socket, carry the id fcgi-test)."""
+    return [e for e in events if e.get("event") == "request" and e.get("id") not in (None, "", "fcgi-test")]
+
+
+def await_nginx_post(run, name, log_from, deadline):
+    """True once the newest process of `name` has logged a POST nginx passed
+    it (by `deadline`)."""
+    while True:
+        events = newest_process_events(cluster.log_events(run.st, log_from), name)
+        if any(e.get("method") == "POST" for e in nginx_requests(events)):
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+
+
+def request_tally(events):
+    """'POST 503 x4, GET 200 x2' for access log lines."""
+    tally = {}
+    for e in events:
+        key = "%s %s" % (e.get("method"), e.get("status"))
+        tally[key] = tally.get(key, 0) + 1
+    return ", ".join("%s x%d" % kv for kv in sorted(tally.items())) or "none"
+
+
 SIGTERM_BOUND_S = 2.0   # the worker's contract: a clean stop within 2 s
 PARKED = 6              # waiting polls parked on the victim's socket
 PARKED_NGINX = 6        # and through nginx (some land on the victim)
@@ -470,4 +652,172 @@ def db_down_sigterm_ends_a_worker_within_2s_answering_its_waiting_polls(env):
         v += common_checks(run, t_fault, t_dead, t_restart, t_back, recovered, skip_workers=(victim,))
         fl.check_all(v)
     finally:
+        run.close()
+
+
+# Creations, polls and cancels through nginx; no waiting polls (the load
+# pauses during the test, and a wait can hold it up to WAIT_S).
+LIGHT_LOAD = dict(creators=2, pollers=2, cancellers=1, waiters=0)
+
+
+@test
+def db_down_worker_started_during_the_outage_answers_503_and_recovers_without_a_restart(env):
+    p = DEFAULTS
+    run = Run(env, "db-down-respawn", workers=2, params=p)
+    victim, survivor = cluster.worker_name(1), cluster.worker_name(2)
+    sock = run.workers[victim]
+    try:
+        run.start_load(**LIGHT_LOAD)
+        time.sleep(WARM_S)
+        t_fault = run.mark_fault()
+        cluster.pg_stop_immediate(run.st)
+        t_dead = time.monotonic()
+        # Stopped once it has seen the outage; run-stack.sh starts it again
+        # RESPAWN_PAUSE_S after its end, while the database is still down.
+        check(await_health(sock, 503, t_dead + p.detect(False), p.answer_bound) is not None,
+              "%s: /healthz not 503 within %.1f s of the database's stop" % (victim, p.detect(False)))
+        # The load pauses while the old process stops: how a worker answers
+        # what nginx passes it at its SIGTERM is the SIGTERM test's subject.
+        # It resumes before the new process starts.
+        run.stop_load()
+        old = run.pids[1]
+        log_term = cluster.log_offset(run.st)
+        run.watch.drop(victim)
+        t_term = time.monotonic()
+        os.kill(old, signal.SIGTERM)
+        check(harness.wait_dead(old, SIGTERM_BOUND_S + 8), "%s (pid %d) still alive %.0f s after SIGTERM"
+              % (victim, old, SIGTERM_BOUND_S + 8))
+        t_end = time.monotonic()
+        run.start_load(**LIGHT_LOAD)
+        pid, first, t_first = await_respawn(run, 1, old, log_term, t_end + respawn_bound(p))
+        run.watch.add(victim, sock)
+        v = []
+        if first.status != 503:
+            v.append("%s (pid %d, started during the outage), its first answer: %s, want /healthz 503"
+                     % (victim, pid, first.describe()))
+        v += degraded_violations(victim, sock, p.answer_bound)
+        # nginx passes it POSTs again (it did not refuse them: never a 502).
+        if not await_nginx_post(run, victim, log_term, t_first + NGINX_BACK_WITHIN_S):
+            v.append("nginx passed no POST to %s within %.0f s of its start during the outage: the load did not "
+                     "meet the restarted worker" % (victim, NGINX_BACK_WITHIN_S))
+        time.sleep(max(0.0, t_first + DOWN_AFTER_START_S - time.monotonic()))
+        t_restart = time.monotonic()
+        cluster.pg_start(run.st)
+        t_back = time.monotonic()
+        recovered = run.recover(t_back)
+        time.sleep(TAIL_S)
+        run.stop_load()
+        run.watch.stop()
+        # The restarted worker: up through the outage, 503 on /healthz until
+        # the database is back, then healthy and acknowledging creations, as
+        # the same process; its log says each once.
+        now = cluster.worker_pid(run.st, 1)
+        if now != pid or not harness.pid_alive(pid):
+            v.append("%s started during the outage as pid %d; now %s" % (
+                victim, pid, "pid %d" % now if now != pid else "dead"))
+        v += fl.health_violations(run.rec, [victim], t_first, t_restart, 0.0, p.recovery_bound, t_back=t_back)
+        v += fl.recovery_violations({victim: recovered[victim]}, p.recovery_bound)
+        events = newest_process_events(cluster.log_events(run.st, log_term), victim)
+        outage_s = t_back - t_first + (recovered[victim] or p.recovery_bound)
+        v += fl.log_violations(events, [victim], 1, outage_s, LOG_SLACK)
+        names = [e.get("event") for e in events]
+        back_at = names.index("store_available") if "store_available" in names else len(events)
+        healthy = [a for a in run.rec.of("health", via=victim, start=t_back) if a.status == 200]
+        env.note("%s (pid %d) ended %.2f s after its SIGTERM, %.1f s into the outage; run-stack.sh started it "
+                 "again: pid %d answered /healthz %d %.2f s after that end"
+                 % (victim, old, t_end - t_term, t_term - t_dead, pid, first.status, t_first - t_end))
+        env.note("nginx passed the new %s, while the database was down: %s; after: %s" % (
+            victim, request_tally(nginx_requests(events[:back_at])), request_tally(nginx_requests(events[back_at:]))))
+        env.note("the new %s after the database's return: /healthz 200 after %s, a creation 202 after %s; %s"
+                 % (victim, "%.2f s" % (healthy[0].t1 - t_back) if healthy else "never",
+                    "never" if recovered[victim] is None else "%.2f s" % recovered[victim],
+                    fl.log_timeline(events, run.rec, t_fault, victim)))
+        v += common_checks(run, t_fault, t_dead, t_restart, t_back, recovered, skip_workers=(victim,))
+        fl.check_all(v)
+    finally:
+        run.close()
+
+
+LATE = "late-1"            # a worker started apart from the stack (its own socket; nginx does not know it)
+LATE_DB = "zookeeper_late"  # an empty database in the stack's cluster
+
+
+@test
+def db_down_worker_started_on_an_empty_database_creates_the_schema_once_it_answers(env):
+    p = DEFAULTS
+    run = Run(env, "db-down-empty", workers=1, params=p)
+    proc = None
+    try:
+        cluster.psql(run.st, "CREATE DATABASE %s" % LATE_DB)
+        version = cluster.psql(run.st, "SELECT max(version) FROM zookeeper_schema")[0]  # the stack's worker's
+        t_fault = run.mark_fault()
+        cluster.pg_stop_immediate(run.st)
+        proc, sock = cluster.spawn_extra_worker(run.st, LATE, cluster.store_url(run.st, LATE_DB))
+        t_spawn = time.monotonic()
+        first, t_first = await_started(run.st, proc, LATE, sock, t_spawn + p.connect_timeout_s + START_SLACK_S,
+                                       p.answer_bound)
+        run.watch.add(LATE, sock)
+        v = []
+        if first.status != 503:
+            v.append("%s (started during the outage), its first answer: %s, want /healthz 503"
+                     % (LATE, first.describe()))
+        v += degraded_violations(LATE, sock, p.answer_bound)
+        time.sleep(max(0.0, t_first + DOWN_AFTER_START_S - time.monotonic()))
+        check(proc.poll() is None, "%s (pid %d) exited with status %s during the outage; its last lines:\n%s"
+              % (LATE, proc.pid, proc.returncode, last_lines(run.st, run.log_from, LATE)))
+        t_restart = time.monotonic()
+        cluster.pg_start(run.st)
+        t_back = time.monotonic()
+        recovered = fl.probe_creations(run.rec, {LATE: sock}, t_back, p.recovery_bound + 3, p.answer_bound)
+        v += fl.recovery_violations(recovered, p.recovery_bound)
+        # Its survey runs to the end (a waiting poll answers when it is done),
+        # stored in its own database.
+        acked = [a for a in run.rec.of("create", via=LATE) if a.status == 202]
+        if acked:
+            job = acked[0].job
+            w = fl.ask_fcgi(run.rec, "wait", sock, LATE, "GET", "/query/%s?wait=%d" % (job, WAIT_S), job,
+                            timeout=WAIT_S + p.answer_bound + 2)
+            errs = ["want 200"] if w.status != 200 else harness.sentence_errors(json.loads(w.body), "zebras")
+            if errs:
+                v.append("%s, its survey after the outage: %s: %s"
+                         % (LATE, w.describe(run.rec.origin), "; ".join(errs)))
+            rows = (cluster.psql(run.st, "SELECT count(*) FROM jobs WHERE id = '%s'" % job, db=LATE_DB),
+                    cluster.psql(run.st, "SELECT count(*) FROM jobs WHERE id = '%s'" % job))
+            if rows != (["1"], ["0"]):
+                v.append("%s's survey %s: rows in %s, zookeeper: %r, want 1, 0" % (LATE, job, LATE_DB, rows))
+        schema = (cluster.psql(run.st, "SELECT max(version) FROM zookeeper_schema", db=LATE_DB),
+                  cluster.psql(run.st, "SELECT to_regclass('public.jobs') IS NOT NULL", db=LATE_DB))
+        if schema != ([version], ["t"]):
+            v.append("%s: schema version %r and a jobs table %r, want %s and t" % (LATE_DB, schema[0], schema[1],
+                                                                                  version))
+        run.watch.stop()
+        t_stop = time.monotonic()
+        rc = harness.terminate(proc, SIGTERM_BOUND_S + 3)
+        t_stopped = time.monotonic()
+        if rc != 0:
+            v.append("%s: exit status %s after SIGTERM, want 0" % (LATE, rc))
+        v += fl.health_violations(run.rec, [LATE], t_first, t_restart, 0.0, p.recovery_bound, t_back=t_back)
+        v += fl.answer_violations(run.rec, p.answer_bound)
+        # Its log: once unavailable, the migrations (every version, only
+        # once the database answered), once available.
+        events = [e for e in cluster.log_events(run.st, run.log_from) if e.get("worker") == LATE]
+        v += fl.log_violations(events, [LATE], 1, t_back - t_first + (recovered[LATE] or p.recovery_bound), LOG_SLACK)
+        names = [e.get("event") for e in events]
+        migrated = [e.get("version") for e in events[names.index("store_unavailable") if "store_unavailable" in names
+                                                     else len(events):] if e.get("event") == "store_migrated"]
+        if migrated != [str(n) for n in range(1, int(version) + 1)]:
+            v.append("%s: store_migrated versions %r after store_unavailable, want 1 to %s (its lines: %s)"
+                     % (LATE, migrated, version, ", ".join(n for n in names if n != "request")))
+        healthy = [a for a in run.rec.of("health", via=LATE, start=t_back) if a.status == 200]
+        env.note("%s started during the outage on an empty database: /healthz %d %.2f s after its spawn; "
+                 "the database back after %.1f s more" % (LATE, first.status, t_first - t_spawn, t_restart - t_first))
+        env.note("after the database's return: /healthz 200 after %s, a creation 202 after %s; %s; "
+                 "stopped in %.2f s" % ("%.2f s" % (healthy[0].t1 - t_back) if healthy else "never",
+                                        "never" if recovered[LATE] is None else "%.2f s" % recovered[LATE],
+                                        fl.log_timeline(events, run.rec, t_fault, LATE), t_stopped - t_stop))
+        env.note("its lines: %s" % ", ".join(n for n in names if n != "request"))
+        fl.check_all(v)
+    finally:
+        if proc is not None:
+            harness.terminate(proc, 5)
         run.close()
