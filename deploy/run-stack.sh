@@ -45,10 +45,9 @@ readonly SERVICE_USER=www-data
 # requests in flight, which are short.
 readonly WORKER_GRACE_S=5
 readonly NGINX_GRACE_S=5  # above worker_shutdown_timeout in dev.conf.in
-# Before a dead worker of several is started again. ZK_RESPAWN_PAUSE_S: a
-# test that must not see a worker start while the database is down (it would
-# refuse to start, exit 2: docs/cluster.md) sets a longer one.
-readonly RESPAWN_PAUSE_S=${ZK_RESPAWN_PAUSE_S:-1}
+# Before a dead worker of several is started again (as systemd's RestartSec).
+# One started while the database is down starts degraded (docs/cluster.md).
+readonly RESPAWN_PAUSE_S=1
 readonly PG_PORT=54329      # names the cluster's socket file; nothing listens on TCP
 
 usage() {

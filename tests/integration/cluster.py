@@ -37,17 +37,13 @@ def cluster_config(st_dir, min_s, max_s, extra=""):
                        extra="backend = postgresql\n" + extra)
 
 
-def cluster(env, name, workers=3, min_s=3, max_s=5, extra="", tag_logs=False, ready_timeout=60,
-            respawn_pause_s=None):
+def cluster(env, name, workers=3, min_s=3, max_s=5, extra="", tag_logs=False, ready_timeout=60):
     """Starts a stack of `workers` workers on the stack's own PostgreSQL
     cluster, whatever the run's backend; returns the started Stack (a
     context manager that stops it). tag_logs: each worker's log lines end in
-    worker=worker-N (log_events). respawn_pause_s: how long run-stack.sh
-    waits before it starts a dead worker again (its default: 1 s)."""
+    worker=worker-N (log_events)."""
     st = env.new_stack(name, backend="postgresql", workers=workers)
     st.write_config(cluster_config(st.dir, min_s, max_s, extra))
-    if respawn_pause_s is not None:
-        st.extra_env["ZK_RESPAWN_PAUSE_S"] = str(respawn_pause_s)
     if tag_logs:
         st.bin_path = os.path.join(env.here, "worker-tag.sh")
         st.extra_env["ZK_TAG_REAL_BIN"] = env.bin

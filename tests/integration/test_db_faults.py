@@ -386,7 +386,7 @@ def db_connections_terminated_under_load_answers_and_reconnects_losing_nothing(e
 # database, and takes its store (creating the schema in an empty database)
 # once the database answers, without a restart.
 
-RESPAWN_PAUSE_S = 1.0   # run-stack.sh's default (ZK_RESPAWN_PAUSE_S unset)
+RESPAWN_PAUSE_S = 1.0   # run-stack.sh's pause before it starts a dead worker again
 # A start on 2 busy cores, beyond the first connect (refused at once while the
 # database is stopped; connect_timeout_s at worst).
 START_SLACK_S = 4.0
