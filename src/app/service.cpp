@@ -1,6 +1,8 @@
-// Wiring and the signal loop. Shutdown order matters: acceptors first (so no
-// request can reach a stopped pool), then the pool (which persists its last
-// transitions), then the store (which commits them).
+// Wiring and the signal loop. Shutdown order matters: the transport stops
+// taking connections first, then the pool stops (persisting its last
+// transitions) and the store commits them, while the acceptors still answer
+// what nginx has already sent (503 once the pool has stopped: an answer, where
+// an unread request would be nginx's 502); the acceptors leave last.
 
 #include "app/service.h"
 
@@ -212,9 +214,9 @@ int serve(const Config& config, const Options& options)
     {
         ShutdownGuard guard(*store, shutdown_grace);
         server.stop();
-        server.join();
         pool.stop();
         store->close();
+        server.join();
     }
     log::info("stopped");
     return 0;

@@ -43,6 +43,11 @@ constexpr auto request_head_timeout = std::chrono::seconds(2);
 // Backoff while a request head is incomplete (poll cannot wait for "more").
 constexpr auto head_poll_min = std::chrono::milliseconds(1);
 constexpr auto head_poll_max = std::chrono::milliseconds(50);
+// A stop's last look at the connections (join()): it ends once none has had a
+// request for drain_quiet, and at drain_limit whatever comes. Both well
+// inside the worker's 2 s stop.
+constexpr auto drain_quiet = std::chrono::milliseconds(20);
+constexpr auto drain_limit = std::chrono::milliseconds(300);
 // epoll data of a parked connection: this bit and the parked id. Other
 // entries carry their fd (upper bits zero).
 constexpr std::uint64_t parked_tag = std::uint64_t{1} << 63;
@@ -179,20 +184,65 @@ void FcgiServer::start()
     }
 }
 
+// nginx never passes a POST it has sent to another worker, so a request it
+// wrote to a connection we then close unread becomes its 502. Stopping
+// therefore: new connects are refused (nginx tries another worker), what
+// already waits in the backlog is taken, and the threads keep answering on
+// the connections they have, each closed after its answer, until join().
 void FcgiServer::stop()
 {
     if (stopping_.exchange(true)) return;
+    stop_listening();
     seats_.open();
-    ring(wake_fd_);
     // Every waiting poll gets its answer now (202 with Retry-After while its
     // survey runs); nginx would otherwise hold them until its read timeout.
     for (Taken& t : parking_->close()) finish(std::move(t));
 }
 
+// A unix socket shut for reading refuses connects but keeps its backlog to
+// accept; a TCP one would reset its backlog, so that is taken first.
+void FcgiServer::stop_listening()
+{
+    std::lock_guard lock(listen_mutex_);
+    if (listen_closed_) return;
+    take_backlog();
+    ::shutdown(listen_fd_, SHUT_RD);
+    take_backlog();
+    listen_closed_ = true;
+}
+
 void FcgiServer::join()
 {
+    stop();
+    leaving_ = true;
+    ring(wake_fd_);
     for (auto& t : threads_)
         if (t.joinable()) t.join();
+    drain_connections();
+}
+
+// The threads are gone; what nginx wrote meanwhile is answered here, on the
+// calling thread, until the connections have been quiet for drain_quiet.
+// Idle ones are then closed by the process's exit: nginx's next request on
+// one can still meet a closed socket, but only in the moment before it
+// notices the close, not for the whole stop.
+void FcgiServer::drain_connections()
+{
+    if (drained_.exchange(true) || epoll_fd_ < 0) return;
+    epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, wake_fd_, nullptr);  // level-triggered: it would wake every wait
+    FCGX_Request req;
+    FCGX_InitRequest(&req, -1, 0);
+    const auto limit = std::chrono::steady_clock::now() + drain_limit;
+    for (auto now = std::chrono::steady_clock::now(); now < limit; now = std::chrono::steady_clock::now()) {
+        const auto wait = std::min<std::chrono::steady_clock::duration>(drain_quiet, limit - now);
+        epoll_event ev{};
+        const int n = epoll_wait(epoll_fd_, &ev, 1,
+                                 static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(wait).count()));
+        if (n == 0) break;
+        if (n < 0 && errno != EINTR) break;
+        if (n > 0) dispatch_event(req, ev.data.u64);
+    }
+    FCGX_Free(&req, 0);
 }
 
 // Each thread waits on the shared epoll set for whichever comes first: a new
@@ -215,7 +265,7 @@ void FcgiServer::serve()
         log::flush();
         seat.block();
     });
-    while (!stopping_) {
+    while (!leaving_) {
         seat.resume();
         const bool seated = seat.try_take();
         epoll_event ev{};
@@ -230,7 +280,9 @@ void FcgiServer::serve()
             fail("epoll_wait");
             break;
         }
-        if (n <= 0 || stopping_) continue;
+        // An event taken is served even when leaving: its one-shot is spent,
+        // and the connection would otherwise go unanswered to the end.
+        if (n <= 0 || ev.data.u64 == static_cast<std::uint64_t>(wake_fd_)) continue;
         dispatch_event(req, ev.data.u64);
     }
     FCGX_Free(&req, 0);
@@ -271,7 +323,9 @@ void FcgiServer::serve_request(FCGX_Request& req, int fd)
     const std::string out = serialise(response, request.request_id);
     FCGX_PutStr(out.data(), static_cast<int>(out.size()), req.out);
     FCGX_Finish_r(&req);  // closes unless nginx asked to keep the connection
-    if (req.ipcFd >= 0 && !watch(epoll_fd_, req.ipcFd, EPOLL_CTL_MOD)) ::close(req.ipcFd);
+    // Stopping, a kept connection closes after its answer, so that nginx
+    // stops choosing it (not through libfcgi, whose close lingers up to 2 s).
+    if (req.ipcFd >= 0 && (stopping_ || !watch(epoll_fd_, req.ipcFd, EPOLL_CTL_MOD))) ::close(req.ipcFd);
     req.ipcFd = -1;
 }
 
@@ -358,8 +412,19 @@ void FcgiServer::arm_timer()
     if (timerfd_settime(timer_fd_, TFD_TIMER_ABSTIME, &spec, nullptr) != 0) fail("timerfd_settime");
 }
 
-// Takes every waiting connection into the epoll set, then re-arms the socket.
+// Takes every waiting connection into the epoll set, then re-arms the socket
+// (not once stopping: stop_listening() took the rest).
 void FcgiServer::accept_connections()
+{
+    std::lock_guard lock(listen_mutex_);
+    if (listen_closed_) return;
+    if (!take_backlog()) return;  // gave up: the socket stays unarmed
+    if (!watch(epoll_fd_, listen_fd_, EPOLL_CTL_MOD)) fail("epoll_ctl on the listening socket");
+}
+
+// Accepts until none waits; false when accept() keeps failing. Called with
+// listen_mutex_ held.
+bool FcgiServer::take_backlog()
 {
     for (;;) {
         const int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
@@ -369,16 +434,16 @@ void FcgiServer::accept_connections()
             continue;
         }
         if (errno == EINTR || errno == ECONNABORTED) continue;
-        if (errno == EAGAIN) break;
-        if (!accept_failed(errno)) return;  // gave up: the socket stays unarmed
+        if (errno == EAGAIN) return true;
+        if (!accept_failed(errno)) return false;
     }
-    if (!watch(epoll_fd_, listen_fd_, EPOLL_CTL_MOD)) fail("epoll_ctl on the listening socket");
 }
 
 // accept() can fail for passing reasons (EMFILE, ENOBUFS): pause and retry,
 // up to a limit. Only the thread holding the socket's event gets here.
 bool FcgiServer::accept_failed(int error)
 {
+    if (stopping_) return false;  // stop_listening() waits for this thread
     const char* why = std::strerror(error);
     const int failures = ++accept_failures_;
     if (failures == 1) log::warn("accept_failed").kv("error", why);

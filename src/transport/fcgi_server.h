@@ -13,9 +13,10 @@
 // Why not FCGX_Accept_r's own loop: it blocks in accept() or read() where
 // nothing can interrupt it, trusts lengths it should not (fcgi_guard.h), and
 // pins a thread to each connection nginx keeps open, so kept connections
-// could starve new ones. Here an idle kept connection costs no thread, and
-// stop() wakes every waiting thread through an eventfd in the set; busy
-// threads finish their request first, and join() waits for all of them.
+// could starve new ones. Here an idle kept connection costs no thread. A
+// stop refuses new connections but answers what nginx has already sent
+// (stop(), join()); join() wakes every waiting thread through an eventfd in
+// the set, busy threads finish their request first.
 // libfcgi gets a connection through FCGX_Request's public ipcFd field and
 // never sees the listening socket (its requests are initialised with -1).
 //
@@ -57,10 +58,14 @@ public:
     FcgiServer& operator=(const FcgiServer&) = delete;
 
     void start();
-    // Stops taking requests and wakes idle threads; returns at once.
+    // Stops taking connections (nginx's next connect is refused and goes to
+    // another worker) and answers the waiting polls; the threads go on
+    // answering requests on the connections already open, closing each
+    // after its answer. Returns at once.
     void stop();
-    // Waits until every thread has answered its request and exited. Idle kept
-    // connections stay open until the process exits.
+    // Stops (if not yet), lets every thread finish its request and exit, then
+    // answers on this thread what still arrives, until the connections are
+    // quiet (a few tens of ms). Idle kept connections close with the process.
     void join();
 
     // Called from a thread that hits an unrecoverable socket error.
@@ -72,7 +77,10 @@ private:
     void serve();
     void serve_request(FCGX_Request& req, int fd);
     void accept_connections();
+    bool take_backlog();
     bool accept_failed(int error);
+    void stop_listening();
+    void drain_connections();
     bool await_request(int fd);
     void fail(const char* what);
     void close_fds();
@@ -94,7 +102,11 @@ private:
     // Shared with subscriptions, which may fire on any thread.
     std::shared_ptr<Parking> parking_;
     std::function<void()> on_fatal_;
-    std::atomic<bool> stopping_{false};
+    std::mutex listen_mutex_;    // a leaf: one thread accepts at a time, and stop() shuts the socket between
+    bool listen_closed_ = false;  // guarded by listen_mutex_
+    std::atomic<bool> stopping_{false};  // stop() ran: answers close their connection
+    std::atomic<bool> leaving_{false};   // join() ran: the threads exit
+    std::atomic<bool> drained_{false};
     std::atomic<int> accept_failures_{0};  // in a row
     util::Seats seats_;
     std::vector<std::thread> threads_;
