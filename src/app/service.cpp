@@ -1,8 +1,7 @@
 // Wiring and the signal loop. Shutdown order matters: the transport stops
-// taking connections first, then the pool stops (persisting its last
-// transitions) and the store commits them, while the acceptors still answer
-// what nginx has already sent (503 once the pool has stopped: an answer, where
-// an unread request would be nginx's 502); the acceptors leave last.
+// taking connections and drains what nginx has already sent (an unread request
+// would be nginx's 502), so no request reaches a stopped pool; then the pool
+// (which persists its last transitions), then the store (which commits them).
 
 #include "app/service.h"
 
@@ -214,9 +213,9 @@ int serve(const Config& config, const Options& options)
     {
         ShutdownGuard guard(*store, shutdown_grace);
         server.stop();
+        server.join();
         pool.stop();
         store->close();
-        server.join();
     }
     log::info("stopped");
     return 0;

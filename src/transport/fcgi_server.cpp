@@ -2,6 +2,7 @@
 
 #include "transport/fcgi_server.h"
 
+#include <dirent.h>
 #include <fcgiapp.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -13,12 +14,15 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <charconv>
 #include <chrono>
 #include <cstring>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
+#include <string_view>
 #include <system_error>
+#include <vector>
 
 #include "http/problem.h"
 #include "transport/fcgi_answer.h"
@@ -43,11 +47,18 @@ constexpr auto request_head_timeout = std::chrono::seconds(2);
 // Backoff while a request head is incomplete (poll cannot wait for "more").
 constexpr auto head_poll_min = std::chrono::milliseconds(1);
 constexpr auto head_poll_max = std::chrono::milliseconds(50);
-// A stop's last look at the connections (join()): it ends once none has had a
-// request for drain_quiet, and at drain_limit whatever comes. Both well
-// inside the worker's 2 s stop.
-constexpr auto drain_quiet = std::chrono::milliseconds(20);
-constexpr auto drain_limit = std::chrono::milliseconds(300);
+// A stop's drain (join()): the threads answer until no request has come for
+// drain_quiet, at most drain_limit after stop(). nginx keeps choosing a
+// worker while it holds kept connections to it (each is closed after its
+// next answer, so they run out, and nginx is then refused and goes
+// elsewhere), a request every 20 ms or so each under moderate load: a 20 ms
+// quiet ended while it still chose us (the stop test's 502s). The limit
+// leaves the pool and the store the rest of the shutdown guard's second.
+constexpr auto drain_quiet = std::chrono::milliseconds(150);
+constexpr auto drain_limit = std::chrono::milliseconds(500);
+
+using SteadyClock = std::chrono::steady_clock;
+std::int64_t steady_ns() { return SteadyClock::now().time_since_epoch().count(); }
 // epoll data of a parked connection: this bit and the parked id. Other
 // entries carry their fd (upper bits zero).
 constexpr std::uint64_t parked_tag = std::uint64_t{1} << 63;
@@ -136,6 +147,8 @@ FcgiServer::FcgiServer(int listen_fd, std::size_t threads, std::size_t awake, Ha
     });
     // Several threads may be told the socket is readable; only one wins each
     // accept, and the others must get EAGAIN rather than block in accept().
+    socklen_t len = sizeof listen_address_;
+    if (::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&listen_address_), &len) == 0) listen_address_len_ = len;
     const int flags = fcntl(listen_fd_, F_GETFL);
     if (flags < 0 || fcntl(listen_fd_, F_SETFL, flags | O_NONBLOCK) < 0)
         throw std::system_error(errno, std::generic_category(), "fcntl O_NONBLOCK");
@@ -192,6 +205,7 @@ void FcgiServer::start()
 void FcgiServer::stop()
 {
     if (stopping_.exchange(true)) return;
+    last_request_ns_ = steady_ns();
     stop_listening();
     seats_.open();
     // Every waiting poll gets its answer now (202 with Retry-After while its
@@ -211,38 +225,60 @@ void FcgiServer::stop_listening()
     listen_closed_ = true;
 }
 
+// Drains (the threads answering until the connections are quiet), wakes and
+// joins the threads, answers what they left readable, then closes the
+// connections at once, so that nginx sees them close now rather than write
+// to them until the process has exited.
 void FcgiServer::join()
 {
     stop();
+    if (joining_.exchange(true)) return;
+    const auto stopped = last_request_ns_.load();
+    const auto limit = SteadyClock::time_point(SteadyClock::duration(stopped)) + drain_limit;
+    for (;;) {
+        const auto quiet_until = SteadyClock::time_point(SteadyClock::duration(last_request_ns_.load())) + drain_quiet;
+        const auto until = std::min(quiet_until, limit);
+        if (SteadyClock::now() >= until) break;
+        std::this_thread::sleep_until(until);
+    }
     leaving_ = true;
     ring(wake_fd_);
     for (auto& t : threads_)
         if (t.joinable()) t.join();
-    drain_connections();
-}
-
-// The threads are gone; what nginx wrote meanwhile is answered here, on the
-// calling thread, until the connections have been quiet for drain_quiet.
-// Idle ones are then closed by the process's exit: nginx's next request on
-// one can still meet a closed socket, but only in the moment before it
-// notices the close, not for the whole stop.
-void FcgiServer::drain_connections()
-{
-    if (drained_.exchange(true) || epoll_fd_ < 0) return;
-    epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, wake_fd_, nullptr);  // level-triggered: it would wake every wait
+    if (epoll_fd_ < 0) return;
+    epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, wake_fd_, nullptr);  // level-triggered: every wait would end at once
     FCGX_Request req;
     FCGX_InitRequest(&req, -1, 0);
-    const auto limit = std::chrono::steady_clock::now() + drain_limit;
-    for (auto now = std::chrono::steady_clock::now(); now < limit; now = std::chrono::steady_clock::now()) {
-        const auto wait = std::min<std::chrono::steady_clock::duration>(drain_quiet, limit - now);
-        epoll_event ev{};
-        const int n = epoll_wait(epoll_fd_, &ev, 1,
-                                 static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(wait).count()));
-        if (n == 0) break;
-        if (n < 0 && errno != EINTR) break;
-        if (n > 0) dispatch_event(req, ev.data.u64);
-    }
+    epoll_event ev{};
+    while (epoll_wait(epoll_fd_, &ev, 1, 0) == 1) dispatch_event(req, ev.data.u64);
     FCGX_Free(&req, 0);
+    close_connections();
+}
+
+// Our connections are the sockets whose local address is the listening
+// socket's (an accepted socket shares it; the database's client sockets do
+// not): the kernel's list, read once at the end, so the request path keeps
+// none of its own. Without /proc the process's exit closes them instead.
+void FcgiServer::close_connections()
+{
+    if (listen_address_len_ == 0) return;
+    DIR* dir = ::opendir("/proc/self/fd");
+    if (!dir) return;
+    std::vector<int> ours;
+    while (const dirent* e = ::readdir(dir)) {
+        int fd = -1;
+        const std::string_view name = e->d_name;
+        if (std::from_chars(name.data(), name.data() + name.size(), fd).ec != std::errc{} || fd == listen_fd_ ||
+            fd == ::dirfd(dir))
+            continue;
+        sockaddr_storage a{};
+        socklen_t len = sizeof a;
+        if (::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0 && len == listen_address_len_ &&
+            std::memcmp(&a, &listen_address_, len) == 0)
+            ours.push_back(fd);
+    }
+    ::closedir(dir);
+    for (const int fd : ours) ::close(fd);
 }
 
 // Each thread waits on the shared epoll set for whichever comes first: a new
@@ -283,6 +319,7 @@ void FcgiServer::serve()
         // An event taken is served even when leaving: its one-shot is spent,
         // and the connection would otherwise go unanswered to the end.
         if (n <= 0 || ev.data.u64 == static_cast<std::uint64_t>(wake_fd_)) continue;
+        if (stopping_) last_request_ns_ = steady_ns();  // the drain waits for quiet
         dispatch_event(req, ev.data.u64);
     }
     FCGX_Free(&req, 0);

@@ -32,11 +32,14 @@
 
 #include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
+
+#include <sys/socket.h>
 
 #include "http/message.h"
 #include "transport/parking.h"
@@ -63,9 +66,10 @@ public:
     // answering requests on the connections already open, closing each
     // after its answer. Returns at once.
     void stop();
-    // Stops (if not yet), lets every thread finish its request and exit, then
-    // answers on this thread what still arrives, until the connections are
-    // quiet (a few tens of ms). Idle kept connections close with the process.
+    // Stops (if not yet); the threads answer until the connections have been
+    // quiet for 150 ms (at most 500 ms after stop()), then finish their
+    // request and exit; what they left readable is answered on this thread,
+    // and every connection is closed.
     void join();
 
     // Called from a thread that hits an unrecoverable socket error.
@@ -80,7 +84,7 @@ private:
     bool take_backlog();
     bool accept_failed(int error);
     void stop_listening();
-    void drain_connections();
+    void close_connections();
     bool await_request(int fd);
     void fail(const char* what);
     void close_fds();
@@ -105,8 +109,11 @@ private:
     std::mutex listen_mutex_;    // a leaf: one thread accepts at a time, and stop() shuts the socket between
     bool listen_closed_ = false;  // guarded by listen_mutex_
     std::atomic<bool> stopping_{false};  // stop() ran: answers close their connection
-    std::atomic<bool> leaving_{false};   // join() ran: the threads exit
-    std::atomic<bool> drained_{false};
+    std::atomic<bool> joining_{false};   // join() ran (once)
+    std::atomic<bool> leaving_{false};   // the drain is over: the threads exit
+    std::atomic<std::int64_t> last_request_ns_{0};  // steady clock; from stop() on: when a request last came
+    sockaddr_storage listen_address_{};  // the listening socket's, which its accepted connections share
+    socklen_t listen_address_len_ = 0;
     std::atomic<int> accept_failures_{0};  // in a row
     util::Seats seats_;
     std::vector<std::thread> threads_;
