@@ -5,6 +5,11 @@ FastCGI socket and pid, and the stack's throwaway PostgreSQL cluster
 puts it through. Used by test_cluster.py, test_cluster_waits.py and
 test_db_faults.py; written once here (issue 19).
 
+A worker stopped (or dead) is started again by run-stack.sh after its pause,
+under the same name and on the same socket: await_respawn waits for the new
+process, and its log lines are those after the old one's event=stopped
+(newest_process_events).
+
 Workers are numbered from 1 as run-stack.sh numbers them: worker 1 listens on
 <prefix>/zookeeper.sock (pid in zookeeper-fcgi.pid), worker N on
 zookeeper-N.sock (zookeeper-fcgi-N.pid), and is named worker-N.
@@ -20,6 +25,7 @@ import signal
 import subprocess
 import time
 
+import fcgi_client
 import harness
 from harness import check, config_text
 
@@ -279,3 +285,90 @@ def log_events(st, since=0, worker=None):
             kv.setdefault("worker", worker)
         events.append(kv)
     return events
+
+
+def last_lines(st, since, worker, n=4):
+    """The last n lines of `worker` in the stack log after byte `since`
+    (its logfmt lines and anything else it wrote on stderr), quoted."""
+    with open(st.log_path, "rb") as f:
+        f.seek(since)
+        lines = [line for line in f.read().decode("utf-8", "replace").split("\n")
+                 if line.endswith(" worker=" + worker)]
+    return "\n".join("      | " + line[:240] for line in lines[-n:]) or "      | (nothing)"
+
+
+def newest_process_events(events, name):
+    """`name`'s log lines after its last event=stopped: those of the process
+    started after it (run-stack.sh starts a worker again under its name)."""
+    mine = [e for e in events if e.get("worker") == name]
+    last = max((i for i, e in enumerate(mine) if e.get("event") == "stopped"), default=-1)
+    return mine[last + 1:]
+
+
+def nginx_requests(events):
+    """The access log lines of requests nginx passed (the tests' own, straight
+    to a socket, carry the id fcgi-test)."""
+    return [e for e in events if e.get("event") == "request" and e.get("id") not in (None, "", "fcgi-test")]
+
+
+def nginx_posts(st, name, log_from):
+    """How many POSTs nginx passed the newest process of `name` (its log
+    lines after byte `log_from`)."""
+    events = newest_process_events(log_events(st, log_from), name)
+    return sum(1 for e in nginx_requests(events) if e.get("method") == "POST")
+
+
+def await_nginx_posts(st, name, log_from, deadline, count=1):
+    """True once the newest process of `name` has logged `count` POSTs nginx
+    passed it (by the monotonic `deadline`; one look at least)."""
+    while True:
+        if nginx_posts(st, name, log_from) >= count:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+
+
+def exit_statuses(st, n, since):
+    """The statuses run-stack.sh reported for worker n's exits after byte
+    `since` of the stack log ("worker N exited with status S"), in order."""
+    with open(st.log_path, "rb") as f:
+        f.seek(since)
+        text = f.read().decode("utf-8", "replace")
+    return [int(s) for s in re.findall(r"run-stack: worker %d exited with status (\d+)" % n, text)]
+
+
+def await_respawn(st, n, old_pid, log_from, deadline, timeout=10.0):
+    """Waits (until the monotonic `deadline`; one try at least) until
+    run-stack.sh has started worker n again, as a pid other than old_pid,
+    and that process answers /healthz on its socket (each ask bounded by
+    `timeout`). Returns (pid, the answer, monotonic time it came); fails
+    naming the pids seen meanwhile and the exit statuses run-stack.sh
+    reported after byte `log_from` of the stack log."""
+    name = worker_name(n)
+    sock = st.socket_path(n)
+    started = []
+    since = time.monotonic()
+    while True:
+        pid = worker_pid(st, n)
+        if pid != old_pid and pid not in started:
+            started.append(pid)
+        if pid != old_pid and harness.pid_alive(pid):
+            try:
+                a = fcgi(sock, "GET", "/healthz", timeout=timeout)
+                if worker_pid(st, n) == pid:
+                    return pid, a, time.monotonic()
+            except (OSError, EOFError, fcgi_client.FcgiError, ValueError):
+                pass
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    exits = {}
+    for status in exit_statuses(st, n, log_from):
+        exits[status] = exits.get(status, 0) + 1
+    raise harness.TestFailure(
+        "%s not serving again after %.1f s of waiting: run-stack.sh started processes meanwhile (pids seen: %s) "
+        "and saw worker %d exit with status %s (the stopped one's included); its last lines:\n%s"
+        % (name, time.monotonic() - since, " ".join(map(str, started)) or "none", n,
+           ", ".join("%s x%d" % kv for kv in sorted(exits.items())) or "none",
+           last_lines(st, log_from, name, 2)))

@@ -57,7 +57,6 @@ times, log lines) are printed under each result.
 
 import json
 import os
-import re
 import signal
 import threading
 import time
@@ -404,53 +403,6 @@ def respawn_bound(p):
     return RESPAWN_PAUSE_S + p.connect_timeout_s + START_SLACK_S
 
 
-def last_lines(st, since, worker, n=4):
-    """The last n lines of `worker` in the stack log after byte `since`
-    (its logfmt lines and anything else it wrote on stderr), quoted."""
-    with open(st.log_path, "rb") as f:
-        f.seek(since)
-        lines = [line for line in f.read().decode("utf-8", "replace").split("\n")
-                 if line.endswith(" worker=" + worker)]
-    return "\n".join("      | " + line[:240] for line in lines[-n:]) or "      | (nothing)"
-
-
-def await_respawn(run, n, old_pid, log_from, deadline):
-    """Waits (until the monotonic `deadline`; one try at least) until
-    run-stack.sh has started worker n again, as a pid other than old_pid,
-    and that process answers /healthz on its socket. Returns (pid, the
-    answer, monotonic time it came); fails naming the pids seen meanwhile
-    and the exit statuses run-stack.sh reported."""
-    name = cluster.worker_name(n)
-    sock = run.workers[name]
-    started = []
-    while True:
-        pid = cluster.worker_pid(run.st, n)
-        if pid != old_pid and pid not in started:
-            started.append(pid)
-        if pid != old_pid and harness.pid_alive(pid):
-            try:
-                a = harness.fcgi(sock, "GET", "/healthz", timeout=run.params.answer_bound + 2)
-                if cluster.worker_pid(run.st, n) == pid:
-                    return pid, a, time.monotonic()
-            except (OSError, EOFError, fcgi_client.FcgiError, ValueError):
-                pass
-        if time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
-    with open(run.st.log_path, "rb") as f:
-        f.seek(log_from)
-        text = f.read().decode("utf-8", "replace")
-    exits = {}
-    for status in re.findall(r"run-stack: worker %d exited with status (\d+)" % n, text):
-        exits[status] = exits.get(status, 0) + 1
-    raise harness.TestFailure(
-        "%s not serving again %.1f s after its end: run-stack.sh started processes meanwhile (pids seen: %s) and "
-        "saw worker %d exit with status %s (the stopped one's included); its last lines:\n%s"
-        % (name, respawn_bound(run.params), " ".join(map(str, started)) or "none", n,
-           ", ".join("%s x%d" % kv for kv in sorted(exits.items())) or "none",
-           last_lines(run.st, log_from, name, 2)))
-
-
 def await_started(st, proc, name, sock, deadline, bound):
     """Waits until a worker started with spawn_extra_worker answers /healthz
     on its socket. Returns (the answer, monotonic time it came); fails if it
@@ -458,13 +410,13 @@ def await_started(st, proc, name, sock, deadline, bound):
     while True:
         if proc.poll() is not None:
             raise harness.TestFailure("%s (pid %d) exited with status %d before it answered; its last lines:\n%s"
-                                      % (name, proc.pid, proc.returncode, last_lines(st, 0, name)))
+                                      % (name, proc.pid, proc.returncode, cluster.last_lines(st, 0, name)))
         try:
             return harness.fcgi(sock, "GET", "/healthz", timeout=bound + 2), time.monotonic()
         except (OSError, EOFError, fcgi_client.FcgiError, ValueError):
             pass
         check(time.monotonic() < deadline, "%s (pid %d) does not answer on %s; its last lines:\n%s"
-              % (name, proc.pid, sock, last_lines(st, 0, name)))
+              % (name, proc.pid, sock, cluster.last_lines(st, 0, name)))
         time.sleep(0.05)
 
 
@@ -506,32 +458,6 @@ def degraded_violations(name, sock, bound):
     except (OSError, EOFError, fcgi_client.FcgiError, ValueError) as e:
         v.append("%s without its database: no answer on its socket: %s: %s" % (name, type(e).__name__, e))
     return v
-
-
-def newest_process_events(events, name):
-    """`name`'s log lines after its last event=stopped: those of the process
-    started after it (run-stack.sh starts a worker again under its name)."""
-    mine = [e for e in events if e.get("worker") == name]
-    last = max((i for i, e in enumerate(mine) if e.get("event") == "stopped"), default=-1)
-    return mine[last + 1:]
-
-
-def nginx_requests(events):
-    """The access log lines of requests nginx passed (the tests' own, straight
-    to a socket, carry the id fcgi-test)."""
-    return [e for e in events if e.get("event") == "request" and e.get("id") not in (None, "", "fcgi-test")]
-
-
-def await_nginx_post(run, name, log_from, deadline):
-    """True once the newest process of `name` has logged a POST nginx passed
-    it (by `deadline`)."""
-    while True:
-        events = newest_process_events(cluster.log_events(run.st, log_from), name)
-        if any(e.get("method") == "POST" for e in nginx_requests(events)):
-            return True
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.2)
 
 
 def request_tally(events):
@@ -618,7 +544,8 @@ def db_down_sigterm_ends_a_worker_within_2s_answering_its_waiting_polls(env):
                          % (i, a.t1 - t_term, a.describe(run.rec.origin)))
         # run-stack.sh starts the victim again RESPAWN_PAUSE_S after its end:
         # the database stays down until the new process answers.
-        new_pid, first, _ = await_respawn(run, 1, pid, log_term, t_end + respawn_bound(p))
+        new_pid, first, _ = cluster.await_respawn(run.st, 1, pid, log_term, t_end + respawn_bound(p),
+                                                  p.answer_bound + 2)
         if first.status != 503:
             v.append("%s (pid %d, started again during the outage), its first answer: %s, want /healthz 503"
                      % (victim, new_pid, first.describe()))
@@ -685,7 +612,8 @@ def db_down_worker_started_during_the_outage_answers_503_and_recovers_without_a_
               % (victim, old, SIGTERM_BOUND_S + 8))
         t_end = time.monotonic()
         run.start_load(**LIGHT_LOAD)
-        pid, first, t_first = await_respawn(run, 1, old, log_term, t_end + respawn_bound(p))
+        pid, first, t_first = cluster.await_respawn(run.st, 1, old, log_term, t_end + respawn_bound(p),
+                                                    p.answer_bound + 2)
         run.watch.add(victim, sock)
         v = []
         if first.status != 503:
@@ -693,7 +621,7 @@ def db_down_worker_started_during_the_outage_answers_503_and_recovers_without_a_
                      % (victim, pid, first.describe()))
         v += degraded_violations(victim, sock, p.answer_bound)
         # nginx passes it POSTs again (it did not refuse them: never a 502).
-        if not await_nginx_post(run, victim, log_term, t_first + NGINX_BACK_WITHIN_S):
+        if not cluster.await_nginx_posts(run.st, victim, log_term, t_first + NGINX_BACK_WITHIN_S):
             v.append("nginx passed no POST to %s within %.0f s of its start during the outage: the load did not "
                      "meet the restarted worker" % (victim, NGINX_BACK_WITHIN_S))
         time.sleep(max(0.0, t_first + DOWN_AFTER_START_S - time.monotonic()))
@@ -713,7 +641,7 @@ def db_down_worker_started_during_the_outage_answers_503_and_recovers_without_a_
                 victim, pid, "pid %d" % now if now != pid else "dead"))
         v += fl.health_violations(run.rec, [victim], t_first, t_restart, 0.0, p.recovery_bound, t_back=t_back)
         v += fl.recovery_violations({victim: recovered[victim]}, p.recovery_bound)
-        events = newest_process_events(cluster.log_events(run.st, log_term), victim)
+        events = cluster.newest_process_events(cluster.log_events(run.st, log_term), victim)
         outage_s = t_back - t_first + (recovered[victim] or p.recovery_bound)
         v += fl.log_violations(events, [victim], 1, outage_s, LOG_SLACK)
         names = [e.get("event") for e in events]
@@ -723,7 +651,8 @@ def db_down_worker_started_during_the_outage_answers_503_and_recovers_without_a_
                  "again: pid %d answered /healthz %d %.2f s after that end"
                  % (victim, old, t_end - t_term, t_term - t_dead, pid, first.status, t_first - t_end))
         env.note("nginx passed the new %s, while the database was down: %s; after: %s" % (
-            victim, request_tally(nginx_requests(events[:back_at])), request_tally(nginx_requests(events[back_at:]))))
+            victim, request_tally(cluster.nginx_requests(events[:back_at])),
+            request_tally(cluster.nginx_requests(events[back_at:]))))
         env.note("the new %s after the database's return: /healthz 200 after %s, a creation 202 after %s; %s"
                  % (victim, "%.2f s" % (healthy[0].t1 - t_back) if healthy else "never",
                     "never" if recovered[victim] is None else "%.2f s" % recovered[victim],
@@ -760,7 +689,7 @@ def db_down_worker_started_on_an_empty_database_creates_the_schema_once_it_answe
         v += degraded_violations(LATE, sock, p.answer_bound)
         time.sleep(max(0.0, t_first + DOWN_AFTER_START_S - time.monotonic()))
         check(proc.poll() is None, "%s (pid %d) exited with status %s during the outage; its last lines:\n%s"
-              % (LATE, proc.pid, proc.returncode, last_lines(run.st, run.log_from, LATE)))
+              % (LATE, proc.pid, proc.returncode, cluster.last_lines(run.st, run.log_from, LATE)))
         t_restart = time.monotonic()
         cluster.pg_start(run.st)
         t_back = time.monotonic()
