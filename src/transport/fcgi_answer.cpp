@@ -1,4 +1,4 @@
-// Record encoding for answers to parked requests.
+// Record encoding for answers to parked requests and a stopping worker's.
 
 #include "transport/fcgi_answer.h"
 
@@ -41,6 +41,13 @@ std::string encode_answer(std::uint16_t request_id, std::string_view data)
     // appStatus 0 (four bytes), protocolStatus, three reserved bytes.
     const char body[end_request_body] = {0, 0, 0, 0, static_cast<char>(fcgi_request_complete), 0, 0, 0};
     out.append(body, sizeof body);
+    return out;
+}
+
+std::string encode_last_answer(std::uint16_t request_id, std::string_view data)
+{
+    std::string out = encode_answer(request_id, data);
+    header(out, fcgi_stdout, request_id, 0);
     return out;
 }
 

@@ -145,10 +145,14 @@ FcgiServer::FcgiServer(int listen_fd, std::size_t threads, std::size_t awake, Ha
     std::call_once(initialised, [] {
         if (FCGX_Init() != 0) throw std::runtime_error("FCGX_Init failed");
     });
+    // A name to tell our connections by (close_connections()): never an
+    // unnamed one, which the database's client sockets have too.
+    socklen_t len = sizeof listen_address_;
+    if (::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&listen_address_), &len) == 0 &&
+        len > sizeof(sa_family_t))
+        listen_address_len_ = len;
     // Several threads may be told the socket is readable; only one wins each
     // accept, and the others must get EAGAIN rather than block in accept().
-    socklen_t len = sizeof listen_address_;
-    if (::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&listen_address_), &len) == 0) listen_address_len_ = len;
     const int flags = fcntl(listen_fd_, F_GETFL);
     if (flags < 0 || fcntl(listen_fd_, F_SETFL, flags | O_NONBLOCK) < 0)
         throw std::system_error(errno, std::generic_category(), "fcntl O_NONBLOCK");
@@ -201,7 +205,8 @@ void FcgiServer::start()
 // wrote to a connection we then close unread becomes its 502. Stopping
 // therefore: new connects are refused (nginx tries another worker), what
 // already waits in the backlog is taken, and the threads keep answering on
-// the connections they have, each closed after its answer, until join().
+// the connections they have, each answer the connection's last
+// (answer_last()), until join().
 void FcgiServer::stop()
 {
     if (stopping_.exchange(true)) return;
@@ -358,12 +363,24 @@ void FcgiServer::serve_request(FCGX_Request& req, int fd)
     const http::Response response = handler_(request);
     if (response.park && park(req, request, response)) return;
     const std::string out = serialise(response, request.request_id);
+    if (stopping_) return answer_last(req, out);
     FCGX_PutStr(out.data(), static_cast<int>(out.size()), req.out);
     FCGX_Finish_r(&req);  // closes unless nginx asked to keep the connection
-    // Stopping, a kept connection closes after its answer, so that nginx
-    // stops choosing it (not through libfcgi, whose close lingers up to 2 s).
-    if (req.ipcFd >= 0 && (stopping_ || !watch(epoll_fd_, req.ipcFd, EPOLL_CTL_MOD))) ::close(req.ipcFd);
+    if (req.ipcFd >= 0 && !watch(epoll_fd_, req.ipcFd, EPOLL_CTL_MOD)) ::close(req.ipcFd);
     req.ipcFd = -1;
+}
+
+// Stopping: the connection's last answer (fcgi_answer.h), so that nginx
+// closes it instead of choosing it again; then we close it too (not through
+// libfcgi, whose close lingers up to 2 s).
+void FcgiServer::answer_last(FCGX_Request& req, const std::string& out)
+{
+    const int fd = req.ipcFd;
+    const auto id = static_cast<std::uint16_t>(req.requestId);
+    FCGX_Free(&req, 0);  // 0: the fd stays open
+    req.ipcFd = -1;
+    send_all(fd, encode_last_answer(id, out));
+    ::close(fd);
 }
 
 // Parks the request: false if it cannot (stopping), and `response` is sent.
@@ -414,8 +431,9 @@ void FcgiServer::finish(Taken taken)
         }
         body = serialise(answer, p.request_id);
     }
-    const bool sent = send_all(p.fd, encode_answer(p.fcgi_id, body));
-    if (sent && p.keep && !stopping_ && watch(epoll_fd_, p.fd, EPOLL_CTL_MOD)) return;
+    const bool last = stopping_;
+    const bool sent = send_all(p.fd, last ? encode_last_answer(p.fcgi_id, body) : encode_answer(p.fcgi_id, body));
+    if (sent && p.keep && !last && watch(epoll_fd_, p.fd, EPOLL_CTL_MOD)) return;
     ::close(p.fd);
 }
 

@@ -36,6 +36,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -63,8 +64,8 @@ public:
     void start();
     // Stops taking connections (nginx's next connect is refused and goes to
     // another worker) and answers the waiting polls; the threads go on
-    // answering requests on the connections already open, closing each
-    // after its answer. Returns at once.
+    // answering requests on the connections already open, each answer the
+    // connection's last (nginx closes it). Returns at once.
     void stop();
     // Stops (if not yet); the threads answer until the connections have been
     // quiet for 150 ms (at most 500 ms after stop()), then finish their
@@ -80,6 +81,7 @@ public:
 private:
     void serve();
     void serve_request(FCGX_Request& req, int fd);
+    void answer_last(FCGX_Request& req, const std::string& out);
     void accept_connections();
     bool take_backlog();
     bool accept_failed(int error);

@@ -43,3 +43,14 @@ TEST_CASE("fcgi answer for a waiting poll: content over 65535 bytes is split int
     CHECK(byte(out, second + 1) == 6);
     CHECK(byte(out, second + 5) == 10);
 }
+
+TEST_CASE("fcgi last answer: the same records, then one empty STDOUT after END_REQUEST, so nginx does not keep the connection")
+{
+    const std::string answer = encode_answer(7, "Status: 503 Service Unavailable\r\n\r\n");
+    const std::string last = encode_last_answer(7, "Status: 503 Service Unavailable\r\n\r\n");
+    REQUIRE(last.size() == answer.size() + 8);
+    CHECK(last.substr(0, answer.size()) == answer);
+    CHECK(byte(last, answer.size() + 1) == 6);  // FCGI_STDOUT
+    CHECK(byte(last, answer.size() + 3) == 7);  // the request's id
+    CHECK(byte(last, answer.size() + 5) == 0);  // empty
+}
