@@ -26,7 +26,7 @@ void header(std::string& out, unsigned char type, std::uint16_t id, std::size_t 
 
 }  // namespace
 
-std::string encode_answer(std::uint16_t request_id, std::string_view data)
+std::string encode_answer(std::uint16_t request_id, std::string_view data, ConnectionAfter then)
 {
     std::string out;
     out.reserve(data.size() + 3 * 8 + end_request_body + 8 * (data.size() / max_record_content));
@@ -41,13 +41,7 @@ std::string encode_answer(std::uint16_t request_id, std::string_view data)
     // appStatus 0 (four bytes), protocolStatus, three reserved bytes.
     const char body[end_request_body] = {0, 0, 0, 0, static_cast<char>(fcgi_request_complete), 0, 0, 0};
     out.append(body, sizeof body);
-    return out;
-}
-
-std::string encode_last_answer(std::uint16_t request_id, std::string_view data)
-{
-    std::string out = encode_answer(request_id, data);
-    header(out, fcgi_stdout, request_id, 0);
+    if (then == ConnectionAfter::closed) header(out, fcgi_stdout, request_id, 0);
     return out;
 }
 

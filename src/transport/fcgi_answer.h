@@ -15,15 +15,16 @@ namespace zk::transport {
 // The largest content a record holds (its length field is 16 bits).
 constexpr std::size_t max_record_content = 65535;
 
-std::string encode_answer(std::uint16_t request_id, std::string_view stdout_data);
+// What the connection does after the answer. nginx keeps a FastCGI
+// connection for another request only when FCGI_END_REQUEST ends what it
+// read (ngx_http_fastcgi_module's input filters), so `closed` adds one empty
+// FCGI_STDOUT after the end, and nginx closes the connection instead of
+// choosing it again. Closing it from our side alone races with nginx's next
+// write there, which becomes a reset and, for a POST, nginx's 502.
+enum class ConnectionAfter { kept, closed };
 
-// The same, then one empty FCGI_STDOUT after the end: the connection's last
-// answer. nginx keeps a FastCGI connection for another request only when
-// FCGI_END_REQUEST ends what it read (ngx_http_fastcgi_module's input
-// filters), so it closes this one instead of choosing it again. Closing it
-// from our side alone races with nginx's next write there, which becomes a
-// reset and, for a POST, nginx's 502.
-std::string encode_last_answer(std::uint16_t request_id, std::string_view stdout_data);
+std::string encode_answer(std::uint16_t request_id, std::string_view stdout_data,
+                          ConnectionAfter then = ConnectionAfter::kept);
 
 // Writes all of `data` to a blocking socket; false on any error.
 bool send_all(int fd, std::string_view data);

@@ -210,7 +210,7 @@ void FcgiServer::start()
 void FcgiServer::stop()
 {
     if (stopping_.exchange(true)) return;
-    last_request_ns_ = steady_ns();
+    stopped_ns_ = last_request_ns_ = steady_ns();
     stop_listening();
     seats_.open();
     // Every waiting poll gets its answer now (202 with Retry-After while its
@@ -238,8 +238,7 @@ void FcgiServer::join()
 {
     stop();
     if (joining_.exchange(true)) return;
-    const auto stopped = last_request_ns_.load();
-    const auto limit = SteadyClock::time_point(SteadyClock::duration(stopped)) + drain_limit;
+    const auto limit = SteadyClock::time_point(SteadyClock::duration(stopped_ns_.load())) + drain_limit;
     for (;;) {
         const auto quiet_until = SteadyClock::time_point(SteadyClock::duration(last_request_ns_.load())) + drain_quiet;
         const auto until = std::min(quiet_until, limit);
@@ -379,7 +378,7 @@ void FcgiServer::answer_last(FCGX_Request& req, const std::string& out)
     const auto id = static_cast<std::uint16_t>(req.requestId);
     FCGX_Free(&req, 0);  // 0: the fd stays open
     req.ipcFd = -1;
-    send_all(fd, encode_last_answer(id, out));
+    send_all(fd, encode_answer(id, out, ConnectionAfter::closed));
     ::close(fd);
 }
 
@@ -431,9 +430,9 @@ void FcgiServer::finish(Taken taken)
         }
         body = serialise(answer, p.request_id);
     }
-    const bool last = stopping_;
-    const bool sent = send_all(p.fd, last ? encode_last_answer(p.fcgi_id, body) : encode_answer(p.fcgi_id, body));
-    if (sent && p.keep && !last && watch(epoll_fd_, p.fd, EPOLL_CTL_MOD)) return;
+    const auto then = stopping_ ? ConnectionAfter::closed : ConnectionAfter::kept;
+    const bool sent = send_all(p.fd, encode_answer(p.fcgi_id, body, then));
+    if (sent && p.keep && then == ConnectionAfter::kept && watch(epoll_fd_, p.fd, EPOLL_CTL_MOD)) return;
     ::close(p.fd);
 }
 

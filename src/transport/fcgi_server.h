@@ -113,6 +113,7 @@ private:
     std::atomic<bool> stopping_{false};  // stop() ran: answers close their connection
     std::atomic<bool> joining_{false};   // join() ran (once)
     std::atomic<bool> leaving_{false};   // the drain is over: the threads exit
+    std::atomic<std::int64_t> stopped_ns_{0};       // steady clock: when stop() ran
     std::atomic<std::int64_t> last_request_ns_{0};  // steady clock; from stop() on: when a request last came
     sockaddr_storage listen_address_{};  // the listening socket's, which its accepted connections share
     socklen_t listen_address_len_ = 0;

@@ -47,7 +47,7 @@ TEST_CASE("fcgi answer for a waiting poll: content over 65535 bytes is split int
 TEST_CASE("fcgi last answer: the same records, then one empty STDOUT after END_REQUEST, so nginx does not keep the connection")
 {
     const std::string answer = encode_answer(7, "Status: 503 Service Unavailable\r\n\r\n");
-    const std::string last = encode_last_answer(7, "Status: 503 Service Unavailable\r\n\r\n");
+    const std::string last = encode_answer(7, "Status: 503 Service Unavailable\r\n\r\n", ConnectionAfter::closed);
     REQUIRE(last.size() == answer.size() + 8);
     CHECK(last.substr(0, answer.size()) == answer);
     CHECK(byte(last, answer.size() + 1) == 6);  // FCGI_STDOUT
